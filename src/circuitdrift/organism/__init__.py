@@ -1,0 +1,1 @@
+"""The built-in model organism: a small Qwen2 model pretrained here on a synthetic world."""

@@ -1,0 +1,167 @@
+"""The Task contract: clean/counterfactual prompt pairs, answers, and one grader.
+
+A task is a list of :class:`Example`. Scoring sequences are ``prompt_ids +
+answer_ids``: the two id lists are concatenated, never re-tokenised as one
+string, and the answer is tokenised without special tokens. A counterfactual
+sequence uses the same answer ids and must have the same length as the clean
+one, so that patching position t means the same position in both runs.
+
+Evaluation and reward use the same :meth:`Task.grade`, so accuracy and RL
+reward cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from circuitdrift.errors import InputError
+
+
+@dataclass(frozen=True)
+class Example:
+    clean: str
+    corrupt: str
+    answer: str
+    counter_answer: str | None = None
+
+
+@dataclass
+class Task:
+    """A named list of examples with its grader.
+
+    ``templated`` is True when prompts already contain the tokenizer's special
+    tokens (a chat template was applied), so none are added when encoding.
+    """
+
+    name: str
+    examples: list[Example]
+    description: str = ""
+    templated: bool = False
+    chat_prompts: list[str] | None = field(default=None, repr=False)  # raw user turns, for training
+
+    def __post_init__(self) -> None:
+        if not self.examples:
+            raise InputError(f"task '{self.name}': has no examples")
+        for i, ex in enumerate(self.examples):
+            if not ex.answer.strip():
+                raise InputError(f"task '{self.name}': example {i}: empty answer")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def subset(self, n: int | None) -> Task:
+        """The first ``n`` examples (all when ``n`` is None)."""
+        if n is None or n >= len(self.examples):
+            return self
+        return Task(self.name, self.examples[:n], self.description, self.templated,
+                    self.chat_prompts[:n] if self.chat_prompts else None)
+
+    def parse(self, completion: str) -> str | None:
+        """The answer a completion gives: its first word, stripped of punctuation."""
+        match = re.match(r"\s*([^\s.,;:!?]+)", completion)
+        return match.group(1) if match else None
+
+    def grade(self, completion: str, answer: str) -> float:
+        """1.0 when the completion's parsed answer equals ``answer``, else 0.0."""
+        given = self.parse(completion)
+        return float(given is not None and given == answer.strip())
+
+    def reward(self, prompts: Sequence, completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
+        """TRL reward function: ``(prompts, completions, **dataset_columns) -> rewards``, the same grader."""
+        return [self.grade(_completion_text(c), a) for c, a in zip(completions, answer, strict=True)]
+
+
+def _completion_text(completion) -> str:
+    """TRL passes plain strings, or for conversational data a list of messages."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
+
+
+@dataclass
+class EncodedExample:
+    clean_ids: list[int]  # prompt + answer
+    corrupt_ids: list[int]  # counterfactual prompt + the same answer
+    prompt_len: int
+    answer_ids: list[int]
+    counter_ids: list[int] | None
+
+
+@dataclass
+class TaskBatch:
+    """A right-padded batch. ``targets`` index the positions that predict answer tokens."""
+
+    clean: Tensor  # [B, T] token ids
+    corrupt: Tensor  # [B, T]
+    attention_mask: Tensor  # [B, T]
+    target_pos: Tensor  # [B, A] positions whose next-token prediction is an answer token (padded with 0)
+    target_ids: Tensor  # [B, A] answer token ids (padded with 0)
+    target_mask: Tensor  # [B, A] 1 for real answer tokens
+    counter_ids: Tensor | None  # [B] first counter-answer token, for logit-diff
+    last_prompt_pos: Tensor  # [B] position predicting the first answer token
+
+    def to(self, device: torch.device) -> TaskBatch:
+        moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
+        return TaskBatch(**moved)
+
+    @property
+    def size(self) -> int:
+        return self.clean.shape[0]
+
+
+def encode(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[EncodedExample]:
+    """Tokenise every example, checking equal clean/counterfactual lengths and non-empty answers."""
+    add_special = not task.templated
+    out = []
+    for i, ex in enumerate(task.examples):
+        clean_prompt = tokenizer(ex.clean, add_special_tokens=add_special).input_ids
+        corrupt_prompt = tokenizer(ex.corrupt, add_special_tokens=add_special).input_ids
+        answer = tokenizer(ex.answer, add_special_tokens=False).input_ids
+        if not answer:
+            raise InputError(f"task '{task.name}': example {i}: answer {ex.answer!r} has no tokens")
+        if len(clean_prompt) != len(corrupt_prompt):
+            raise InputError(
+                f"task '{task.name}': example {i}: clean prompt has {len(clean_prompt)} tokens but the "
+                f"counterfactual has {len(corrupt_prompt)}; they must be equal"
+            )
+        counter = tokenizer(ex.counter_answer, add_special_tokens=False).input_ids if ex.counter_answer else None
+        if ex.counter_answer is not None and not counter:
+            raise InputError(f"task '{task.name}': example {i}: counter_answer {ex.counter_answer!r} has no tokens")
+        out.append(EncodedExample(clean_prompt + answer, corrupt_prompt + answer, len(clean_prompt), answer, counter))
+    return out
+
+
+def collate(items: Sequence[EncodedExample], pad_id: int) -> TaskBatch:
+    """Right-pad a list of encoded examples into a :class:`TaskBatch`."""
+    n, t = len(items), max(len(e.clean_ids) for e in items)
+    a = max(len(e.answer_ids) for e in items)
+    clean = torch.full((n, t), pad_id, dtype=torch.long)
+    corrupt = torch.full((n, t), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, t), dtype=torch.long)
+    target_pos = torch.zeros((n, a), dtype=torch.long)
+    target_ids = torch.zeros((n, a), dtype=torch.long)
+    target_mask = torch.zeros((n, a), dtype=torch.bool)
+    for i, e in enumerate(items):
+        length = len(e.clean_ids)
+        clean[i, :length] = torch.tensor(e.clean_ids)
+        corrupt[i, :length] = torch.tensor(e.corrupt_ids)
+        mask[i, :length] = 1
+        k = len(e.answer_ids)
+        target_pos[i, :k] = torch.arange(e.prompt_len - 1, e.prompt_len - 1 + k)
+        target_ids[i, :k] = torch.tensor(e.answer_ids)
+        target_mask[i, :k] = True
+    has_counter = all(e.counter_ids for e in items)
+    counter = torch.tensor([e.counter_ids[0] for e in items]) if has_counter else None
+    last = torch.tensor([e.prompt_len - 1 for e in items])
+    return TaskBatch(clean, corrupt, mask, target_pos, target_ids, target_mask, counter, last)
+
+
+def iter_batches(encoded: Sequence[EncodedExample], batch_size: int, pad_id: int) -> Iterator[TaskBatch]:
+    for start in range(0, len(encoded), batch_size):
+        yield collate(encoded[start : start + batch_size], pad_id)
