@@ -50,6 +50,7 @@ class HeadLayout:
     n_kv_heads: int
     head_dim: int
     out_projs: tuple[nn.Module, ...]
+    layers: nn.ModuleList  # the decoder blocks, in order
 
     @classmethod
     def of(cls, model: nn.Module) -> HeadLayout:
@@ -72,7 +73,7 @@ class HeadLayout:
                 f"architecture '{family}': output projection takes {in_features} features, "
                 f"expected n_heads * head_dim = {n_heads} * {head_dim}"
             )
-        return cls(family, len(projs), n_heads, n_kv, head_dim, projs)
+        return cls(family, len(projs), n_heads, n_kv, head_dim, projs, layers)
 
     @property
     def n_total(self) -> int:

@@ -8,11 +8,18 @@ callers pass the same arguments to each ``load_model`` call.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 from circuitdrift.errors import InputError
 
@@ -84,7 +91,10 @@ def resolve_model_path(name_or_path: str | os.PathLike, allow_pickle: bool = Fal
 def load_tokenizer(name_or_path: str | os.PathLike, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     source = resolve_model_path(name_or_path, allow_pickle=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        if _saved_as_plain_fast_tokenizer(source):
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise InputError(f"model '{name_or_path}': could not load its tokenizer ({_first_line(err)})") from err
     if tokenizer.pad_token_id is None:
@@ -119,6 +129,22 @@ def load_model(
     HeadLayout.of(model)  # fail early on an unsupported architecture
     model.to(torch_device).eval()
     return model, load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+
+
+def _saved_as_plain_fast_tokenizer(source: str) -> bool:
+    """A local tokenizer saved from a bare ``tokenizers`` object (like the organism's).
+
+    AutoTokenizer would pick the model family's tokenizer class from config.json
+    and replace its pre-tokenizer; such a folder must load as a plain fast tokenizer.
+    """
+    config = Path(source) / "tokenizer_config.json"
+    if not config.is_file():
+        return False
+    try:
+        cls = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except json.JSONDecodeError:
+        return False
+    return cls in ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 
 def _first_line(err: BaseException) -> str:

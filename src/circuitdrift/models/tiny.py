@@ -25,7 +25,8 @@ def tiny_config(
 ):
     """A config for a small model; ``n_kv_heads < n_heads`` gives grouped-query attention where supported."""
     if family == "gpt2":
-        kwargs = dict(n_layer=n_layers, n_embd=hidden, n_head=n_heads, n_positions=max_positions, bos_token_id=0, eos_token_id=0)
+        kwargs = dict(n_layer=n_layers, n_embd=hidden, n_head=n_heads, n_positions=max_positions,
+                      bos_token_id=0, eos_token_id=0)
     elif family == "gpt_neox":
         kwargs = dict(
             num_hidden_layers=n_layers,

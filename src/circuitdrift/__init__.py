@@ -1,0 +1,52 @@
+"""circuitdrift: what did fine-tuning do to this model's circuits and capabilities?
+
+The public API is re-exported here by name and imported lazily, so
+``import circuitdrift`` is cheap and has no side effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "circuitdrift.models.load",
+    "load_tokenizer": "circuitdrift.models.load",
+    "HeadLayout": "circuitdrift.models.heads",
+    "head_hooks": "circuitdrift.models.heads",
+    "record_heads": "circuitdrift.models.heads",
+    "tiny_model": "circuitdrift.models.tiny",
+    "build_word_tokenizer": "circuitdrift.models.wordlevel",
+    "Task": "circuitdrift.tasks.base",
+    "Example": "circuitdrift.tasks.base",
+    "load_task_file": "circuitdrift.tasks.files",
+    "resolve_task": "circuitdrift.tasks.registry",
+    "builtin_tasks": "circuitdrift.tasks.registry",
+    "HeadScores": "circuitdrift.circuits.scores",
+    "head_scores": "circuitdrift.circuits.scoring",
+    "task_accuracy": "circuitdrift.circuits.metrics",
+    "cross_model_patch": "circuitdrift.circuits.crossmodel",
+    "differential_vulnerability": "circuitdrift.circuits.vulnerability",
+    "circuit_preservation": "circuitdrift.circuits.vulnerability",
+    "faithfulness": "circuitdrift.circuits.faithfulness",
+    "select_circuit": "circuitdrift.analysis",
+    "heads_result": "circuitdrift.analysis",
+    "cmap_result": "circuitdrift.analysis",
+    "dcv_result": "circuitdrift.analysis",
+    "faithfulness_result": "circuitdrift.analysis",
+    "CircuitDriftError": "circuitdrift.errors",
+    "InputError": "circuitdrift.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'circuitdrift' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,104 @@
+"""The JSON results of the analysis commands, as plain functions over loaded models.
+
+Each function is what one CLI subcommand computes (``heads``, ``cmap``, ``dcv``,
+``faithfulness``); notebooks call them directly with models already in memory.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
+from circuitdrift.circuits.faithfulness import faithfulness
+from circuitdrift.circuits.scores import Head, HeadScores, head_name
+from circuitdrift.circuits.scoring import head_scores, plain_forward_seconds
+from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.errors import InputError
+from circuitdrift.models.heads import HeadLayout
+from circuitdrift.tasks.base import Task
+
+
+def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:
+    """Top-k heads (most negative scores), or all heads at or below ``threshold`` when it is given."""
+    if threshold is not None:
+        return scores.below(threshold)
+    return scores.top_k(top_k if top_k is not None else 20)
+
+
+def check_top_k(model: nn.Module, top_k: int) -> None:
+    total = HeadLayout.of(model).n_total
+    if not 1 <= top_k <= total:
+        raise InputError(f"--top-k {top_k}: must be between 1 and the number of heads ({total})")
+
+
+def heads_result(
+    model: nn.Module, tokenizer, task: Task, model_name: str, method: str = "exact", metric: str = "prob",
+    ablation: str = "corrupt", top_k: int = 20, threshold: float | None = None, batch_size: int = 16,
+    ig_steps: int = 5,
+) -> dict:
+    """Scores of every head, the circuit, and timing against one plain forward pass."""
+    check_top_k(model, top_k)
+    scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
+    circuit = select_circuit(scores, top_k, threshold)
+    forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
+    layout = HeadLayout.of(model)
+    return {
+        "model": model_name, "task": task.name, "method": method, "metric": metric, "ablation": ablation,
+        "n_examples": len(task), "n_layers": layout.n_layers, "n_heads": layout.n_heads,
+        "n_kv_heads": layout.n_kv_heads, "head_dim": layout.head_dim,
+        **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
+        "scores": scores.as_lists(),
+        "circuit": scores.circuit_entries(circuit),
+        "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
+        "timing": {"total_s": scores.meta["timing"]["total_s"], "forward_s": forward_s},
+    }
+
+
+def cmap_result(
+    base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, base_name: str, finetuned_name: str,
+    method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,
+    reverse: bool = False,
+) -> dict:
+    delta = cross_model_patch(base, finetuned, tokenizer, task, method, metric, batch_size, reverse,
+                              finetuned_tokenizer)
+    return {"base": base_name, "finetuned": finetuned_name, "task": task.name, "method": method, "metric": metric,
+            "direction": delta.meta["direction"], "n_examples": len(task), "n_layers": delta.shape[0],
+            "n_heads": delta.shape[1], "delta": delta.as_lists(), "timing": delta.meta["timing"]}
+
+
+def dcv_result(
+    base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, names: dict[str, str],
+    tau: float = 0.1, top_k: int = 20, method: str = "exact", circuit_method: str = "exact",
+    metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
+) -> dict:
+    """CMAP of both fine-tuned models, V(h), vulnerable heads, D(h) and preservation."""
+    if tau < 0:
+        raise InputError(f"--tau {tau}: must be non-negative")
+    check_top_k(base, top_k)
+    tokenizers = tokenizers or {}
+    check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
+    check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
+    delta_sft = cross_model_patch(base, sft, tokenizer, task, method, metric, batch_size)
+    delta_rl = cross_model_patch(base, rl, tokenizer, task, method, metric, batch_size)
+    circuits = {
+        name: head_scores(model, tokenizer, task, circuit_method, metric, ablation, batch_size).top_k(top_k)
+        for name, model in (("base", base), ("sft", sft), ("rl", rl))
+    }
+    result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])
+    return {
+        "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,
+        "circuit_method": circuit_method, "metric": metric, "ablation": ablation, "top_k": top_k,
+        "n_examples": len(task), "n_layers": delta_sft.shape[0], "n_heads": delta_sft.shape[1],
+        **result.to_json(circuits["base"]),
+        "circuits": {name: [head_name(*head) for head in heads] for name, heads in circuits.items()},
+    }
+
+
+def faithfulness_result(
+    model: nn.Module, tokenizer, task: Task, circuit: list[Head], model_name: str, ablation: str = "mean",
+    n_random: int = 10, seed: int = 0, batch_size: int = 32,
+) -> dict:
+    result = faithfulness(model, tokenizer, task, circuit, ablation, n_random, seed, batch_size)
+    return {"model": model_name, "task": task.name, "n_examples": len(task),
+            "circuit": [head_name(*head) for head in circuit], "n_random": n_random, "seed": seed,
+            **result.to_json()}

@@ -1,0 +1,85 @@
+"""Task metrics computed from logits: answer probability, logit difference, exact match.
+
+P(answer | prompt) is the geometric mean of the teacher-forced answer-token
+probabilities (METHODS §1.2); the logit difference is answer minus
+counter-answer at the position that predicts the first answer token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from circuitdrift.errors import InputError
+from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
+
+METRICS = ("prob", "logit-diff")
+MetricFn = Callable[[Tensor, TaskBatch], Tensor]  # (logits [R*B, T, V], batch) -> values [R*B]
+
+
+def _gather_targets(logits: Tensor, batch: TaskBatch) -> tuple[Tensor, Tensor]:
+    """Log-probs [R*B, A] of the answer tokens and the matching mask, for R replicas of the batch."""
+    reps = logits.shape[0] // batch.size
+    pos = batch.target_pos.repeat(reps, 1)  # [R*B, A]
+    ids = batch.target_ids.repeat(reps, 1)
+    mask = batch.target_mask.repeat(reps, 1)
+    rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+    picked = logits[rows, pos]  # [R*B, A, V]
+    logprobs = torch.log_softmax(picked.float(), dim=-1).gather(-1, ids[..., None]).squeeze(-1)
+    return logprobs, mask
+
+
+def answer_logprob(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """Mean log-probability of the answer tokens, per sequence: [R*B]."""
+    logprobs, mask = _gather_targets(logits, batch)
+    return (logprobs * mask).sum(-1) / mask.sum(-1)
+
+
+def answer_prob(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """P = exp(mean log p(answer_j | prefix)), per sequence: [R*B]."""
+    return answer_logprob(logits, batch).exp()
+
+
+def logit_diff(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """Logit of the first answer token minus that of the counter-answer: [R*B]."""
+    if batch.counter_ids is None:
+        raise InputError("metric logit-diff needs a counter_answer in every example")
+    reps = logits.shape[0] // batch.size
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    last = logits[rows, batch.last_prompt_pos.repeat(reps)].float()  # [R*B, V]
+    answer = batch.target_ids[:, 0].repeat(reps)
+    counter = batch.counter_ids.repeat(reps)
+    return last[rows, answer] - last[rows, counter]
+
+
+def exact_match(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """1.0 where every answer token is the argmax of its position (greedy decoding would produce it)."""
+    reps = logits.shape[0] // batch.size
+    pos = batch.target_pos.repeat(reps, 1)
+    rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+    predicted = logits[rows, pos].argmax(-1)  # [R*B, A]
+    ok = (predicted == batch.target_ids.repeat(reps, 1)) | ~batch.target_mask.repeat(reps, 1)
+    return ok.all(-1).float()
+
+
+def metric_fn(name: str) -> MetricFn:
+    if name == "prob":
+        return answer_prob
+    if name == "logit-diff":
+        return logit_diff
+    raise InputError(f"--metric {name}: unknown (use one of {', '.join(METRICS)})")
+
+
+@torch.no_grad()
+def task_accuracy(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> float:
+    """Teacher-forced exact-match accuracy: for single-token answers, greedy accuracy."""
+    from circuitdrift.circuits.forward import model_device, run_logits
+
+    device = model_device(model)
+    hits = []
+    for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
+        batch = batch.to(device)
+        hits.append(exact_match(run_logits(model, batch.clean, batch), batch))
+    return float(torch.cat(hits).double().mean())

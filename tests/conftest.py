@@ -1,0 +1,76 @@
+"""Shared fixtures: random-init tiny models, a locally built tokenizer, toy tasks. No downloads."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from circuitdrift.models.tiny import tiny_model  # noqa: E402
+from circuitdrift.models.wordlevel import build_word_tokenizer  # noqa: E402
+from circuitdrift.tasks.base import Example, Task  # noqa: E402
+
+WORDS = [f"w{i}" for i in range(48)]
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    return build_word_tokenizer(WORDS)
+
+
+def toy_examples(n: int = 8, seed: int = 0, min_len: int = 4, max_len: int = 8) -> list[Example]:
+    """Random word sequences; the counterfactual swaps one word, so lengths match."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        length = rng.randint(min_len, max_len)
+        seq = [rng.choice(WORDS) for _ in range(length)]
+        corrupt = list(seq)
+        corrupt[rng.randrange(length)] = rng.choice(WORDS)
+        answer, counter = rng.sample(WORDS, 2)
+        out.append(Example(" ".join(seq), " ".join(corrupt), " " + answer, " " + counter))
+    return out
+
+
+@pytest.fixture
+def toy_task() -> Task:
+    return Task("toy", toy_examples())
+
+
+def make_model(family: str = "qwen2", tokenizer=None, seed: int = 0, **kwargs):
+    vocab = len(tokenizer) if tokenizer is not None else 128
+    defaults = dict(n_layers=3, hidden=32, n_heads=4, n_kv_heads=2)
+    defaults.update(kwargs)
+    return tiny_model(family, vocab_size=vocab, seed=seed, **defaults)
+
+
+@pytest.fixture
+def qwen2(word_tokenizer):
+    return make_model("qwen2", word_tokenizer)
+
+
+def self_consistent_task(model, tokenizer, n: int = 8, seed: int = 0) -> Task:
+    """A toy task whose answers are the model's own greedy predictions where they round-trip as one token."""
+    from circuitdrift.circuits.forward import run_logits
+    from circuitdrift.tasks.base import collate, encode
+
+    examples = []
+    for ex in toy_examples(n, seed):
+        probe = Task("probe", [ex])
+        batch = collate(encode(probe, tokenizer), tokenizer.pad_token_id)
+        with torch.no_grad():
+            logits = run_logits(model, batch.clean, batch)
+        ranked = logits[0, batch.last_prompt_pos[0]].argsort(descending=True).tolist()
+        words = [tokenizer.decode([i]) for i in ranked]
+        # keep tokens that survive a round trip on their own, so the answer is exactly that token
+        words = [w for i, w in zip(ranked, words, strict=True)
+                 if tokenizer(w, add_special_tokens=False).input_ids == [i]]
+        examples.append(Example(ex.clean, ex.corrupt, words[0], words[1]))
+    return Task("self", examples)

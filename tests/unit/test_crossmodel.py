@@ -1,0 +1,76 @@
+"""CMAP identities: a model against itself, a perturbation planted in one head, incompatible models."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from circuitdrift.circuits.crossmodel import cross_model_patch
+from circuitdrift.errors import IncompatibleModelsError
+from circuitdrift.models.heads import HeadLayout
+from circuitdrift.models.wordlevel import build_word_tokenizer
+from tests.conftest import WORDS, make_model
+
+
+@pytest.mark.parametrize("method", ["exact", "attribution"])
+def test_model_against_itself_is_zero(word_tokenizer, toy_task, method):
+    model = make_model("qwen2", word_tokenizer)
+    twin = copy.deepcopy(model)
+    delta = cross_model_patch(model, twin, word_tokenizer, toy_task, method)
+    assert delta.shape == (3, 4)
+    assert delta.scores.abs().max() == 0
+
+
+def plant(model, layer: int, head: int, scale: float = 3.0):
+    """Perturb only query head ``head`` of ``layer``: rows of q_proj that feed that head alone."""
+    attn = HeadLayout.of(model).layers[layer].self_attn
+    d = HeadLayout.of(model).head_dim
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        rows = attn.q_proj.weight[head * d:(head + 1) * d]
+        rows += scale * torch.randn(rows.shape, generator=generator)
+    return model
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama"])
+def test_planted_perturbation_is_found_there_and_nowhere_upstream(word_tokenizer, toy_task, family):
+    base = make_model(family, word_tokenizer, n_layers=3, n_heads=4, n_kv_heads=2)
+    tuned = plant(copy.deepcopy(base), layer=1, head=2)
+    delta = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact").scores
+    # a random-init model spreads P over the vocabulary (~1e-2), so effects are small in P units
+    assert delta[1, 2].abs() > 1e-6
+    assert delta.abs().argmax().item() == 1 * 4 + 2  # the planted head has the largest effect
+    upstream_and_siblings = torch.cat([delta[0], delta[1, [0, 1, 3]]])
+    assert upstream_and_siblings.abs().max() == 0  # identical outputs: patching them is a no-op
+    approx = cross_model_patch(base, tuned, word_tokenizer, toy_task, "attribution").scores
+    assert approx.abs().argmax().item() == 1 * 4 + 2
+    assert torch.cat([approx[0], approx[1, [0, 1, 3]]]).abs().max() == 0
+
+
+def test_reverse_direction_patches_base_into_finetuned(word_tokenizer, toy_task):
+    base = make_model("qwen2", word_tokenizer)
+    tuned = plant(copy.deepcopy(base), layer=2, head=0)
+    forward = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact")
+    backward = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact", reverse=True)
+    assert backward.meta["direction"] == "base-into-finetuned"
+    assert backward.scores[2, 0].abs() > 1e-6 and forward.scores[2, 0].abs() > 1e-6
+    assert backward.scores[:2].abs().max() == 0
+
+
+def test_different_layouts_are_refused(word_tokenizer, toy_task):
+    base = make_model("qwen2", word_tokenizer, n_layers=3)
+    other = make_model("qwen2", word_tokenizer, n_layers=2)
+    with pytest.raises(IncompatibleModelsError, match="n_layers: base has 3, fine-tuned has 2"):
+        cross_model_patch(base, other, word_tokenizer, toy_task)
+    wider = make_model("qwen2", word_tokenizer, n_heads=8, hidden=64)
+    with pytest.raises(IncompatibleModelsError, match="n_heads"):
+        cross_model_patch(base, wider, word_tokenizer, toy_task)
+
+
+def test_different_vocabularies_are_refused(word_tokenizer, toy_task):
+    base = make_model("qwen2", word_tokenizer)
+    other_tok = build_word_tokenizer(WORDS + ["extra"])
+    with pytest.raises(IncompatibleModelsError, match="tokenizers differ"):
+        cross_model_patch(base, copy.deepcopy(base), word_tokenizer, toy_task, finetuned_tokenizer=other_tok)
