@@ -1,0 +1,68 @@
+"""Task accuracy by greedy generation, graded by the task's own grader (the RL reward's grader).
+
+Each prompt is ``Example.clean``; the completion is decoded without special
+tokens and passed to :meth:`Task.parse` / :meth:`Task.grade`. A completion the
+task cannot parse counts as wrong and is counted in ``unparsable``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from circuitdrift.evaluate.generation import generate_batch, prompt_ids
+from circuitdrift.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    accuracy: float
+    n: int
+    correct: int
+    unparsable: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def greedy_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    max_new_tokens: int = 8,
+    batch_size: int = 64,
+) -> list[str]:
+    """The greedy completion of every example's prompt, decoded without special tokens."""
+    was_training = model.training
+    model.eval()
+    rows = prompt_ids(task, tokenizer)
+    texts: list[str] = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            _, _, completions, mask = generate_batch(model, tokenizer, rows[start : start + batch_size], max_new_tokens)
+            for ids, keep in zip(completions, mask, strict=True):
+                texts.append(tokenizer.decode(ids[keep.bool()], skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+    return texts
+
+
+@torch.no_grad()
+def target_accuracy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    max_new_tokens: int = 8,
+    batch_size: int = 64,
+) -> Accuracy:
+    """Greedy accuracy of ``model`` on ``task``; unparsable answers are wrong and counted."""
+    completions = greedy_completions(model, tokenizer, task, max_new_tokens, batch_size)
+    correct = unparsable = 0
+    for text, example in zip(completions, task.examples, strict=True):
+        if task.parse(text) is None:
+            unparsable += 1
+        correct += int(task.grade(text, example.answer))
+    n = len(task)
+    return Accuracy(correct / n, n, correct, unparsable)

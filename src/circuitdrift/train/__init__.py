@@ -1,0 +1,16 @@
+"""Fine-tuning with SFT and RL (GRPO / Dr. GRPO) through TRL, with a checkpoint trajectory."""
+
+from circuitdrift.train.config import LoraSettings, RLSettings, SFTSettings, TrainConfig, load_train_config
+from circuitdrift.train.run import train, train_rl, train_sft, training_log
+
+__all__ = [
+    "LoraSettings",
+    "RLSettings",
+    "SFTSettings",
+    "TrainConfig",
+    "load_train_config",
+    "train",
+    "train_rl",
+    "train_sft",
+    "training_log",
+]

@@ -1,0 +1,64 @@
+"""RL through TRL's ``GRPOTrainer`` with the Dr. GRPO loss and no KL penalty (METHODS §1.9).
+
+The reward function is the task's own :meth:`Task.reward`, the grader that
+measures accuracy, so reward and evaluation cannot drift apart. Prompts come
+in the order fixed by :mod:`.data` (``shuffle_dataset=False``): each optimizer
+step takes ``prompts_per_step`` prompts x ``num_generations`` rollouts, and
+each rollout batch is reused for ``num_iterations`` (mu) optimizer steps.
+Dr. GRPO also drops the per-group std normalisation (``scale_rewards="none"``
+by default). TRL logs the learning signal at every step: ``reward``,
+``reward_std`` and ``frac_reward_zero_std`` (groups whose rewards are all equal
+give no gradient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from circuitdrift.tasks.base import Task
+from circuitdrift.train.config import TrainConfig
+from circuitdrift.train.data import rl_dataset
+from circuitdrift.train.trainer_args import common_args
+
+
+def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> GRPOConfig:
+    rl = config.rl
+    return GRPOConfig(
+        **common_args(config, "rl", output_dir, progress),
+        num_generations=rl.num_generations,
+        num_iterations=rl.num_iterations,
+        loss_type=rl.loss_type,
+        scale_rewards=rl.scale_rewards,
+        beta=rl.beta,
+        epsilon=rl.epsilon,
+        temperature=rl.temperature,
+        top_p=rl.top_p,
+        max_completion_length=rl.max_completion_length,
+        shuffle_dataset=False,
+        remove_unused_columns=False,
+    )
+
+
+def grpo_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: Task,
+    config: TrainConfig,
+    output_dir: Path,
+    callbacks: Sequence[TrainerCallback] = (),
+    peft_config=None,
+    progress: bool = False,
+) -> GRPOTrainer:
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=task.reward,
+        args=grpo_args(config, output_dir, progress),
+        train_dataset=rl_dataset(task, config),
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        peft_config=peft_config,
+    )

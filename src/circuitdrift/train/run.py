@@ -1,0 +1,180 @@
+"""``train(method, model, task, config, out_dir)``: one fine-tuning run and its checkpoint trajectory.
+
+The run writes ``out_dir/checkpoint-<step>`` for step 0 (the base model) and
+every configured step, ``out_dir/train_config.json`` (what was asked) and, once
+finished, ``out_dir/train_summary.json`` (the Trainer's per-step log). Started
+again on the same folder it resumes from its last complete checkpoint, or
+returns at once when the run already finished; a folder that holds a run with
+a different configuration is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from circuitdrift.errors import InputError, TrainingDivergedError
+from circuitdrift.tasks.base import Task
+from circuitdrift.train.checkpoints import (
+    CheckpointSchedule,
+    DivergenceGuard,
+    MergedExport,
+    checkpoint_dir,
+    last_resumable,
+    list_checkpoints,
+    save_model_folder,
+)
+from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
+from circuitdrift.train.grpo import grpo_trainer
+from circuitdrift.train.sft import sft_trainer
+
+Method = Literal["sft", "rl"]
+METHODS = ("sft", "rl")
+CONFIG_FILE = "train_config.json"
+SUMMARY_FILE = "train_summary.json"
+
+
+def train(
+    method: Method,
+    model: str | os.PathLike | PreTrainedModel,
+    task: str | os.PathLike | Task,
+    config: TrainConfig | dict | str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    progress: bool = False,
+) -> list[Path]:
+    """Fine-tune ``model`` on ``task`` with SFT or RL; return the checkpoint folders, step 0 first.
+
+    ``model`` is a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model
+    (then pass ``tokenizer``); ``task`` a name/JSONL path for :func:`resolve_task` (its
+    ``config.train_split`` is used) or a :class:`Task`; ``config`` a :class:`TrainConfig`, a
+    mapping, a YAML/JSON path, or None for the defaults.
+    """
+    if method not in METHODS:
+        raise InputError(f"method '{method}': use one of {', '.join(METHODS)}")
+    config = _as_config(config)
+    out_dir = Path(out_dir)
+    model, tokenizer, model_name = _as_model(model, tokenizer)
+    task = _as_task(task, config)
+    _claim(out_dir, method, model_name, task.name, config)
+    if (out_dir / SUMMARY_FILE).is_file():
+        return list_checkpoints(out_dir)
+
+    base_dir = save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
+    state_dir = out_dir / "adapter" if config.lora else out_dir
+    guard = DivergenceGuard()
+    extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard]
+    if config.lora:
+        extra.append(MergedExport(base_dir, out_dir))
+    build = sft_trainer if method == "sft" else grpo_trainer
+    model.train()
+    trainer = build(
+        model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress
+    )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # keeps stdout for the command's JSON; the log is in the summary
+    trainer.train(resume_from_checkpoint=_str_or_none(last_resumable(state_dir)))
+    if guard.diverged_at is not None:
+        done = list_checkpoints(out_dir)
+        raise TrainingDivergedError(
+            f"{method} run in {out_dir}: {guard.what} at step {guard.diverged_at}; training stopped, "
+            f"last good checkpoint: {done[-1] if done else 'none'} (lower the learning rate or check the data)"
+        )
+    if trainer.state.global_step < config.steps:
+        # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
+        return list_checkpoints(out_dir)
+    _write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
+                                        "log_history": trainer.state.log_history})
+    return list_checkpoints(out_dir)
+
+
+def train_sft(model, task, config=None, out_dir="runs/train/sft", **kwargs) -> list[Path]:
+    """SFT with TRL's SFTTrainer; see :func:`train`."""
+    return train("sft", model, task, config, out_dir, **kwargs)
+
+
+def train_rl(model, task, config=None, out_dir="runs/train/rl", **kwargs) -> list[Path]:
+    """RL with TRL's GRPOTrainer (Dr. GRPO loss, beta 0 by default); see :func:`train`."""
+    return train("rl", model, task, config, out_dir, **kwargs)
+
+
+def training_log(out_dir: str | os.PathLike) -> list[dict]:
+    """The per-step log of a finished run (loss, reward, frac_reward_zero_std, ...)."""
+    path = Path(out_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise InputError(f"run '{out_dir}': not finished (no {SUMMARY_FILE})")
+    return json.loads(path.read_text())["log_history"]
+
+
+def _as_config(config) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, dict):
+        return parse_train_config(config)
+    return load_train_config(config)
+
+
+def _as_model(model, tokenizer):
+    if isinstance(model, PreTrainedModel):
+        if tokenizer is None:
+            raise InputError("train: a loaded model needs its tokenizer (pass tokenizer=...)")
+        return model, tokenizer, getattr(model.config, "_name_or_path", "") or type(model).__name__
+    from circuitdrift.models.load import load_model
+
+    loaded, loaded_tokenizer = load_model(model, dtype="float32", device="cpu")
+    return loaded, tokenizer or loaded_tokenizer, str(model)
+
+
+def _as_task(task, config: TrainConfig) -> Task:
+    if isinstance(task, Task):
+        return task.subset(config.train_examples)
+    from circuitdrift.tasks.registry import resolve_task
+
+    return resolve_task(task, split=config.train_split, n=config.train_examples, seed=config.seed)
+
+
+def _claim(out_dir: Path, method: str, model_name: str, task_name: str, config: TrainConfig) -> None:
+    """Record what this folder holds; refuse to mix two different runs in one folder."""
+    record = {"method": method, "model": model_name, "task": task_name, "config": config.model_dump(mode="json")}
+    path = out_dir / CONFIG_FILE
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != record:
+            changed = sorted(k for k in record if previous.get(k) != record[k])
+            raise InputError(
+                f"--out {out_dir}: holds a run with a different {', '.join(changed)}; use a new folder"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(path, record)
+
+
+def _peft_config(config: TrainConfig):
+    if config.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=config.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -1,0 +1,101 @@
+"""Accuracy by greedy generation and the task's grader; forward KL sampled from the base."""
+
+import copy
+
+import pytest
+import torch
+
+from circuitdrift.evaluate import EvalSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
+from circuitdrift.evaluate.generation import prompt_ids
+from circuitdrift.tasks.base import Task
+from circuitdrift.train.toy import LETTERS, toy_model, toy_task, toy_tokenizer
+
+
+class LetterTask(Task):
+    """Parses only a leading letter A-D, so a random model's words are unparsable."""
+
+    def parse(self, completion):
+        head = completion.strip()[:1]
+        return head if head in LETTERS else None
+
+
+@pytest.fixture(scope="module")
+def toy():
+    tokenizer = toy_tokenizer()
+    return tokenizer, toy_task(tokenizer, n=24), toy_model(tokenizer)
+
+
+def _letter_bias(model, tokenizer, strength=6.0):
+    """A copy whose logits lean towards the letter tokens (a hook on the output head), so answers parse."""
+    biased = copy.deepcopy(model)
+    bias = torch.zeros(biased.config.vocab_size)
+    bias[[tokenizer.convert_tokens_to_ids(letter) for letter in LETTERS]] = strength
+    biased.lm_head.register_forward_hook(lambda module, inputs, output: output + bias)
+    return biased
+
+
+def test_greedy_completions_do_not_depend_on_batching(toy):
+    tokenizer, task, model = toy
+    assert greedy_completions(model, tokenizer, task, 4, batch_size=1) == greedy_completions(
+        model, tokenizer, task, 4, batch_size=7
+    )
+
+
+def test_accuracy_grades_with_the_task_and_counts_unparsable(toy):
+    tokenizer, task, model = toy
+    letters = LetterTask(task.name, task.examples, templated=True, chat_prompts=task.chat_prompts)
+    for candidate in (model, _letter_bias(model, tokenizer, 3.0), _letter_bias(model, tokenizer, 30.0)):
+        texts = greedy_completions(candidate, tokenizer, letters, 4)
+        result = target_accuracy(candidate, tokenizer, letters, 4)
+        assert result.n == len(task)
+        assert result.unparsable == sum(letters.parse(t) is None for t in texts)
+        assert result.correct == sum(letters.grade(t, e.answer) for t, e in zip(texts, task.examples, strict=True))
+        assert result.accuracy == result.correct / result.n
+    assert target_accuracy(model, tokenizer, letters, 4).unparsable > 0
+    assert target_accuracy(_letter_bias(model, tokenizer, 30.0), tokenizer, letters, 4).unparsable == 0
+
+
+def test_kl_of_a_model_against_itself_is_zero_and_positive_against_a_perturbed_copy(toy):
+    tokenizer, task, model = toy
+    same = forward_kl(model, model, tokenizer, task, n_samples=16, max_new_tokens=6, batch_size=5)
+    assert same.value == 0.0 and same.n_samples == 16
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    drift = forward_kl(model, perturbed, tokenizer, task, n_samples=64, max_new_tokens=6, batch_size=16)
+    assert drift.value > 4 * drift.stderr > 0
+    assert drift.to_dict() == {**drift.to_dict(), "temperature": 0.6, "top_p": 0.85, "max_new_tokens": 6}
+
+
+def test_one_token_kl_estimate_matches_the_exact_kl(toy):
+    """With one token, temperature 1 and top-p 1, the estimator's mean is the exact next-token KL."""
+    tokenizer, task, model = toy
+    other = _letter_bias(model, tokenizer, 2.0)
+    estimate = forward_kl(model, other, tokenizer, task, n_samples=1200, temperature=1.0, top_p=1.0,
+                          max_new_tokens=1, batch_size=400)
+    exact = []
+    with torch.no_grad():
+        for ids in prompt_ids(task, tokenizer):
+            x = torch.tensor([ids])
+            p = model(x).logits[0, -1].log_softmax(-1)
+            q = other(x).logits[0, -1].log_softmax(-1)
+            exact.append((p.exp() * (p - q)).sum())
+    exact = float(torch.stack(exact).mean())
+    assert exact > 0.05
+    assert abs(estimate.value - exact) < 4 * estimate.stderr
+
+
+def test_evaluate_model_reports_forgetting_and_kl_against_the_base(toy):
+    tokenizer, task, model = toy
+    letters = LetterTask("letters", task.examples, templated=True, chat_prompts=task.chat_prompts)
+    biased = _letter_bias(model, tokenizer, 30.0)
+    settings = EvalSettings(kl_samples=8, kl_max_new_tokens=4, max_new_tokens=4)
+    result = evaluate_model(biased, tokenizer, task, base=model, settings=settings, model_name="biased",
+                            probe_tasks={"letters": letters})
+    assert set(result) == {"model", "task", "target", "probes", "forgetting", "kl"}
+    base_letters = target_accuracy(model, tokenizer, letters, 4).accuracy
+    assert result["forgetting"]["letters"] == base_letters - result["probes"]["letters"]
+    assert result["kl"]["n_samples"] == 8 and result["kl"]["value"] > 0
+    alone = evaluate_model(model, tokenizer, task, settings=settings, probe_tasks={})
+    assert "kl" not in alone and "forgetting" not in alone and alone["probes"] == {}

@@ -1,0 +1,80 @@
+"""`circuitdrift train sft|rl` and `circuitdrift eval` end to end on a saved tiny model; LoRA runs."""
+
+import json
+
+import pytest
+import torch
+import typer
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from circuitdrift.errors import InputError
+from circuitdrift.models.load import load_model
+from circuitdrift.train import train_sft
+from circuitdrift.train.checkpoints import save_model_folder
+from circuitdrift.train.commands import register
+from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    tokenizer = toy_tokenizer()
+    save_model_folder(toy_model(tokenizer), tokenizer, root / "base")
+    lines = [
+        {"clean": f"what color is the {t}?", "corrupt": f"what color is the {t}?", "answer": f" {c}"}
+        for t, c in [("sky", "blue"), ("snow", "white"), ("coal", "black"), ("leaf", "green")]
+    ]
+    (root / "task.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (root / "train.yaml").write_text("steps: 2\nprompts_per_step: 2\nlearning_rate: 0.01\nrl:\n"
+                                     "  num_generations: 2\n  max_completion_length: 2\n")
+    app = typer.Typer()
+    register(app)
+    return root, app
+
+
+@pytest.mark.parametrize("method", ["sft", "rl"])
+def test_train_then_eval_from_the_command_line(setup, method):
+    root, app = setup
+    runner = CliRunner()
+    out = root / f"run-{method}"
+    args = ["train", method, "--model", str(root / "base"), "--task", str(root / "task.jsonl"),
+            "--config", str(root / "train.yaml"), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{") :])["checkpoints"][-1].endswith("checkpoint-2")
+    report = root / f"eval-{method}.json"
+    result = runner.invoke(app, ["eval", str(out / "checkpoint-2"), "--task", str(root / "task.jsonl"),
+                                 "--base", str(root / "base"), "--out", str(report), "--probes", "",
+                                 "--kl-samples", "4", "--max-new-tokens", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(report.read_text())
+    assert measured["target"]["n"] == 4 and set(measured["kl"]) >= {"value", "n_samples", "temperature", "top_p"}
+    assert measured["kl"]["n_samples"] == 4 and measured["kl"]["max_new_tokens"] == 3
+
+
+def test_bad_config_is_an_input_error_naming_the_key(setup):
+    root, app = setup
+    bad = root / "bad.yaml"
+    bad.write_text("steps: 2\nrl:\n  num_generatons: 4\n")
+    result = CliRunner().invoke(app, ["train", "rl", "--model", str(root / "base"), "--task",
+                                      str(root / "task.jsonl"), "--config", str(bad), "--out", str(root / "bad")])
+    assert isinstance(result.exception, InputError)
+    assert "bad.yaml: rl.num_generatons" in str(result.exception)
+
+
+def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path):
+    root, _ = setup
+    tokenizer = toy_tokenizer()
+    task = toy_task(tokenizer, n=8)
+    config = {"steps": 2, "prompts_per_step": 2, "learning_rate": 0.05, "lora": {"r": 4, "alpha": 8}}
+    checkpoints = train_sft(root / "base", task, config, tmp_path)
+    assert [p.name for p in checkpoints] == ["checkpoint-0", "checkpoint-2"]
+    assert not (checkpoints[-1] / "adapter_config.json").exists()
+    assert (tmp_path / "adapter" / "checkpoint-2" / "adapter_config.json").is_file()
+    base, tuned = (load_file(str(path / "model.safetensors")) for path in checkpoints)
+    assert set(base) == set(tuned)
+    changed = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert changed and all(k.endswith(".weight") and "proj" in k for k in changed)
+    model, _ = load_model(checkpoints[-1], device="cpu")
+    assert type(model).__name__ == "Qwen2ForCausalLM"
