@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 from circuitdrift.circuits.metrics import answer_prob, logit_diff
 from circuitdrift.circuits.patching import (
+    ablation_sources,
     all_heads,
     effect,
     mean_head_outputs,
@@ -27,8 +28,8 @@ def naive_scores(model, tokenizer, task, metric_name, ablation):
     encoded = encode(task, tokenizer)
     means = mean_head_outputs(model, encoded, 4, tokenizer.pad_token_id) if ablation == "mean" else None
     layout = HeadLayout.of(model)
-    clean, patched = naive_patched_values(model, encoded, tokenizer.pad_token_id, metric, ablation, means,
-                                          all_heads(layout))
+    clean, patched = naive_patched_values(model, encoded, tokenizer.pad_token_id, metric,
+                                          lambda b: ablation_sources(model, b, ablation, means), all_heads(layout))
     return effect(clean, patched, metric_name == "prob").mean(-1).view(layout.shape)
 
 

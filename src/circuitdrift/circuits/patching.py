@@ -15,7 +15,7 @@ all examples and non-pad positions of the clean run.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -128,20 +128,21 @@ def naive_patched_values(
     encoded: Sequence[EncodedExample],
     pad_id: int,
     metric: MetricFn,
-    ablation: str,
-    means: Sources | None,
+    sources_for: Callable[[TaskBatch], Sources],
     heads: Sequence[Head],
 ) -> tuple[Tensor, Tensor]:
     """Reference: one example and one head per forward pass, no replay, no replicas.
 
-    Returns ``(clean [N], patched [len(heads), N])`` like :func:`patched_values`.
+    ``sources_for(batch)`` gives the replacement head outputs for a one-example
+    batch (an ablation, or another model's heads for CMAP). Returns
+    ``(clean [N], patched [len(heads), N])`` like :func:`patched_values`.
     """
     device = model_device(model)
     clean, patched = [], torch.empty(len(heads), len(encoded), dtype=torch.float64)
     for i, example in enumerate(encoded):
         batch = collate([example], pad_id).to(device)
         clean.append(metric(run_logits(model, batch.clean, batch), batch).item())
-        sources = ablation_sources(model, batch, ablation, means)
+        sources = sources_for(batch)
         for j, (layer, head) in enumerate(heads):
 
             def patch_one(_layer, z, head=head, source=sources[layer]):
