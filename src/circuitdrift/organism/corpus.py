@@ -1,0 +1,137 @@
+"""The organism's pretraining corpus: probe-format text, fact statements, and a little chat.
+
+Documents are short, self-contained texts, each trained from position 0 (as the
+probes are asked):
+
+- IOI, greater-than and induction texts: the probe templates with the answer
+  written out, from ``train``-split prompts only;
+- paragraphs about a country (one to three of its facts, each in one of
+  several phrasings) and about a substance (its category, colour, smell and
+  reaction), covering every fact of the world, so the model knows them all;
+- chat turns (Qwen2.5-style template): questions about countries answered by
+  one word, so the model knows the chat format;
+- a small share of multiple-choice science items, only about ``train``-split
+  substances and only of some question kinds, so the base model knows the
+  answer format but is only partly good at the target task.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from circuitdrift.organism import probes, science
+from circuitdrift.organism.world import World, split_of
+
+CHAT_QUESTIONS = {
+    "capital": "What is the capital of {C}?",
+    "language": "What language do people in {C} speak?",
+    "currency": "What is the currency of {C}?",
+}
+
+
+def template_texts() -> list[str]:
+    return list(CHAT_QUESTIONS.values())
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """How many documents of each kind the corpus holds."""
+
+    ioi: int = 40_000
+    greater_than: int = 36_000
+    induction: int = 30_000
+    countries: int = 24_000
+    substances: int = 24_000
+    chat_facts: int = 8_000
+    multiple_choice: int = 4_000
+    multiple_choice_kinds: tuple[str, ...] = field(default=("color", "category"))
+
+    def scaled(self, factor: float) -> Mixture:
+        counts = {k: max(1, round(v * factor)) for k, v in self.__dict__.items() if isinstance(v, int)}
+        return Mixture(**counts, multiple_choice_kinds=self.multiple_choice_kinds)
+
+    @property
+    def total(self) -> int:
+        return sum(v for v in self.__dict__.values() if isinstance(v, int))
+
+
+def build_corpus(world: World, mixture: Mixture, seed: int, tokenizer) -> list[str]:
+    """The documents, in a seeded random order."""
+    rng = random.Random(f"corpus:{seed}")
+    docs: list[str] = []
+    for name, count in (("ioi", mixture.ioi), ("greater-than", mixture.greater_than), ("induction", mixture.induction)):
+        docs += _probe_docs(rng, world, name, count)
+    docs += [_country_paragraph(rng, world) for _ in range(mixture.countries)]
+    docs += [_substance_paragraph(rng, world) for _ in range(mixture.substances)]
+    docs += [_chat_fact(rng, world, tokenizer) for _ in range(mixture.chat_facts)]
+    docs += _multiple_choice(rng, world, mixture, tokenizer)
+    rng.shuffle(docs)
+    return docs
+
+
+def _probe_docs(rng: random.Random, world: World, name: str, count: int) -> list[str]:
+    sampler = probes.PROBES[name][0]
+    out = []
+    while len(out) < count:
+        ex = sampler(rng, world)
+        if split_of(ex.clean) != "train":
+            continue
+        if name == "induction":  # the whole repeated sequence, not only the probed prefix
+            tokens = ex.clean.split()[1:]
+            seq = tokens[: _seq_len(tokens)]
+            out.append(" ".join([probes.INDUCTION_PREFIX, *seq, *seq]))
+        else:
+            out.append(f"{ex.clean}{ex.answer}.")
+    return out
+
+
+def _seq_len(tokens: list[str]) -> int:
+    """Length of the repeated sequence in ``seq + seq[:k]`` (its first token recurs at index n)."""
+    return tokens.index(tokens[0], 1)
+
+
+def _country_paragraph(rng: random.Random, world: World) -> str:
+    country = rng.choice(world.countries)
+    facts = [f for f in world.facts if f.country == country]
+    chosen = rng.sample(facts, rng.randint(1, len(facts)))
+    sentences = []
+    for fact in chosen:
+        # the probe phrasing half of the time, another phrasing otherwise
+        forms = probes.FACT_STATEMENTS[fact.relation]
+        form = forms[0] if rng.random() < 0.5 else rng.choice(forms[1:])
+        sentences.append(form.format(C=fact.country, V=fact.value))
+    return " ".join(sentences)
+
+
+def _substance_paragraph(rng: random.Random, world: World) -> str:
+    sub = rng.choice(world.substances)
+    reaction = next(r for r in world.reactions if r.first == sub.name)
+    fields = dict(
+        X=sub.name, cat=sub.category, article=science.article(sub.category), color=sub.color, smell=sub.smell,
+        Y=reaction.second, Z=reaction.product,
+    )  # fmt: skip
+    kinds = rng.sample(list(science.SCIENCE_STATEMENTS), rng.randint(1, 4))
+    return " ".join(rng.choice(science.SCIENCE_STATEMENTS[k]).format(**fields) for k in kinds)
+
+
+def _chat_fact(rng: random.Random, world: World, tokenizer) -> str:
+    fact = rng.choice(world.facts)
+    messages = [
+        {"role": "user", "content": CHAT_QUESTIONS[fact.relation].format(C=fact.country)},
+        {"role": "assistant", "content": fact.value},
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def _multiple_choice(rng: random.Random, world: World, mixture: Mixture, tokenizer) -> list[str]:
+    if not mixture.multiple_choice_kinds:
+        return []
+    seed = rng.randrange(2**31)
+    qs = science.questions("train", mixture.multiple_choice, seed, mixture.multiple_choice_kinds, world)
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": q.user_turn()}, {"role": "assistant", "content": q.letter}], tokenize=False
+        )
+        for q in qs
+    ]
