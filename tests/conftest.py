@@ -74,3 +74,56 @@ def self_consistent_task(model, tokenizer, n: int = 8, seed: int = 0) -> Task:
                  if tokenizer(w, add_special_tokens=False).input_ids == [i]]
         examples.append(Example(ex.clean, ex.corrupt, words[0], words[1]))
     return Task("self", examples)
+
+
+def write_tiny_experiment(root, seeds=(0, 1), steps: int = 2, extra: dict | None = None):
+    """A complete experiment on a random-init Qwen2 folder and JSONL tasks: seconds, no download.
+
+    Returns the config path. The target task is a word-level "next word" task that
+    both SFT and RL can move; the probes are toy clean/counterfactual tasks.
+    """
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(root)
+    tokenizer = build_word_tokenizer(WORDS)
+    model = make_model("qwen2", tokenizer, n_layers=2)
+    for config in (model.config, model.generation_config):
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+    rng = random.Random(1)
+    target = []
+    for _ in range(16):
+        seq = [rng.choice(WORDS[:8]) for _ in range(3)]
+        target.append({"clean": " ".join(seq), "corrupt": " ".join(reversed(seq)), "answer": " " + seq[0]})
+    (root / "target.jsonl").write_text("\n".join(json.dumps(r) for r in target) + "\n")
+    for name, seed in (("probe-a", 2), ("probe-b", 3)):
+        rows = [{"clean": e.clean, "corrupt": e.corrupt, "answer": e.answer, "counter_answer": e.counter_answer}
+                for e in self_consistent_task(model, tokenizer, n=6, seed=seed).examples]
+        (root / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    config = {
+        "name": "tiny",
+        "base_model": str(root / "base"),
+        "target_task": str(root / "target.jsonl"),
+        "probes": [str(root / "probe-a.jsonl"), str(root / "probe-b.jsonl")],
+        "methods": ["sft", "rl"],
+        "seeds": list(seeds),
+        "device": "cpu",
+        "train": {"steps": steps, "prompts_per_step": 2, "learning_rate": 1e-2, "checkpoint_steps": [1],
+                  "rl": {"num_generations": 2, "max_completion_length": 2}},
+        "analysis": {"n_examples": 6, "top_k": 3, "n_random": 2, "batch_size": 8, "target_goal": 0.5},
+        "eval": {"target_n": 8, "probe_n": 6, "max_new_tokens": 2, "kl_samples": 4, "kl_max_new_tokens": 3,
+                 "batch_size": 8},
+    }
+    for section, values in (extra or {}).items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    path = root / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -252,7 +252,8 @@ def _register_stage_commands() -> None:
     """Commands that live beside their stage's code."""
     import importlib
 
-    for module in ("circuitdrift.organism.commands", "circuitdrift.train.commands"):
+    for module in ("circuitdrift.organism.commands", "circuitdrift.train.commands",
+                   "circuitdrift.pipeline.commands", "circuitdrift.report.commands"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as err:

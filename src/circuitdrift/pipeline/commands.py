@@ -1,0 +1,24 @@
+"""``circuitdrift run``: the experiment command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+
+
+def run_command(
+    config: Annotated[Path | None, typer.Argument(help="Experiment YAML (default: configs/demo.yaml).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Log lines instead of a progress display.")] = False,
+) -> None:
+    """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
+    from circuitdrift.pipeline.run import run_experiment
+
+    run_dir = run_experiment(config, out, quiet)
+    typer.echo(str(run_dir / "report.html"))

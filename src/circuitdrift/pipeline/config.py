@@ -1,0 +1,153 @@
+"""The experiment config: one YAML file names the models, tasks, methods, seeds and analysis settings.
+
+Unknown keys, wrong types and out-of-range values are input errors that name
+their path in the file (``analysis.top_k``); YAML is loaded with ``safe_load``.
+The resolved config (every default filled in) is written into the run folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from circuitdrift.errors import InputError
+from circuitdrift.train.config import TrainConfig
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AnalysisSettings(_Section):
+    """How circuits are found and compared (METHODS §1.3-1.6)."""
+
+    n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
+    circuit_method: Literal["exact", "attribution", "eap-ig"] = Field("exact", description="base circuit discovery")
+    rediscovery_method: Literal["exact", "attribution", "eap-ig"] = Field(
+        "attribution", description="circuit re-discovery at each checkpoint (exact at the final one when "
+        "exact_final is set)")
+    exact_final: bool = Field(True, description="use exact methods at the final checkpoint of every run")
+    metric: Literal["prob", "logit-diff"] = "prob"
+    ablation: Literal["corrupt", "zero", "mean"] = Field("corrupt", description="ablation for head scoring")
+    faithfulness_ablation: Literal["corrupt", "zero", "mean"] = Field("mean", description="heads outside C")
+    n_random: int = Field(10, ge=0, description="random circuits for the faithfulness baseline")
+    top_k: int = Field(20, ge=1, description="circuit size")
+    tau: float = Field(0.1, ge=0.0, description="vulnerability threshold on V(h)")
+    cmap_method: Literal["exact", "attribution"] = Field("attribution", description="CMAP at non-exact checkpoints")
+    exact_cmap_steps: list[int] = Field(default_factory=list, description="checkpoint steps that get exact CMAP")
+    target_goal: float = Field(0.6, ge=0.0, le=1.0, description="target accuracy for 'steps to reach'")
+    batch_size: int = Field(16, ge=1)
+
+
+class EvalSection(_Section):
+    """Per-checkpoint measurements (METHODS §1.10)."""
+
+    split: str = Field("test", description="held-out split for every measurement")
+    target_n: int = Field(200, ge=1, description="target-task examples")
+    probe_n: int = Field(100, ge=1, description="examples per probe for accuracy")
+    max_new_tokens: int = Field(4, ge=1, description="greedy tokens per accuracy prompt")
+    kl_samples: int = Field(200, ge=1)
+    kl_temperature: float = Field(0.6, gt=0.0)
+    kl_top_p: float = Field(0.85, gt=0.0, le=1.0)
+    kl_max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class ExperimentConfig(BaseModel):
+    """Everything that decides a run; see configs/demo.yaml for a commented example."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("experiment", description="a label for the report")
+    base_model: str = Field(description="hub id, local folder, or 'organism'")
+    target_task: str = Field(description="built-in task name or JSONL file: the new task to learn")
+    probes: list[str] = Field(min_length=1, description="prior-capability probes (built-in names or JSONL files)")
+    methods: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    device: str = Field("auto", description="auto, cpu or cuda")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+            raise ValueError("seeds must be distinct non-negative integers")
+        return seeds
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct_methods(cls, methods: list[str]) -> list[str]:
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods must be distinct")
+        return methods
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        names = [probe_label(p) for p in self.probes]
+        if len(set(names)) != len(names):
+            raise ValueError("probes must have distinct names")
+        schedule = self.train.schedule()
+        for step in self.analysis.exact_cmap_steps:
+            if step not in schedule:
+                raise ValueError(f"analysis.exact_cmap_steps: step {step} is not a checkpoint step {schedule}")
+        return self
+
+    def steps(self) -> list[int]:
+        return self.train.schedule()
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return self.train.model_copy(update={"seed": seed})
+
+
+def probe_label(spec: str) -> str:
+    """The folder-safe name of a probe: a built-in name, or a JSONL file's stem."""
+    label = Path(spec).stem if spec.endswith((".jsonl", ".json")) else spec
+    if not SAFE_NAME.match(label):
+        raise ValueError(f"probe name {label!r} must use letters, digits, '.', '_' or '-'")
+    return label
+
+
+def load_config(path: str | Path | None = None) -> tuple[ExperimentConfig, str]:
+    """The validated config from a YAML file (default: configs/demo.yaml), and its source name."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise InputError(f"config '{path}': no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise InputError(f"{path}{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of settings at the top level")
+    return parse_config(data, str(path)), str(path)
+
+
+def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
+    """Validate a mapping; the first problem is reported as ``source: key.path: message``."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise InputError(f"{source}: {where}: {message}") from None
+
+
+def resolved_yaml(config: ExperimentConfig) -> str:
+    """The config with every default filled in, as YAML (stable key order)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,106 @@
+"""``circuitdrift run``: the whole SFT-vs-RL circuit-vulnerability experiment in one call.
+
+What the paper's authors did across many scripts: base circuits for every
+probe, SFT and RL runs for every seed with matched budgets, measurements at
+every checkpoint (target accuracy, probe accuracy, forward KL, CMAP of every
+head, circuit re-discovery), DCV, aggregation with confidence intervals and a
+report. Rerunning skips what is up to date; a killed run resumes; a changed
+setting recomputes only what depends on it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from circuitdrift.errors import InputError
+from circuitdrift.io import write_json, write_text
+from circuitdrift.models.heads import HeadLayout
+from circuitdrift.pipeline import stages
+from circuitdrift.pipeline.config import ExperimentConfig, load_config, resolved_yaml
+from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.progress import Reporter
+from circuitdrift.pipeline.schema import Results
+from circuitdrift.pipeline.store import RunStore
+
+LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
+             "matplotlib", "pydantic")
+
+
+def run_experiment(config_path: str | Path | None = None, out: str | Path | None = None,
+                   quiet: bool = False) -> Path:
+    """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``."""
+    config, source = load_config(config_path)
+    store = RunStore(out if out is not None else Path("runs") / config.name)
+    reporter = Reporter(quiet)
+    ctx = RunContext(config, store, reporter)
+    write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
+    write_json(store.path("environment.json"), environment(config))
+    check_against_model(ctx)
+    circuits = stages.base_circuits(ctx)
+    checkpoints = stages.training(ctx)
+    records = stages.measurements(ctx, checkpoints, circuits)
+    with reporter.stage("comparison", 1) as rep, rep.item("dcv, aggregate, results"):
+        compare(ctx, circuits, records)
+    with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
+        from circuitdrift.report.build import build_report
+
+        build_report(store.root)
+    write_json(store.path("timings.json"), reporter.timings)
+    reporter.log(f"done: {store.root / 'report.html'}")
+    return store.root
+
+
+def check_against_model(ctx: RunContext) -> None:
+    """Settings that can only be checked against the base model and the tasks, before any long work."""
+    config = ctx.config
+    for spec in [config.target_task, *config.probes]:
+        ctx.task(spec, 1)  # raises a one-line InputError for an unknown name or a bad file
+    layout = HeadLayout.of(ctx.base[0])
+    if config.analysis.top_k > layout.n_total:
+        raise InputError(f"config: analysis.top_k: {config.analysis.top_k} exceeds the number of heads "
+                         f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
+    if len(config.methods) < 2:
+        ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+
+
+def compare(ctx: RunContext, circuits: dict, records: list) -> None:
+    """DCV per probe, aggregation over seeds, results.json and results.csv (files only, no models)."""
+    from circuitdrift.pipeline.aggregate import aggregate
+    from circuitdrift.pipeline.tables import results_csv
+
+    config = ctx.config
+    dcv = {}
+    if {"sft", "rl"} <= set(config.methods):
+        for label, circuit in circuits.items():
+            dcv[label] = stages.probe_dcv(ctx, label, records, circuit)
+            write_json(ctx.store.path(f"dcv/{label}.json"), dcv[label].model_dump())
+    base_record = next(r for r in records if r.step == 0)
+    base = {"target_accuracy": base_record.target_accuracy,
+            "probe_accuracy": {p: m.accuracy for p, m in base_record.probes.items()}}
+    summary_aggregate, summary = aggregate(base, circuits, records, dcv, config.analysis.target_goal,
+                                           config.analysis.tau)
+    results = Results(
+        name=config.name, base_model=config.base_model, target_task=config.target_task,
+        probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
+        base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
+        summary=summary,
+    )
+    write_json(ctx.store.path("results.json"), json.loads(results.model_dump_json()))
+    base_by_seed_probe = {(r.seed, p): m.accuracy for r in records if r.step == 0 for p, m in r.probes.items()}
+    write_text(ctx.store.path("results.csv"), results_csv(records, base_by_seed_probe))
+
+
+def environment(config: ExperimentConfig) -> dict:
+    """Library versions, platform and seeds: what a reader needs to reproduce the numbers."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "libraries": versions, "seeds": list(config.seeds), "device": config.device, "dtype": config.dtype}

@@ -1,0 +1,107 @@
+"""The files the pipeline stages hand to each other, as typed records.
+
+Every stage writes JSON that validates against one of these models; the
+comparison stage and the report read only these files, never models.
+
+Run folder layout::
+
+    RUN_DIR/
+      config.resolved.yaml            the validated config, every default filled in
+      environment.json                library versions, platform, seeds
+      state.json                      artifact -> (inputs key, content sha256), for caching and resume
+      circuits/base/<probe>.json      BaseCircuit
+      train/<method>/seed<k>/checkpoint-<step>/   Hugging Face model folders (step 0 = the base)
+      measure/<method>/seed<k>/step<n>.json       CheckpointMeasurement
+      dcv/<probe>.json                ProbeDCV
+      results.json                    Results (deterministic: no timings)
+      results.csv                     one row per method x seed x checkpoint x probe
+      timings.json                    wall-clock seconds per stage and item
+      report.md, report.html, figures/*.png
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseCircuit(_Record):
+    """The base model's circuit for one prior-capability probe (stage: base circuits)."""
+
+    probe: str
+    method: str  # exact | attribution | eap-ig
+    metric: str  # prob | logit-diff
+    ablation: str  # ablation used for scoring (corrupt | zero | mean)
+    n_examples: int
+    accuracy: float  # F(M): exact-match accuracy of the base model on the probe
+    scores: list[list[float]]  # [n_layers][n_heads] head importance s_h (most negative = most important)
+    circuit: list[str]  # top-k heads "L{l}.H{h}", most important first
+    faithfulness: float  # F(C|M) / F(M)
+    faithfulness_ablation: str  # ablation of heads outside C (zero | mean | corrupt)
+    random_faithfulness: float  # mean over random circuits of the same size
+    random_faithfulness_all: list[float]
+
+
+class ProbeMeasurement(_Record):
+    """One probe at one checkpoint."""
+
+    accuracy: float  # exact-match (greedy) accuracy on the probe
+    cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads]
+    cmap_method: str  # exact | attribution
+    damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)
+    circuit: list[str]  # top-k circuit re-discovered in this checkpoint
+    preservation: float  # |C_base & C_X| / |C_base|
+
+
+class CheckpointMeasurement(_Record):
+    """Everything measured at one checkpoint of one (method, seed) run (stage: measure)."""
+
+    method: str  # sft | rl
+    seed: int
+    step: int  # optimizer steps taken; 0 = the base model
+    target_accuracy: float  # greedy, first letter parsed; unparsable counts as wrong
+    target_n: int
+    target_unparsable: int
+    kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
+    kl_samples: int
+    probes: dict[str, ProbeMeasurement]
+
+
+class ProbeDCV(_Record):
+    """Differential circuit vulnerability for one probe at the final checkpoint (stage: compare).
+
+    ``delta_*`` and ``V`` are means over seeds; ``D`` is the mean over seeds of
+    D(h); ``preservation`` holds per-method means over seeds.
+    """
+
+    probe: str
+    step: int
+    tau: float
+    delta_sft: list[list[float]]
+    delta_rl: list[list[float]]
+    V: list[list[float]]
+    vulnerable: list[dict]  # {layer, head, name, V, in_base_circuit}
+    D: list[list[float]]
+    preservation: dict[str, float]
+    base_circuit: list[str]
+
+
+class Results(_Record):
+    """results.json: the whole experiment's numbers, deterministic given config and seeds."""
+
+    name: str
+    base_model: str
+    target_task: str
+    probes: list[str]
+    methods: list[str]
+    seeds: list[int]
+    steps: list[int]
+    base: dict = Field(description="target_accuracy and per-probe accuracy of the base model")
+    base_circuits: dict[str, BaseCircuit]
+    measurements: list[CheckpointMeasurement]
+    dcv: dict[str, ProbeDCV]
+    aggregate: dict = Field(description="means and 95% intervals over seeds; see pipeline/aggregate.py")
+    summary: list[dict] = Field(description="one row per method: the paper-shaped summary table")
