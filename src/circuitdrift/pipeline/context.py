@@ -48,7 +48,7 @@ class RunContext:
         split = split or self.config.eval.split
         cache_key = (spec, n, split)
         if cache_key not in self._tasks:
-            self._tasks[cache_key] = resolve_task(spec, split=split, n=n)
+            self._tasks[cache_key] = resolve_task(spec, split=split, n=n, tokenizer=self.base[1])
         return self._tasks[cache_key]
 
     def probe_tasks(self) -> dict[str, str]:

@@ -1,0 +1,82 @@
+"""Experiment config: defaults resolve, and every bad value is named by its path in the file."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from circuitdrift.errors import InputError
+from circuitdrift.pipeline.config import load_config, parse_config, probe_label, resolved_yaml
+
+MINIMAL = {"base_model": "organism", "target_task": "science-qa", "probes": ["ioi", "factual"]}
+
+
+def with_(**changes):
+    data = {**MINIMAL}
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section] = {**data.get(section, {}), field: value}
+        else:
+            data[section] = value
+    return data
+
+
+def test_defaults_resolve_and_round_trip():
+    config = parse_config(MINIMAL)
+    assert config.methods == ["sft", "rl"] and config.seeds == [0, 1, 2]
+    assert config.steps()[0] == 0 and config.steps()[-1] == config.train.steps
+    again = parse_config(yaml.safe_load(resolved_yaml(config)))
+    assert again == config
+    assert config.train_config(7).seed == 7 and config.train_config(7).steps == config.train.steps
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (with_(analysis__top_kk=3), "cfg.yaml: analysis.top_kk: unknown key"),
+        (with_(colour="red"), "cfg.yaml: colour: unknown key"),
+        (with_(analysis__tau=-0.5), "cfg.yaml: analysis.tau: Input should be greater than or equal to 0"),
+        (with_(analysis__top_k="many"), "cfg.yaml: analysis.top_k: Input should be a valid integer"),
+        (with_(train={"steps": 10, "checkpoint_steps": [20]}), "cfg.yaml: train: checkpoint step 20 is outside"),
+        (with_(seeds=[1, 1]), "cfg.yaml: seeds: seeds must be distinct"),
+        (with_(methods=["sft", "dpo"]), "cfg.yaml: methods.1: Input should be 'sft' or 'rl'"),
+        (with_(eval__kl_top_p=1.5), "cfg.yaml: eval.kl_top_p"),
+        ({"target_task": "x", "probes": ["a"]}, "cfg.yaml: base_model: Field required"),
+        (with_(probes=["../../etc"]), "probe name"),
+        (with_(analysis__exact_cmap_steps=[7]), "exact_cmap_steps: step 7 is not a checkpoint step"),
+    ],
+)
+def test_bad_values_are_named_by_path(data, message):
+    with pytest.raises(InputError) as info:
+        parse_config(data, "cfg.yaml")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_yaml_file_errors_name_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base_model: organism\nprobes: [ioi\ntarget_task: x\n")
+    with pytest.raises(InputError, match=r"bad.yaml:\d+: "):
+        load_config(bad)
+    with pytest.raises(InputError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(InputError, match="expected a mapping"):
+        load_config(listing)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    """A python-object tag would run code under yaml.load; safe_load refuses it."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("base_model: !!python/object/apply:os.system ['touch " + str(tmp_path / "owned") + "']\n")
+    with pytest.raises(InputError):
+        load_config(evil)
+    assert not (tmp_path / "owned").exists()
+
+
+def test_probe_labels():
+    assert probe_label("ioi") == "ioi"
+    assert probe_label("/data/my-probe.jsonl") == "my-probe"
+    with pytest.raises(ValueError):
+        probe_label("a b")
