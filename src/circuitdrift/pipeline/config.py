@@ -78,6 +78,13 @@ class ExperimentConfig(BaseModel):
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     eval: EvalSection = Field(default_factory=EvalSection)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not SAFE_NAME.match(name):
+            raise ValueError("use letters, digits, '.', '_' or '-' (the name becomes the default run folder)")
+        return name
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:

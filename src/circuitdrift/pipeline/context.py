@@ -16,7 +16,7 @@ from circuitdrift.tasks.base import Task
 @dataclass
 class RunContext:
     config: ExperimentConfig
-    store: RunStore
+    store: RunStore | None  # set once the config has been checked against the model
     reporter: Reporter
     _tasks: dict = field(default_factory=dict)
 

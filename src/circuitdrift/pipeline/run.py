@@ -33,13 +33,16 @@ LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate
 def run_experiment(config_path: str | Path | None = None, out: str | Path | None = None,
                    quiet: bool = False) -> Path:
     """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     config, source = load_config(config_path)
-    store = RunStore(out if out is not None else Path("runs") / config.name)
     reporter = Reporter(quiet)
-    ctx = RunContext(config, store, reporter)
+    ctx = RunContext(config, None, reporter)
+    check_against_model(ctx)  # before the run folder exists: bad input leaves nothing behind
+    ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
     write_json(store.path("environment.json"), environment(config))
-    check_against_model(ctx)
     circuits = stages.base_circuits(ctx)
     checkpoints = stages.training(ctx)
     records = stages.measurements(ctx, checkpoints, circuits)
