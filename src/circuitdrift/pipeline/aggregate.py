@@ -1,0 +1,329 @@
+"""From the measurement files to the numbers the report states: means and 95 % intervals over seeds.
+
+Pure functions of the typed records (no models, no files), so the whole
+analysis can be rerun from results.json. Conventions (docs/report.md):
+
+- forgetting(probe, checkpoint) = base accuracy - checkpoint accuracy, where the
+  base accuracy is the step-0 measurement of the same (method, seed) run, i.e.
+  the base model (base["probe_accuracy"] only for a run without step 0);
+  positive = capability lost.
+- every statistic is over seeds (pipeline/stats.py): {mean, lo, hi, n, missing}.
+- a per-seed mean over probes is missing when any probe is missing.
+- steps to goal = first checkpoint step with target_accuracy >= target_goal;
+  seeds that never reach it are counted, not averaged in.
+- SFT - RL differences are paired by seed when both methods have the same seeds,
+  else Welch.
+- RL's Razor: one least-squares line of mean forgetting over probes against KL
+  through every (method, seed, step > 0) checkpoint.
+
+The aggregate dict (results.json "aggregate")::
+
+    settings      {target_goal, tau, level}
+    methods, probes
+    base_accuracy {method: {seed: {probe: accuracy | None}}}
+    curves        {method: {steps, target_accuracy, kl, forgetting_mean, preservation_mean,
+                            damage_mean: [stat per step], probes: {probe: {accuracy, forgetting,
+                            preservation, damage: [stat per step]}}}}
+    endpoints     {method: {final_steps, n_seeds, target_accuracy, kl, forgetting, preservation,
+                            damage (each {probe: stat}), forgetting_mean, preservation_mean,
+                            damage_mean, steps_to_goal, never_reached, degraded_heads,
+                            degraded_heads_by_probe, vulnerable_heads: {probe: stat}}}
+    sft_minus_rl  {a, b, available, target_accuracy, kl, steps_to_goal, forgetting_mean,
+                   preservation_mean, damage_mean, forgetting, preservation: {probe: diff}}
+    razor         {fit: {slope, intercept, r2, n}, pearson_r, by_method: {method: {r, n}},
+                   points: [{method, seed, step, kl, forgetting}]}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
+from circuitdrift.pipeline.stats import LEVEL, difference, is_number, line_fit, mean_or_none, pearson, stat
+
+PER_PROBE = ("accuracy", "forgetting", "preservation", "damage")
+OVER_PROBES = ("forgetting", "preservation", "damage")
+PREFERRED_ORDER = ("sft", "rl")
+
+Runs = dict[tuple[str, int], dict[int, CheckpointMeasurement]]  # (method, seed) -> step -> measurement
+
+
+def aggregate(
+    base: dict,
+    base_circuits: dict[str, BaseCircuit],
+    measurements: list[CheckpointMeasurement],
+    dcv: dict[str, ProbeDCV],
+    target_goal: float,
+    tau: float,
+) -> tuple[dict, list[dict]]:
+    """The aggregate dict (layout in the module docstring) and one summary row per method."""
+    runs = index_runs(measurements)
+    methods = method_order({method for method, _ in runs})
+    probes = probe_order(base_circuits, measurements)
+    base_acc = base_probe_accuracy(measurements, base)
+    values = {key: {step: checkpoint_values(m, base_acc, probes) for step, m in steps.items()}
+              for key, steps in runs.items()}
+    seeds = {method: sorted(seed for m, seed in runs if m == method) for method in methods}
+    finals = {key: _final_values(key, steps, values[key], base_circuits, probes, target_goal, tau)
+              for key, steps in runs.items()}
+    vulnerable = _vulnerable_per_seed(runs, dcv, probes)
+    for key, counts in vulnerable.items():
+        finals[key]["vulnerable_heads"] = counts
+    endpoints = {method: _endpoint(method, seeds[method], finals, probes) for method in methods}
+    _fill_unpaired_vulnerable(endpoints, dcv, probes, seeds)
+    result = {
+        "settings": {"target_goal": target_goal, "tau": tau, "level": LEVEL},
+        "methods": methods,
+        "probes": probes,
+        "base_accuracy": {method: {str(seed): {p: base_acc.get((method, seed, p)) for p in probes}
+                                   for seed in seeds[method]} for method in methods},
+        "curves": {method: _curves(method, seeds[method], values, probes) for method in methods},
+        "endpoints": endpoints,
+        "sft_minus_rl": _differences(seeds, finals, probes),
+        "razor": razor(values),
+    }
+    return result, [summary_row(method, endpoints[method], probes) for method in methods]
+
+
+def index_runs(measurements: list[CheckpointMeasurement]) -> Runs:
+    runs: Runs = defaultdict(dict)
+    for m in measurements:
+        runs[(m.method, m.seed)][m.step] = m
+    return dict(runs)
+
+
+def method_order(methods: set[str]) -> list[str]:
+    """SFT first, then RL, then anything else alphabetically: the same order in every table and legend."""
+    return [m for m in PREFERRED_ORDER if m in methods] + sorted(methods - set(PREFERRED_ORDER))
+
+
+def probe_order(base_circuits: dict[str, BaseCircuit], measurements: list[CheckpointMeasurement]) -> list[str]:
+    seen = list(base_circuits)
+    for m in measurements:
+        seen += [p for p in m.probes if p not in seen]
+    return seen
+
+
+def base_probe_accuracy(measurements: list[CheckpointMeasurement], base: dict) -> dict[tuple[str, int, str], float]:
+    """(method, seed, probe) -> the base model's accuracy: that run's step-0 measurement, else the base dict's
+    ``probe_accuracy`` (or ``probes``) entry."""
+    fallback = {}
+    for probe, value in base_probe_entries(base).items():
+        value = value.get("accuracy") if isinstance(value, dict) else value
+        if is_number(value):
+            fallback[probe] = float(value)
+    out: dict[tuple[str, int, str], float] = {}
+    for key in {(m.method, m.seed) for m in measurements}:
+        step0 = next((m for m in measurements if (m.method, m.seed) == key and m.step == 0), None)
+        probes = set(fallback) | set(step0.probes if step0 else ())
+        for probe in probes:
+            value = step0.probes[probe].accuracy if step0 and probe in step0.probes else fallback.get(probe)
+            if is_number(value):
+                out[(*key, probe)] = float(value)
+    return out
+
+
+def base_probe_entries(base: dict) -> dict:
+    """The base dict's per-probe accuracies, ``{probe: accuracy}`` under "probe_accuracy" or "probes"."""
+    entries = base.get("probe_accuracy") or base.get("probes") or {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def checkpoint_values(m: CheckpointMeasurement, base_acc: dict, probes: list[str]) -> dict:
+    """The per-seed numbers of one checkpoint; None where a value is missing or not finite."""
+    per_probe = {}
+    for probe in probes:
+        pm = m.probes.get(probe)
+        accuracy = pm.accuracy if pm and is_number(pm.accuracy) else None
+        base = base_acc.get((m.method, m.seed, probe))
+        per_probe[probe] = {
+            "accuracy": accuracy,
+            "forgetting": base - accuracy if accuracy is not None and base is not None else None,
+            "preservation": pm.preservation if pm and is_number(pm.preservation) else None,
+            "damage": pm.damage if pm and is_number(pm.damage) else None,
+        }
+    out = {
+        "target_accuracy": m.target_accuracy if is_number(m.target_accuracy) else None,
+        "kl": m.kl if is_number(m.kl) else None,
+        "probes": per_probe,
+    }
+    for name in OVER_PROBES:
+        out[f"{name}_mean"] = mean_or_none(per_probe[p][name] for p in probes)
+    return out
+
+
+def steps_to_goal(values_by_step: dict[int, dict], goal: float) -> int | None:
+    """First checkpoint step whose target accuracy reaches the goal; None if none does."""
+    for step in sorted(values_by_step):
+        accuracy = values_by_step[step]["target_accuracy"]
+        if accuracy is not None and accuracy >= goal:
+            return step
+    return None
+
+
+def degraded_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe: str, tau: float) -> int | None:
+    """How many base-circuit heads have dF < -tau at this checkpoint (None when the CMAP is missing)."""
+    pm = m.probes.get(probe)
+    if pm is None or circuit is None or not pm.cmap:
+        return None
+    count = 0
+    for name in circuit.circuit:
+        layer, head = parse_head(name)
+        try:
+            value = pm.cmap[layer][head]
+        except IndexError:
+            return None
+        if not is_number(value):
+            return None
+        count += value < -tau
+    return count
+
+
+def parse_head(name: str) -> tuple[int, int]:
+    """'L3.H7' -> (3, 7)."""
+    layer, head = name.split(".")
+    return int(layer.lstrip("L")), int(head.lstrip("H"))
+
+
+def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
+    final = max(steps)
+    out = dict(values[final])
+    out["step"] = final
+    out["steps_to_goal"] = steps_to_goal(values, goal)
+    by_probe = {p: degraded_heads(steps[final], base_circuits.get(p), p, tau) for p in probes}
+    out["degraded_heads_by_probe"] = by_probe
+    out["degraded_heads"] = sum(by_probe.values()) if by_probe and None not in by_probe.values() else None
+    out["vulnerable_heads"] = {}
+    return out
+
+
+def _curves(method: str, seeds: list[int], values: dict, probes: list[str]) -> dict:
+    steps = sorted({step for seed in seeds for step in values[(method, seed)]})
+
+    def column(get) -> list[dict]:
+        return [stat(get(values[(method, s)][step]) for s in seeds if step in values[(method, s)]) for step in steps]
+
+    out = {"steps": steps}
+    for name in ("target_accuracy", "kl", *(f"{n}_mean" for n in OVER_PROBES)):
+        out[name] = column(lambda v, name=name: v[name])
+    out["probes"] = {p: {name: column(lambda v, p=p, name=name: v["probes"][p][name]) for name in PER_PROBE}
+                     for p in probes}
+    return out
+
+
+def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str]) -> dict:
+    rows = [finals[(method, seed)] for seed in seeds]
+    reached = [row["steps_to_goal"] for row in rows if row["steps_to_goal"] is not None]
+    out = {
+        "final_steps": sorted({row["step"] for row in rows}),
+        "n_seeds": len(seeds),
+        "target_accuracy": stat(row["target_accuracy"] for row in rows),
+        "kl": stat(row["kl"] for row in rows),
+        "steps_to_goal": stat(reached),
+        "never_reached": len(rows) - len(reached),
+        "degraded_heads": stat(row["degraded_heads"] for row in rows),
+        "degraded_heads_by_probe": {p: stat(row["degraded_heads_by_probe"][p] for row in rows) for p in probes},
+        "vulnerable_heads": {p: stat(row["vulnerable_heads"].get(p) for row in rows) for p in probes},
+    }
+    for name in OVER_PROBES:
+        out[name] = {p: stat(row["probes"][p][name] for row in rows) for p in probes}
+        out[f"{name}_mean"] = stat(row[f"{name}_mean"] for row in rows)
+    return out
+
+
+def _vulnerable_per_seed(runs: Runs, dcv: dict[str, ProbeDCV], probes: list[str]) -> dict:
+    """Per seed with both methods, at the DCV step and with DCV's tau: heads one method damaged more than the other.
+
+    For SFT this is DCV's vulnerable set (dF_SFT < dF_RL - tau); for RL the
+    mirror image (dF_RL < dF_SFT - tau), so the table shows both directions.
+    """
+    out: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+    shared = {s for m, s in runs if m == "sft"}
+    if not shared or shared != {s for m, s in runs if m == "rl"}:
+        return {}
+    for probe in probes:
+        if probe not in dcv:
+            continue
+        step, threshold = dcv[probe].step, dcv[probe].tau
+        for seed in sorted(shared):
+            sft, rl = runs[("sft", seed)].get(step), runs[("rl", seed)].get(step)
+            pair = (sft.probes.get(probe) if sft else None, rl.probes.get(probe) if rl else None)
+            if None in pair or not _same_shape(pair[0].cmap, pair[1].cmap):
+                continue
+            flat = [(a, b) for row_a, row_b in zip(pair[0].cmap, pair[1].cmap, strict=True)
+                    for a, b in zip(row_a, row_b, strict=True)]
+            if not all(is_number(a) and is_number(b) for a, b in flat):
+                continue
+            out[("sft", seed)][probe] = sum(a < b - threshold for a, b in flat)
+            out[("rl", seed)][probe] = sum(b < a - threshold for a, b in flat)
+    return dict(out)
+
+
+def _same_shape(a: list[list[float]], b: list[list[float]]) -> bool:
+    return bool(a) and len(a) == len(b) and all(len(x) == len(y) for x, y in zip(a, b, strict=True))
+
+
+def _fill_unpaired_vulnerable(endpoints: dict, dcv: dict[str, ProbeDCV], probes: list[str], seeds: dict) -> None:
+    """Without paired seeds there are no per-seed counts: use DCV's count from seed-mean V, marked n = 1."""
+    if "sft" not in endpoints or "rl" not in endpoints or seeds["sft"] == seeds["rl"]:
+        return
+    for probe in probes:
+        if probe not in dcv:
+            continue
+        v, threshold = dcv[probe].V, dcv[probe].tau
+        counts = {"sft": sum(x > threshold for row in v for x in row if is_number(x)),
+                  "rl": sum(x < -threshold for row in v for x in row if is_number(x))}
+        for method, count in counts.items():
+            endpoints[method]["vulnerable_heads"][probe] = {**stat([count]), "source": "dcv seed-mean V"}
+
+
+def _differences(seeds: dict, finals: dict, probes: list[str]) -> dict:
+    if "sft" not in seeds or "rl" not in seeds:
+        return {"a": "sft", "b": "rl", "available": False}
+
+    def by_seed(method, get) -> dict[int, float | None]:
+        return {seed: get(finals[(method, seed)]) for seed in seeds[method]}
+
+    def diff(get) -> dict:
+        return difference(by_seed("sft", get), by_seed("rl", get))
+
+    out = {"a": "sft", "b": "rl", "available": True}
+    for name in ("target_accuracy", "kl", "steps_to_goal", *(f"{n}_mean" for n in OVER_PROBES)):
+        out[name] = diff(lambda row, name=name: row[name])
+    out["steps_to_goal"]["never_reached"] = {
+        method: sum(finals[(method, s)]["steps_to_goal"] is None for s in seeds[method]) for method in ("sft", "rl")}
+    for name in ("forgetting", "preservation"):
+        out[name] = {p: diff(lambda row, p=p, name=name: row["probes"][p][name]) for p in probes}
+    return out
+
+
+def razor(values: dict) -> dict:
+    """Forgetting (mean over probes) against KL over every checkpoint after step 0, both methods pooled."""
+    points = [{"method": method, "seed": seed, "step": step, "kl": v["kl"], "forgetting": v["forgetting_mean"]}
+              for (method, seed), steps in sorted(values.items()) for step, v in sorted(steps.items())
+              if step > 0 and v["kl"] is not None and v["forgetting_mean"] is not None]
+    xs, ys = [p["kl"] for p in points], [p["forgetting"] for p in points]
+    by_method = {}
+    for method in method_order({p["method"] for p in points}):
+        mine = [p for p in points if p["method"] == method]
+        by_method[method] = {"r": pearson([p["kl"] for p in mine], [p["forgetting"] for p in mine]), "n": len(mine)}
+    return {"fit": line_fit(xs, ys), "pearson_r": pearson(xs, ys), "by_method": by_method, "points": points}
+
+
+def summary_row(method: str, end: dict, probes: list[str]) -> dict:
+    """The paper-shaped summary for one method; every number a stat over seeds."""
+    return {
+        "method": method,
+        "n_seeds": end["n_seeds"],
+        "final_steps": end["final_steps"],
+        "steps_to_goal": end["steps_to_goal"],
+        "never_reached": end["never_reached"],
+        "final_target_accuracy": end["target_accuracy"],
+        "forgetting": {p: end["forgetting"][p] for p in probes},
+        "forgetting_mean": end["forgetting_mean"],
+        "kl": end["kl"],
+        "preservation": end["preservation_mean"],
+        "damage": end["damage_mean"],
+        "degraded_heads": end["degraded_heads"],
+        "vulnerable_heads": {p: end["vulnerable_heads"][p] for p in probes},
+    }

@@ -1,0 +1,185 @@
+"""Aggregation over seeds against scipy and hand computation: intervals, pairing, goals, the Razor fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats as sps
+
+from circuitdrift.pipeline.aggregate import aggregate, degraded_heads
+from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
+from circuitdrift.pipeline.stats import difference, line_fit, stat
+from circuitdrift.pipeline.tables import format_stat, summary_markdown
+from circuitdrift.report.findings import findings
+
+ZERO_CMAP = [[0.0, 0.0], [0.0, 0.0]]
+
+
+def m(method, seed, step, target=0.5, kl=0.0, acc=0.9, preservation=1.0, damage=0.0, cmap=None, probe="p"):
+    probes = {probe: ProbeMeasurement(accuracy=acc, cmap=cmap or ZERO_CMAP, cmap_method="exact", damage=damage,
+                                      circuit=["L0.H0"], preservation=preservation)}
+    return CheckpointMeasurement(method=method, seed=seed, step=step, target_accuracy=target, target_n=10,
+                                 target_unparsable=0, kl=kl, kl_samples=10, probes=probes)
+
+
+def circuit(names=("L0.H0", "L1.H1"), probe="p") -> BaseCircuit:
+    return BaseCircuit(probe=probe, method="exact", metric="prob", ablation="corrupt", n_examples=4, accuracy=0.9,
+                       scores=[[-0.5, 0.0], [0.0, -0.4]], circuit=list(names), faithfulness=0.9,
+                       faithfulness_ablation="mean", random_faithfulness=0.2, random_faithfulness_all=[0.2])
+
+
+def run(measurements, goal=0.8, tau=0.1, dcv=None):
+    return aggregate({}, {"p": circuit()}, measurements, dcv or {}, target_goal=goal, tau=tau)
+
+
+def test_t_interval_matches_scipy():
+    values = [0.1, 0.4, 0.35, 0.2]
+    s = stat(values)
+    mean = sum(values) / 4
+    lo, hi = sps.t.interval(0.95, df=3, loc=mean, scale=sps.sem(values))
+    assert (s["mean"], s["n"], s["missing"]) == (pytest.approx(mean), 4, 0)
+    assert (s["lo"], s["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+
+
+def test_single_seed_collapses_and_missing_values_are_counted():
+    assert stat([0.3]) == {"mean": 0.3, "lo": 0.3, "hi": 0.3, "n": 1, "missing": 0}
+    assert stat([0.3, float("nan"), None]) == {"mean": 0.3, "lo": 0.3, "hi": 0.3, "n": 1, "missing": 2}
+    assert stat([]) == {"mean": None, "lo": None, "hi": None, "n": 0, "missing": 0}
+    assert format_stat(stat([0.3])) == "0.300 (n=1)"
+    assert format_stat(stat([None])) == "n/a"
+    assert format_stat(stat([0.1, 0.2])).startswith("0.150 [")
+
+
+def test_paired_and_welch_match_scipy():
+    a, b = {0: 1.0, 1: 2.0, 2: 3.5}, {0: 0.5, 1: 1.0, 2: 1.2}
+    paired = difference(a, b)
+    ci = sps.ttest_rel(list(a.values()), list(b.values())).confidence_interval(0.95)
+    assert paired["test"] == "paired" and paired["n"] == 3
+    assert (paired["lo"], paired["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    b_other = {0: 0.5, 1: 1.0, 3: 1.2, 4: 0.1}
+    welch = difference(a, b_other)
+    ci = sps.ttest_ind(list(a.values()), list(b_other.values()), equal_var=False).confidence_interval(0.95)
+    assert welch["test"] == "welch" and (welch["n_a"], welch["n_b"]) == (3, 4)
+    assert welch["mean"] == pytest.approx(2.1666667 - 0.7)
+    assert (welch["lo"], welch["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    lonely = difference({0: 1.0}, {1: 0.5, 2: 0.7})
+    assert lonely["test"] == "welch" and lonely["lo"] == lonely["hi"] == pytest.approx(0.4)
+    dropped = difference({0: 1.0, 1: None}, {0: 0.5, 1: 0.2})
+    assert dropped["n"] == 1 and dropped["missing"] == 1 and dropped["mean"] == 0.5
+
+
+def test_forgetting_is_base_minus_checkpoint_per_seed():
+    measurements = [m("sft", 0, 0, acc=0.9), m("sft", 0, 10, acc=0.6),
+                    m("sft", 1, 0, acc=0.8), m("sft", 1, 10, acc=0.85)]
+    agg, _ = run(measurements)
+    end = agg["endpoints"]["sft"]["forgetting"]["p"]
+    assert end["mean"] == pytest.approx(((0.9 - 0.6) + (0.8 - 0.85)) / 2)  # lost 0.3, gained 0.05
+    assert agg["base_accuracy"]["sft"] == {"0": {"p": 0.9}, "1": {"p": 0.8}}
+    curve = agg["curves"]["sft"]["probes"]["p"]["forgetting"]
+    assert curve[0]["mean"] == 0.0 and curve[1]["mean"] == end["mean"]
+    # no step 0: the base dict is the fallback; neither: forgetting is missing, not zero
+    agg, _ = aggregate({"probe_accuracy": {"p": 0.7}}, {}, [m("rl", 0, 5, acc=0.5)], {}, 0.8, 0.1)
+    assert agg["endpoints"]["rl"]["forgetting"]["p"]["mean"] == pytest.approx(0.2)
+    agg, summary = aggregate({}, {}, [m("rl", 0, 5, acc=0.5)], {}, 0.8, 0.1)
+    assert agg["endpoints"]["rl"]["forgetting"]["p"]["n"] == 0
+    assert "n/a" in summary_markdown(summary)
+
+
+def _two_methods(seeds_sft=(0, 1, 2), seeds_rl=(0, 1, 2)):
+    out = []
+    for method, seeds, fast in (("sft", seeds_sft, 0.1), ("rl", seeds_rl, 0.05)):
+        for seed in seeds:
+            for step in (0, 2, 4, 6):
+                target = 0.4 + fast * step + 0.01 * seed
+                forget = (0.04 if method == "sft" else 0.01) * step + 0.003 * seed * (step > 0)
+                out.append(m(method, seed, step, target=target, kl=forget * 10, acc=0.9 - forget,
+                             preservation=1 - forget))
+    return out
+
+
+def test_differences_are_paired_with_same_seeds_else_welch():
+    agg, _ = run(_two_methods())
+    diff = agg["sft_minus_rl"]["forgetting_mean"]
+    assert diff["test"] == "paired" and diff["n"] == 3
+    assert diff["mean"] == pytest.approx((0.04 - 0.01) * 6) and diff["lo"] == pytest.approx(diff["hi"])
+    agg, _ = run(_two_methods(seeds_rl=(0, 1, 5)))
+    diff = agg["sft_minus_rl"]["forgetting_mean"]
+    sft = [0.24 + 0.003 * s for s in (0, 1, 2)]
+    rl = [0.06 + 0.003 * s for s in (0, 1, 5)]
+    ci = sps.ttest_ind(sft, rl, equal_var=False).confidence_interval(0.95)
+    assert diff["test"] == "welch" and (diff["lo"], diff["hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_steps_to_goal_and_never_reached():
+    measurements = _two_methods()
+    agg, summary = run(measurements, goal=0.75)
+    # SFT: 0.4 + 0.1 step + 0.01 seed >= 0.75 first at step 4 for every seed; RL (0.05/step) never by step 6
+    assert agg["endpoints"]["sft"]["steps_to_goal"]["mean"] == 4 and agg["endpoints"]["sft"]["never_reached"] == 0
+    assert agg["endpoints"]["rl"]["steps_to_goal"]["n"] == 0 and agg["endpoints"]["rl"]["never_reached"] == 3
+    diff = agg["sft_minus_rl"]["steps_to_goal"]
+    assert diff["mean"] is None and diff["never_reached"] == {"sft": 0, "rl": 3}
+    assert "never reached (3/3 seeds)" in summary_markdown(summary)
+    agg, _ = run(measurements, goal=0.6)  # RL: 0.4 + 0.05 step + 0.01 seed >= 0.6 at step 4 (seeds 0..2)
+    assert agg["endpoints"]["rl"]["steps_to_goal"]["mean"] == 4
+    assert agg["sft_minus_rl"]["steps_to_goal"]["mean"] == pytest.approx(2 - 4)
+    agg, _ = run(measurements, goal=0.0)  # the base already meets it: zero steps
+    assert agg["endpoints"]["sft"]["steps_to_goal"]["mean"] == 0
+
+
+def test_razor_fit_on_known_line():
+    fit = line_fit([0, 1, 2, 3], [0, 1, 1, 2])  # slope 0.6, intercept 0.1, SS_res 0.2, SS_tot 2
+    assert fit["slope"] == pytest.approx(0.6) and fit["intercept"] == pytest.approx(0.1)
+    assert fit["r2"] == pytest.approx(0.9) and fit["n"] == 4
+    assert line_fit([1, 1], [0, 2])["slope"] is None and line_fit([1], [1])["r2"] is None
+    # the same four points scaled by 0.1 in forgetting, split over two methods (step 0 = the base)
+    points = {("sft", 0): [(1.0, 0.1), (2.0, 0.1)], ("rl", 0): [(0.0, 0.0), (3.0, 0.2)]}
+    measurements = []
+    for (method, seed), pts in points.items():
+        measurements.append(m(method, seed, 0, kl=0.0, acc=0.9))
+        for step, (kl, forget) in enumerate(pts, start=1):
+            measurements.append(m(method, seed, step, kl=kl, acc=0.9 - forget))
+    agg, _ = run(measurements)
+    razor = agg["razor"]
+    assert len(razor["points"]) == 4  # step 0 excluded
+    assert razor["fit"]["slope"] == pytest.approx(0.06) and razor["fit"]["intercept"] == pytest.approx(0.01)
+    assert razor["fit"]["r2"] == pytest.approx(0.9) and razor["pearson_r"] == pytest.approx(math.sqrt(0.9))
+    assert razor["by_method"] == {"sft": {"r": None, "n": 2}, "rl": {"r": pytest.approx(1.0), "n": 2}}
+
+
+def test_nan_is_missing_not_a_crash():
+    measurements = _two_methods()
+    measurements[3] = measurements[3].model_copy(update={"kl": float("nan")})  # sft seed 0, final step
+    agg, summary = run(measurements)
+    kl = agg["endpoints"]["sft"]["kl"]
+    assert kl["n"] == 2 and kl["missing"] == 1
+    assert agg["sft_minus_rl"]["kl"]["n"] == 2
+    assert len(agg["razor"]["points"]) == 3 * 2 * 3 - 1
+    summary_markdown(summary)
+
+
+def test_single_seed_marked_and_said():
+    agg, summary = run(_two_methods(seeds_sft=(0,), seeds_rl=(0,)))
+    assert agg["endpoints"]["sft"]["forgetting_mean"]["n"] == 1
+    assert "(n=1)" in summary_markdown(summary)
+    text = " ".join(findings(agg, summary))
+    assert "no interval" in text or "single observation" in text
+    assert "excludes zero" not in text
+
+
+def test_degraded_and_vulnerable_heads():
+    c = circuit(("L0.H0", "L1.H1"))
+    cm = m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]])
+    assert degraded_heads(cm, c, "p", tau=0.1) == 1  # L0.H0 at -0.3; L0.H1 is outside the circuit
+    assert degraded_heads(cm, c, "p", tau=0.01) == 2
+    assert degraded_heads(cm, None, "p", tau=0.1) is None
+    sft_cmap, rl_cmap = [[-0.3, -0.5], [0.0, -0.05]], [[-0.1, -0.5], [-0.2, -0.05]]
+    measurements = [m("sft", 0, 0), m("rl", 0, 0), m("sft", 0, 5, cmap=sft_cmap), m("rl", 0, 5, cmap=rl_cmap)]
+    dcv = ProbeDCV(probe="p", step=5, tau=0.1, delta_sft=sft_cmap, delta_rl=rl_cmap, V=[[0.2, 0.0], [-0.2, 0.0]],
+                   vulnerable=[{"layer": 0, "head": 0, "name": "L0.H0", "V": 0.2, "in_base_circuit": True}],
+                   D=ZERO_CMAP, preservation={"sft": 1.0, "rl": 1.0}, base_circuit=["L0.H0", "L1.H1"])
+    agg, summary = run(measurements, dcv={"p": dcv})
+    rows = {row["method"]: row for row in summary}
+    assert rows["sft"]["vulnerable_heads"]["p"]["mean"] == 1  # L0.H0: -0.3 < -0.1 - 0.1
+    assert rows["rl"]["vulnerable_heads"]["p"]["mean"] == 1  # L1.H0: -0.2 < 0.0 - 0.1
+    assert rows["sft"]["degraded_heads"]["mean"] == 1 and rows["rl"]["degraded_heads"]["mean"] == 0
