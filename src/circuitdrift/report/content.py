@@ -1,0 +1,170 @@
+"""What the report says, as blocks, built from results.json alone (rendered by render.py).
+
+Order: what was run, what the data says, the summary table, SFT − RL
+differences, the training curves and RL's Razor, the base circuits, and the
+differential circuit vulnerability per probe. Every caption says what to look at.
+"""
+
+from __future__ import annotations
+
+from circuitdrift.pipeline.aggregate import base_probe_entries
+from circuitdrift.pipeline.schema import Results
+from circuitdrift.pipeline.stats import is_number
+from circuitdrift.pipeline.tables import format_number, summary_table
+from circuitdrift.report.findings import describe_diff, direction, findings
+from circuitdrift.report.render import Block, Bullets, Figure, Heading, Paragraph, Table
+
+INTERVAL_NOTE = ("Cells: mean over seeds [95% Student-t interval]; '(n=1)' marks a single seed (no interval); "
+                 "n/a = not measured or not finite. Forgetting = base accuracy − checkpoint accuracy (> 0 = lost). "
+                 "Damage = mean dF over the base circuit's heads (change in P(answer); < 0 = degraded). "
+                 "Vulnerable heads: for SFT, DCV's heads with dF_SFT < dF_RL − τ; for RL the mirror image.")
+
+
+def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
+    """figures: key -> path relative to the run folder ('target_accuracy', 'base:<probe>', 'dcv:<probe>', ...)."""
+    agg, summary = results.aggregate, results.summary
+    blocks: list[Block] = [Heading(1, f"circuitdrift report: {results.name}")]
+    blocks += _what_was_run(results)
+    blocks += [Heading(2, "What the data says"), *[Paragraph(text) for text in findings(agg, summary)]]
+    header, rows = summary_table(summary)
+    blocks += [Heading(2, "Summary at the final checkpoint"),
+               Table(tuple(header), tuple(tuple(r) for r in rows), INTERVAL_NOTE)]
+    blocks += _differences(agg)
+    blocks += _curves(agg, figures)
+    blocks += _base_circuits(results, figures)
+    blocks += _dcv(results, figures)
+    return blocks
+
+
+def _what_was_run(results: Results) -> list[Block]:
+    settings = results.aggregate.get("settings", {})
+    n_seeds = len(results.seeds)
+    return [Heading(2, "What was run"), Bullets((
+        f"Base model: {results.base_model}",
+        f"Target task: {results.target_task}; goal for 'steps to goal': target accuracy ≥ "
+        f"{format_number(settings.get('target_goal'))}",
+        f"Methods: {', '.join(m.upper() for m in results.methods)}; seeds: {', '.join(map(str, results.seeds))} "
+        f"({n_seeds} per method)",
+        f"Checkpoints (optimizer steps): {', '.join(map(str, results.steps))}; step 0 is the base model",
+        f"Prior-capability probes: {', '.join(results.probes)}",
+        f"Base model accuracy: target {format_number(results.base.get('target_accuracy'))}; "
+        + ", ".join(f"{p} {format_number(_base_probe(results.base, p))}" for p in results.probes),
+        f"Degradation threshold τ = {format_number(settings.get('tau'), 'real')} (a head is degraded where dF < −τ)",
+        f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
+        "SFT − RL differences are paired by seed when both methods share their seeds, else Welch",
+    ))]
+
+
+def _base_probe(base: dict, probe: str):
+    value = base_probe_entries(base).get(probe)
+    return value.get("accuracy") if isinstance(value, dict) else value
+
+
+def _differences(agg: dict) -> list[Block]:
+    diff = agg.get("sft_minus_rl", {})
+    if not diff.get("available"):
+        return []
+    labels = [("steps_to_goal", "steps to goal (optimizer steps)", "count"),
+              ("target_accuracy", "final target accuracy", "frac"),
+              ("kl", "KL (nats/sequence)", "real"),
+              ("forgetting_mean", "forgetting, mean over probes", "frac"),
+              ("preservation_mean", "preservation, mean over probes", "frac"),
+              ("damage_mean", "damage dF, mean over probes", "frac")]
+    rows = [(label, describe_diff(diff.get(key), kind), direction(diff.get(key))) for key, label, kind in labels]
+    for probe in agg.get("probes", []):
+        for name in ("forgetting", "preservation"):
+            d = diff.get(name, {}).get(probe)
+            rows.append((f"{name}: {probe}", describe_diff(d), direction(d)))
+    never = diff.get("steps_to_goal", {}).get("never_reached", {})
+    note = ("'above'/'below': the 95% interval lies entirely above/below zero. Steps to goal is compared over "
+            f"seeds that reached the goal (never reached: SFT {never.get('sft', 'n/a')}, RL {never.get('rl', 'n/a')}).")
+    return [Heading(2, "SFT − RL differences at the final checkpoint"),
+            Table(("quantity", "SFT − RL [95% CI]", "interval vs 0"), tuple(rows), note)]
+
+
+def _curves(agg: dict, figures: dict[str, str]) -> list[Block]:
+    goal = format_number(agg.get("settings", {}).get("target_goal"))
+    blocks: list[Block] = [Heading(2, "Training curves")]
+    captions = {
+        "target_accuracy": ("Target-task accuracy over training",
+                            f"Mean over seeds with a shaded 95% interval; dashed line = the goal ({goal}). Look at "
+                            "which method crosses the goal first (adaptation speed) and where each ends."),
+        "forgetting": ("Forgetting per probe",
+                       "Base accuracy minus checkpoint accuracy for each prior-capability probe; above zero = "
+                       "capability lost. Look at whether one method's band sits above the other's, and on which "
+                       "probes."),
+        "preservation": ("Base-circuit preservation",
+                         "Fraction of the base model's top-k heads that are still in the circuit re-discovered in "
+                         "each checkpoint (1 = intact). Look at which method's circuits drift away faster."),
+        "kl_forgetting": ("RL's Razor: forgetting against KL",
+                          "Each dot is one checkpoint (method, seed, step > 0): forward KL from the base on the "
+                          "target task against forgetting averaged over probes; black line = least-squares fit over "
+                          "both methods. Look at whether the two methods fall on one line (KL predicts forgetting "
+                          "regardless of method) and where each method's points sit along it."),
+    }
+    for key, (title, caption) in captions.items():
+        if key in figures:
+            blocks.append(Figure(figures[key], title, caption))
+    fit = agg.get("razor", {}).get("fit", {})
+    if fit.get("slope") is not None:
+        blocks.append(Paragraph(f"Fit: forgetting = {format_number(fit['slope'], 'real')} · KL + "
+                                f"{format_number(fit['intercept'], 'real')}, R² = {format_number(fit.get('r2'))}, "
+                                f"n = {fit['n']} checkpoints; pooled Pearson r = "
+                                f"{format_number(agg['razor'].get('pearson_r'))}."))
+    return blocks
+
+
+def _base_circuits(results: Results, figures: dict[str, str]) -> list[Block]:
+    if not results.base_circuits:
+        return []
+    rows = []
+    for probe, c in results.base_circuits.items():
+        rand = [v for v in c.random_faithfulness_all if is_number(v)]
+        spread = f" (range {format_number(min(rand))}–{format_number(max(rand))}, {len(rand)} circuits)" if rand else ""
+        rows.append((probe, f"{c.method}, {c.metric}, {c.ablation}", str(c.n_examples), format_number(c.accuracy),
+                     str(len(c.circuit)), format_number(c.faithfulness),
+                     f"{format_number(c.random_faithfulness)}{spread}", c.faithfulness_ablation,
+                     ", ".join(c.circuit[:8]) + (" …" if len(c.circuit) > 8 else "")))
+    blocks: list[Block] = [
+        Heading(2, "Base circuits"),
+        Table(("probe", "scoring (method, metric, ablation)", "examples", "base accuracy", "k", "faithfulness",
+               "random circuits of size k", "ablation outside C", "top heads"), tuple(rows),
+              "Faithfulness = F(C|M)/F(M): accuracy with every head outside the circuit ablated, relative to the "
+              "intact model. A circuit is meaningful when it is well above random circuits of the same size.")]
+    for probe in results.base_circuits:
+        if f"base:{probe}" in figures:
+            blocks.append(Figure(figures[f"base:{probe}"], f"Base head importance, probe '{probe}'",
+                                 "Importance s_h of every head (layers × heads): the relative change in P(answer) "
+                                 "when the head's output is patched from the counterfactual prompt; red = important "
+                                 "(patching it hurts). Outlined: the top-k circuit. Look at how concentrated the "
+                                 "circuit is and in which layers."))
+    return blocks
+
+
+def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
+    if not results.dcv:
+        return []
+    blocks: list[Block] = [Heading(2, "Differential circuit vulnerability")]
+    for probe, d in results.dcv.items():
+        in_base = [v for v in d.vulnerable if v.get("in_base_circuit")]
+        top = ", ".join(f"{v['name']} (V = {format_number(v['V'])}"
+                        f"{', base circuit' if v.get('in_base_circuit') else ''})" for v in d.vulnerable[:10])
+        d_values = [x for row in d.D for x in row if is_number(x)]
+        kept_rl = sum(x > 0 for x in d_values)
+        kept_sft = sum(x < 0 for x in d_values)
+        pres = ", ".join(f"{m.upper()} {format_number(v)}" for m, v in d.preservation.items())
+        blocks.append(Heading(3, f"Probe '{probe}' (step {d.step}, τ = {format_number(d.tau, 'real')})"))
+        blocks.append(Paragraph(
+            f"{len(d.vulnerable)} vulnerable heads (V(h) = dF_RL − dF_SFT > τ, on CMAP averaged over seeds), "
+            f"{len(in_base)} of them in the base circuit of {len(d.base_circuit)} heads"
+            + (f": {top}{' …' if len(d.vulnerable) > 10 else ''}." if d.vulnerable else ".")
+            + f" Circuit membership D(h): {kept_rl} heads where RL's circuit is closer to the base than SFT's "
+            f"(D > 0), {kept_sft} where SFT's is closer (D < 0). Preservation (mean over seeds): {pres or 'n/a'}."))
+        if f"dcv:{probe}" in figures:
+            blocks.append(Figure(figures[f"dcv:{probe}"], f"V(h) heatmap, probe '{probe}'",
+                                 "V(h) = dF_RL(h) − dF_SFT(h) per head at the final checkpoint (change in P(answer)); "
+                                 "orange = SFT damaged the head more, purple = RL did. Crosses: vulnerable heads "
+                                 "(V > τ); outlined: the base circuit. Look at whether the crosses fall inside the "
+                                 "outlined circuit."))
+    return blocks
+

@@ -1,0 +1,155 @@
+"""The "what the data says" text, written from the numbers in results.json, whichever way they point.
+
+Each sentence states the estimate, its 95 % interval and how it was formed,
+then a verdict that only claims what the interval supports: a direction when
+the interval excludes zero, "not distinguishable" when it does not, and "one
+observation" when there is no interval at all.
+"""
+
+from __future__ import annotations
+
+from circuitdrift.pipeline.stats import is_number
+from circuitdrift.pipeline.tables import format_number, format_stat
+
+CLAIM = ("The paper's claim: SFT adapts to the target task faster than RL, but forgets more of the "
+         "prior capabilities and preserves less of the base circuits.")
+
+
+def direction(diff: dict | None) -> str:
+    """'above' (interval > 0), 'below' (< 0), 'includes zero', 'no interval' (n < 2 on a side) or 'n/a'."""
+    if not diff or not is_number(diff.get("mean")):
+        return "n/a"
+    if min(diff.get("n_a", 0), diff.get("n_b", 0)) < 2 or not is_number(diff.get("lo")):
+        return "no interval"
+    if diff["lo"] > 0:
+        return "above"
+    if diff["hi"] < 0:
+        return "below"
+    return "includes zero"
+
+
+def describe_diff(diff: dict | None, kind: str = "frac") -> str:
+    """'SFT − RL = 0.120 [0.050, 0.190] (paired by seed, n = 3)'."""
+    if not diff or not is_number(diff.get("mean")):
+        return "SFT − RL = n/a"
+    how = ("paired by seed, n = {n_a}" if diff.get("test") == "paired" else "Welch, n = {n_a} SFT and {n_b} RL")
+    return f"SFT − RL = {format_stat(diff, kind)} ({how.format(**diff)})"
+
+
+def _verdict(diff: dict | None, more: str, less: str) -> str:
+    """more: what a positive SFT − RL means; less: what a negative one means."""
+    state = direction(diff)
+    if state == "above":
+        return f"{more}, and the 95% interval excludes zero."
+    if state == "below":
+        return f"{less}, and the 95% interval excludes zero."
+    if state == "includes zero":
+        return "The 95% interval includes zero: these seeds do not distinguish the two methods."
+    if state == "no interval":
+        return "With fewer than two seeds per method there is no interval: a single observation, not evidence."
+    return "There are not enough numbers to compare."
+
+
+def _claim_check(state: str, expected: str) -> str:
+    if state == expected:
+        return "supported"
+    if state in ("above", "below"):
+        return "contradicted"
+    return "not resolved by these seeds" if state in ("includes zero", "no interval") else "not measurable"
+
+
+def findings(aggregate: dict, summary: list[dict]) -> list[str]:
+    """Paragraphs, in order: adaptation, forgetting, preservation, vulnerable heads, RL's Razor, the claim."""
+    rows = {row["method"]: row for row in summary}
+    diff = aggregate.get("sft_minus_rl", {})
+    goal = aggregate.get("settings", {}).get("target_goal")
+    out = []
+    if not diff.get("available") or "sft" not in rows or "rl" not in rows:
+        out.append(f"Methods run: {', '.join(m.upper() for m in rows) or 'none'}; SFT and RL were not both run, so "
+                   "there is no SFT-versus-RL comparison.")
+    else:
+        out += [_adaptation(rows, diff, goal), _forgetting(rows, diff, aggregate.get("probes", [])),
+                _preservation(rows, diff)]
+        vulnerable = _vulnerable(rows, aggregate)
+        if vulnerable:
+            out.append(vulnerable)
+    out.append(_razor(aggregate.get("razor", {})))
+    if diff.get("available"):
+        checks = {"adapts faster (fewer steps to goal)": _claim_check(direction(diff.get("steps_to_goal")), "below"),
+                  "forgets more": _claim_check(direction(diff.get("forgetting_mean")), "above"),
+                  "preserves less of the base circuits": _claim_check(direction(diff.get("preservation_mean")),
+                                                                      "below")}
+        out.append(CLAIM + " Here, SFT " + "; ".join(f"{k}: {v}" for k, v in checks.items()) + ".")
+    return out
+
+
+def _adaptation(rows: dict, diff: dict, goal) -> str:
+    parts = []
+    for method in ("sft", "rl"):
+        row = rows[method]
+        never = row.get("never_reached", 0)
+        tail = f", {never} of {row.get('n_seeds')} seeds never reached it" if never else ""
+        parts.append(f"{method.upper()} {format_stat(row.get('steps_to_goal'), 'count')}{tail}")
+    text = (f"Adaptation: steps to reach target accuracy ≥ {format_number(goal)}: {'; '.join(parts)}. "
+            f"{describe_diff(diff.get('steps_to_goal'), 'count')}, over seeds where both reached it. "
+            + _verdict(diff.get("steps_to_goal"), "SFT needed more steps than RL", "SFT reached the goal in fewer "
+                       "steps than RL"))
+    acc = diff.get("target_accuracy")
+    return (text + f" Final target accuracy: SFT {format_stat(rows['sft'].get('final_target_accuracy'))}, RL "
+            f"{format_stat(rows['rl'].get('final_target_accuracy'))}; {describe_diff(acc)}. "
+            + _verdict(acc, "SFT ended more accurate than RL", "RL ended more accurate than SFT"))
+
+
+def _forgetting(rows: dict, diff: dict, probes: list[str]) -> str:
+    text = (f"Forgetting at the final checkpoint (base minus checkpoint accuracy, mean over probes): SFT "
+            f"{format_stat(rows['sft'].get('forgetting_mean'))}, RL {format_stat(rows['rl'].get('forgetting_mean'))}; "
+            f"{describe_diff(diff.get('forgetting_mean'))}. "
+            + _verdict(diff.get("forgetting_mean"), "SFT forgot more than RL", "RL forgot more than SFT"))
+    per_probe = diff.get("forgetting", {})
+    clear = {p: direction(per_probe.get(p)) for p in probes}
+    more = [p for p, s in clear.items() if s == "above"]
+    less = [p for p, s in clear.items() if s == "below"]
+    if more or less:
+        text += (" Per probe, with an interval excluding zero: SFT forgot more on "
+                 f"{', '.join(more) or 'none'}; RL forgot more on {', '.join(less) or 'none'}.")
+    return text
+
+
+def _preservation(rows: dict, diff: dict) -> str:
+    return (f"Base-circuit preservation at the final checkpoint (fraction of the base top-k heads still in the "
+            f"re-discovered circuit, mean over probes): SFT {format_stat(rows['sft'].get('preservation'))}, RL "
+            f"{format_stat(rows['rl'].get('preservation'))}; {describe_diff(diff.get('preservation_mean'))}. "
+            + _verdict(diff.get("preservation_mean"), "SFT preserved more of the base circuits than RL",
+                       "SFT preserved less of the base circuits than RL"))
+
+
+def _vulnerable(rows: dict, aggregate: dict) -> str:
+    probes = aggregate.get("probes", [])
+    parts = []
+    for probe in probes:
+        sft = rows["sft"].get("vulnerable_heads", {}).get(probe)
+        rl = rows["rl"].get("vulnerable_heads", {}).get(probe)
+        if (sft and is_number(sft.get("mean"))) or (rl and is_number(rl.get("mean"))):
+            parts.append(f"{probe}: {format_stat(sft, 'count')} heads SFT damaged more, "
+                         f"{format_stat(rl, 'count')} heads RL damaged more")
+    if not parts:
+        return ""
+    return ("Head-level damage at the DCV step (mean over seeds of the number of heads whose dF under one method is "
+            "lower than under the other by more than the DCV files' τ): " + "; ".join(parts) + ".")
+
+
+def _razor(razor: dict) -> str:
+    fit = razor.get("fit", {})
+    if fit.get("slope") is None:
+        return (f"RL's Razor: {fit.get('n', 0)} checkpoints with both KL and forgetting; too few (or KL constant) "
+                "to fit a line.")
+    r2 = fit.get("r2")
+    share = f"KL explains {100 * r2:.0f}% of the variance in mean forgetting" if is_number(r2) else \
+        "forgetting does not vary, so there is nothing for KL to explain"
+    trend = "rises" if fit["slope"] > 0 else "falls" if fit["slope"] < 0 else "does not change"
+    by_method = "; ".join(f"{m.upper()} r = {format_number(v.get('r'))} (n = {v.get('n')})"
+                          for m, v in razor.get("by_method", {}).items())
+    return (f"RL's Razor: across {fit['n']} checkpoints of both methods (step > 0), forgetting {trend} with KL: "
+            f"forgetting = {format_number(fit['slope'], 'real')} · KL + {format_number(fit['intercept'], 'real')}, "
+            f"R² = {format_number(r2)}; {share}. Pearson r within each method: {by_method or 'n/a'}. "
+            "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test.")

@@ -1,0 +1,185 @@
+"""The report from a small fake experiment: files, self-containment, links, determinism, bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from circuitdrift.errors import InputError
+from circuitdrift.pipeline.aggregate import aggregate, parse_head
+from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement, Results
+from circuitdrift.pipeline.tables import results_csv, summary_markdown
+from circuitdrift.report.build import build_report
+
+PROBES = {"ioi": 0.9, "induction": 0.8}  # base accuracy
+STEPS = (0, 5, 10)
+SEEDS = (0, 1)
+LAYERS, HEADS = 2, 4
+CIRCUITS = {"ioi": ["L1.H2", "L0.H1"], "induction": ["L1.H0", "L1.H3"]}
+TAU = 0.1
+
+
+def _cmap(method: str, seed: int, step: int, probe: str) -> list[list[float]]:
+    """SFT damages layer-1 heads in proportion to the step; RL a third as much."""
+    scale = (0.03 if method == "sft" else 0.01) * step * (1 + 0.1 * seed)
+    return [[-0.002 * h * (probe == "ioi") for h in range(HEADS)],
+            [-scale * (h + 1) / 2 for h in range(HEADS)]]
+
+
+def _measurement(method: str, seed: int, step: int) -> CheckpointMeasurement:
+    rate = 0.03 if method == "sft" else 0.01
+    probes = {}
+    for probe, base in PROBES.items():
+        cmap = _cmap(method, seed, step, probe)
+        heads = [parse_head(name) for name in CIRCUITS[probe]]
+        probes[probe] = ProbeMeasurement(
+            accuracy=base - rate * step - 0.005 * seed * (step > 0), cmap=cmap, cmap_method="exact",
+            damage=sum(cmap[layer][head] for layer, head in heads) / len(heads),
+            circuit=CIRCUITS[probe] if step == 0 or method == "rl" else CIRCUITS[probe][:1] + ["L0.H3"],
+            preservation=1.0 if step == 0 or method == "rl" else 0.5)
+    speed = 0.06 if method == "sft" else 0.03
+    return CheckpointMeasurement(method=method, seed=seed, step=step, target_accuracy=0.25 + speed * step + 0.01 * seed,
+                                 target_n=100, target_unparsable=0, kl=(0.4 if method == "sft" else 0.1) * step
+                                 * (1 + 0.2 * seed), kl_samples=50, probes=probes)
+
+
+def _base_circuit(probe: str) -> BaseCircuit:
+    scores = [[-0.01 * (l * HEADS + h) for h in range(HEADS)] for l in range(LAYERS)]  # noqa: E741
+    for name in CIRCUITS[probe]:
+        layer, head = parse_head(name)
+        scores[layer][head] = -0.8
+    return BaseCircuit(probe=probe, method="exact", metric="prob", ablation="corrupt", n_examples=50,
+                       accuracy=PROBES[probe], scores=scores, circuit=CIRCUITS[probe], faithfulness=0.92,
+                       faithfulness_ablation="mean", random_faithfulness=0.31,
+                       random_faithfulness_all=[0.2, 0.31, 0.42])
+
+
+def _dcv(probe: str, measurements: list[CheckpointMeasurement]) -> ProbeDCV:
+    final = [m for m in measurements if m.step == STEPS[-1]]
+
+    def mean_cmap(method):
+        tables = [m.probes[probe].cmap for m in final if m.method == method]
+        return [[sum(t[l][h] for t in tables) / len(tables) for h in range(HEADS)] for l in range(LAYERS)]  # noqa: E741
+
+    sft, rl = mean_cmap("sft"), mean_cmap("rl")
+    v = [[rl[l][h] - sft[l][h] for h in range(HEADS)] for l in range(LAYERS)]  # noqa: E741
+    vulnerable = [{"layer": l, "head": h, "name": f"L{l}.H{h}", "V": v[l][h], "in_base_circuit":
+                   f"L{l}.H{h}" in CIRCUITS[probe]} for l in range(LAYERS) for h in range(HEADS) if v[l][h] > TAU]  # noqa: E741
+    return ProbeDCV(probe=probe, step=STEPS[-1], tau=TAU, delta_sft=sft, delta_rl=rl, V=v,
+                    vulnerable=sorted(vulnerable, key=lambda x: -x["V"]), D=[[0] * HEADS for _ in range(LAYERS)],
+                    preservation={"sft": 0.5, "rl": 1.0}, base_circuit=CIRCUITS[probe])
+
+
+def fake_results() -> Results:
+    """2 methods x 2 seeds x 3 steps x 2 probes on a 2 x 4 head model, aggregated for real."""
+    measurements = [_measurement(m, s, t) for m in ("sft", "rl") for s in SEEDS for t in STEPS]
+    circuits = {p: _base_circuit(p) for p in PROBES}
+    dcv = {p: _dcv(p, measurements) for p in PROBES}
+    base = {"target_accuracy": 0.25, "probe_accuracy": dict(PROBES)}
+    agg, summary = aggregate(base, circuits, measurements, dcv, target_goal=0.5, tau=TAU)
+    return Results(name="fake", base_model="organism", target_task="science-qa", probes=list(PROBES),
+                   methods=["sft", "rl"], seeds=list(SEEDS), steps=list(STEPS), base=base, base_circuits=circuits,
+                   measurements=measurements, dcv=dcv, aggregate=agg, summary=summary)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, list[Path]]:
+    run = tmp_path_factory.mktemp("run")
+    (run / "results.json").write_text(fake_results().model_dump_json(indent=1), encoding="utf-8")
+    return run, build_report(run)
+
+
+def test_files_written(built):
+    run, paths = built
+    names = {p.relative_to(run).as_posix() for p in paths}
+    assert {"report.md", "report.html", "figures/target_accuracy.png", "figures/forgetting.png",
+            "figures/preservation.png", "figures/kl_forgetting.png", "figures/base_importance_ioi.png",
+            "figures/base_importance_induction.png", "figures/vulnerability_ioi.png",
+            "figures/vulnerability_induction.png"} == names
+    for path in paths:
+        assert path.is_file() and path.stat().st_size > 0
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths if p.suffix == ".png")
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_html_is_self_contained_and_embeds_every_figure(built):
+    run, paths = built
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"https?://", page)
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # nothing loaded from elsewhere
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    pngs = sorted(p.read_bytes() for p in paths if p.suffix == ".png")
+    assert sorted(base64.b64decode(data) for data in embedded) == pngs
+
+
+def test_markdown_links_resolve_and_numbers_come_from_results(built):
+    run, paths = built
+    md = (run / "report.md").read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == sum(p.suffix == ".png" for p in paths)
+    assert all((run / link).is_file() and not link.startswith("/") for link in links)
+    results = Results.model_validate_json((run / "results.json").read_text())
+    assert summary_markdown(results.summary) in md  # the table is the summary, verbatim
+    forgetting = results.aggregate["sft_minus_rl"]["forgetting_mean"]
+    assert f"{forgetting['mean']:.3f} [{forgetting['lo']:.3f}, {forgetting['hi']:.3f}]" in md
+    assert "SFT forgot more than RL, and the 95% interval excludes zero" in md
+    assert "faithfulness" in md.lower() and "0.920" in md and "0.310" in md
+
+
+def test_rebuild_is_byte_identical(built, tmp_path):
+    run, paths = built
+    before = {p: p.read_bytes() for p in paths}
+    again = build_report(run)
+    assert again == paths
+    assert {p: p.read_bytes() for p in again} == before
+
+
+def test_stale_figure_removed(built):
+    run, _ = built
+    stale = run / "figures" / "base_importance_gone.png"
+    stale.write_bytes(b"old")
+    build_report(run)
+    assert not stale.exists()
+
+
+def test_bad_results_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="results.json"):
+        build_report(tmp_path)  # missing
+    (tmp_path / "results.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="results.json:1: malformed JSON"):
+        build_report(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"name": "x"}), encoding="utf-8")
+    with pytest.raises(InputError, match="not a valid results file"):
+        build_report(tmp_path)
+    with pytest.raises(InputError, match="no such folder"):
+        build_report(tmp_path / "nope")
+
+
+def test_results_csv_is_tidy():
+    results = fake_results()
+    lines = results_csv(results.measurements).splitlines()
+    assert lines[0] == "method,seed,step,probe,probe_accuracy,forgetting,preservation,damage,target_accuracy,kl"
+    assert len(lines) == 1 + 2 * 2 * 3 * 2
+    row = dict(zip(lines[0].split(","), lines[-1].split(","), strict=True))  # rl, seed 1, step 10, last probe
+    assert (row["method"], row["seed"], row["step"], row["probe"]) == ("rl", "1", "10", "ioi")
+    assert float(row["forgetting"]) == pytest.approx(0.01 * 10 + 0.005)
+    assert lines[1].startswith("sft,0,0,")
+
+
+def test_report_command_prints_written_paths(built):
+    import typer
+    from typer.testing import CliRunner
+
+    from circuitdrift.report.commands import register
+
+    run, paths = built
+    app = typer.Typer()
+    app.callback()(lambda: None)  # keep "report" a subcommand
+    register(app)
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [str(p) for p in paths]
