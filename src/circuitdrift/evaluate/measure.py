@@ -65,7 +65,7 @@ def evaluate_model(
 ) -> dict:
     """All measurements of ``model`` as a JSON-ready dict (see the module docstring)."""
     settings = settings or EvalSettings()
-    probe_tasks = probe_tasks if probe_tasks is not None else load_probes(settings)
+    probe_tasks = probe_tasks if probe_tasks is not None else load_probes(settings, tokenizer)
     result: dict = {"model": model_name, "task": task.name}
     result["target"] = target_accuracy(model, tokenizer, task, settings.max_new_tokens,
                                        settings.batch_size).to_dict()
@@ -94,11 +94,15 @@ def evaluate_model(
     return result
 
 
-def load_probes(settings: EvalSettings) -> dict[str, Task]:
+def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | None = None) -> dict[str, Task]:
+    """The probe tasks named in ``settings`` (built for ``tokenizer`` where a task takes one)."""
     from circuitdrift.tasks.registry import resolve_task
 
     names = default_probes() if settings.probes is None else settings.probes
-    return {name: resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed) for name in names}
+    return {
+        name: resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
+        for name in names
+    }
 
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:

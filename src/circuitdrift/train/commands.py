@@ -102,8 +102,8 @@ def eval_command(
         kl_top_p=top_p, kl_max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
         lm_eval_tasks=tuple(t for t in lm_eval.split(",") if t.strip()), lm_eval_limit=lm_eval_limit,
     )
-    target = resolve_task(task, split=split, n=n, seed=seed)
     fine_tuned, tokenizer = load_model(model, dtype=dtype, device=device)
+    target = resolve_task(task, split=split, n=n, seed=seed, tokenizer=tokenizer)
     base_model = load_model(base, dtype=dtype, device=device)[0] if base else None
     result = evaluate_model(fine_tuned, tokenizer, target, base_model, settings, model_name=model)
     write_json(out, result)

@@ -62,7 +62,7 @@ def train(
     config = _as_config(config)
     out_dir = Path(out_dir)
     model, tokenizer, model_name = _as_model(model, tokenizer)
-    task = _as_task(task, config)
+    task = _as_task(task, config, tokenizer)
     _claim(out_dir, method, model_name, task.name, config)
     if (out_dir / SUMMARY_FILE).is_file():
         return list_checkpoints(out_dir)
@@ -132,12 +132,13 @@ def _as_model(model, tokenizer):
     return loaded, tokenizer or loaded_tokenizer, str(model)
 
 
-def _as_task(task, config: TrainConfig) -> Task:
+def _as_task(task, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Task:
     if isinstance(task, Task):
         return task.subset(config.train_examples)
     from circuitdrift.tasks.registry import resolve_task
 
-    return resolve_task(task, split=config.train_split, n=config.train_examples, seed=config.seed)
+    return resolve_task(task, split=config.train_split, n=config.train_examples, seed=config.seed,
+                        tokenizer=tokenizer)
 
 
 def _claim(out_dir: Path, method: str, model_name: str, task_name: str, config: TrainConfig) -> None:
