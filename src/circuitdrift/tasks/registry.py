@@ -1,4 +1,4 @@
-"""Resolve a TASK argument: a built-in task name or a JSONL file.
+"""Resolve a TASK argument: a built-in task name, `NAME:ARGUMENT` for built-ins that take one, or a JSONL file.
 
 Built-in tasks are listed by import path and loaded only when asked for, so
 importing circuitdrift stays free of side effects.
@@ -36,15 +36,25 @@ def resolve_task(
     """A :class:`Task` from a built-in name (``ioi``, ``science-qa``, ...) or a JSONL path.
 
     ``tokenizer`` reaches factories that build prompts for a particular model.
+    ``NAME:ARGUMENT`` passes ``source=ARGUMENT`` to a built-in whose factory
+    takes one (``sciq:/data/sciq``: where its data lives).
     """
     _load_builtin_table()
     name = str(spec)
-    if name in BUILTIN_TASKS:
-        module_name, func_name = BUILTIN_TASKS[name][0].split(":")
+    base, has_argument, argument = name.partition(":")
+    key = name if name in BUILTIN_TASKS else base if has_argument and base in BUILTIN_TASKS else None
+    if key is not None:
+        module_name, func_name = BUILTIN_TASKS[key][0].split(":")
         factory = getattr(importlib.import_module(module_name), func_name)
-        if "tokenizer" in inspect.signature(factory).parameters:
-            return factory(split=split, n=n, seed=seed, tokenizer=tokenizer)
-        return factory(split=split, n=n, seed=seed)
+        params = inspect.signature(factory).parameters
+        kwargs = {"tokenizer": tokenizer} if "tokenizer" in params else {}
+        if key != name:
+            if "source" not in params:
+                raise InputError(f"task '{name}': built-in task '{key}' takes no ':' argument")
+            if not argument:
+                raise InputError(f"task '{name}': empty argument after ':' (write {key}:PATH)")
+            kwargs["source"] = argument
+        return factory(split=split, n=n, seed=seed, **kwargs)
     path = Path(name)
     if path.suffix in (".jsonl", ".json") or path.exists():
         return load_task_file(path).subset(n)
