@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from accelerate import PartialState
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
@@ -63,11 +64,16 @@ def train(
     out_dir = Path(out_dir)
     model, tokenizer, model_name = _as_model(model, tokenizer)
     task = _as_task(task, config, tokenizer)
-    _claim(out_dir, method, model_name, task.name, config)
+    processes = PartialState()  # under `accelerate launch`, files are written by the main process only
+    with processes.main_process_first():
+        if processes.is_main_process:
+            _claim(out_dir, method, model_name, task.name, config)
+            save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
+    _claim(out_dir, method, model_name, task.name, config)  # every process checks the folder's record
     if (out_dir / SUMMARY_FILE).is_file():
         return list_checkpoints(out_dir)
 
-    base_dir = save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
+    base_dir = checkpoint_dir(out_dir, 0)
     state_dir = out_dir / "adapter" if config.lora else out_dir
     guard = DivergenceGuard()
     extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard]
@@ -90,8 +96,10 @@ def train(
     if trainer.state.global_step < config.steps:
         # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
         return list_checkpoints(out_dir)
-    _write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
-                                        "log_history": trainer.state.log_history})
+    if processes.is_main_process:
+        _write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
+                                            "log_history": trainer.state.log_history})
+    processes.wait_for_everyone()
     return list_checkpoints(out_dir)
 
 
