@@ -10,7 +10,6 @@ setting recomputes only what depends on it.
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from importlib import metadata
@@ -92,7 +91,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary,
     )
-    write_json(ctx.store.path("results.json"), json.loads(results.model_dump_json()))
+    write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     base_by_seed_probe = {(r.seed, p): m.accuracy for r in records if r.step == 0 for p, m in r.probes.items()}
     write_text(ctx.store.path("results.csv"), results_csv(records, base_by_seed_probe))
 

@@ -24,6 +24,11 @@ from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
 
 
+# analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
+MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
+                    "cmap_method", "batch_size"}
+
+
 def parse_heads(names: list[str]) -> list[tuple[int, int]]:
     return [(int(n[1:].split(".H")[0]), int(n.split(".H")[1])) for n in names]
 
@@ -111,9 +116,9 @@ def training(ctx: RunContext) -> dict[tuple[str, int], dict[int, str]]:
 
 def measure_key(ctx: RunContext, method: str, seed: int, step: int, circuits: dict[str, BaseCircuit]) -> str:
     source = ctx.base_identity if step == 0 else train_key(ctx, method, seed)
-    return ctx.key("measure", source, step, ctx.exact_at(step), ctx.config.eval.model_dump(),
-                   ctx.config.analysis.model_dump(), ctx.config.target_task,
-                   {p: base_circuit_key(ctx, spec) for p, spec in ctx.probe_tasks().items()})
+    analysis = ctx.config.analysis.model_dump(include=MEASURE_SETTINGS)
+    return ctx.key("measure", source, step, ctx.exact_at(step), ctx.config.eval.model_dump(), analysis,
+                   ctx.config.target_task, {p: base_circuit_key(ctx, spec) for p, spec in ctx.probe_tasks().items()})
 
 
 def measurements(ctx: RunContext, checkpoints: dict, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:

@@ -59,7 +59,14 @@ class RunStore:
             probe.unlink()
         except OSError as err:
             raise InputError(f"--out {root}: cannot write in the run folder ({err.strerror})") from err
+        self._sweep_temporaries()
         self._state = self._read_state()
+
+    def _sweep_temporaries(self) -> None:
+        """Temporary files of writes a kill interrupted: never artifacts, removed on the next start."""
+        for leftover in self.root.rglob(".*.tmp"):
+            if leftover.is_file():
+                leftover.unlink()
 
     def path(self, *parts: str) -> Path:
         """A path inside the run folder; anything that would leave it is refused."""
