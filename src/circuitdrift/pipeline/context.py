@@ -23,7 +23,6 @@ class RunContext:
     @cached_property
     def base(self):
         """(model, tokenizer) of the base model, loaded once with the run's dtype, device and kernel."""
-        from circuitdrift.models.load import load_model
 
         return self.load(self.config.base_model)
 

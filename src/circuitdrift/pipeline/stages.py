@@ -23,7 +23,6 @@ from circuitdrift.errors import InputError
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
 
-
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
                     "cmap_method", "batch_size"}
@@ -203,9 +202,9 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
         pick = {m: next((r for r in by_method[m] if r.seed == seed), None) for m in ("sft", "rl")}
         if None in pick.values():
             continue
-        per = differential_vulnerability(
-            HeadScores(torch.tensor(pick["sft"].probes[label].cmap)), HeadScores(torch.tensor(pick["rl"].probes[label].cmap)),
-            tau, base_heads, parse_heads(pick["sft"].probes[label].circuit), parse_heads(pick["rl"].probes[label].circuit))
+        sft, rl = pick["sft"].probes[label], pick["rl"].probes[label]
+        per = differential_vulnerability(HeadScores(torch.tensor(sft.cmap)), HeadScores(torch.tensor(rl.cmap)), tau,
+                                         base_heads, parse_heads(sft.circuit), parse_heads(rl.circuit))
         d_per_seed.append(per.D.double())
         for m in ("sft", "rl"):
             preservation[m].append(per.preservation[m])
