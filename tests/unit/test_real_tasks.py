@@ -72,12 +72,16 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """Hub-shaped local copies: SciQ as split-named Parquet files, SciKnowEval as one JSON Lines file."""
+    """Hub-shaped local copies: SciQ as split-named Parquet files (beside metadata and a hidden cache),
+    SciKnowEval as one JSON Lines file."""
     from datasets import Dataset
 
     root = tmp_path_factory.mktemp("data")
     for split in science.SPLITS:
         Dataset.from_list(sciq_rows(split)).to_parquet(root / "sciq" / "data" / f"{split}-00000-of-00001.parquet")
+    (root / "sciq" / "dataset_infos.json").write_text("{}")  # hub metadata and hf download's cache: not data
+    (root / "sciq" / ".cache").mkdir()
+    (root / "sciq" / ".cache" / "train.json").write_text("not json")
     chem = root / "sciknoweval" / "data" / "Chemistry" / "sciknoweval_chemistry_test.jsonl"
     chem.parent.mkdir(parents=True)
     chem.write_text("\n".join(json.dumps(r) for r in chem_rows()) + "\n")
@@ -119,6 +123,15 @@ def test_sciq_keeps_the_split_files_from_the_environment_variable(data, tokenize
         task = resolve_task("sciq", split=split, tokenizer=tokenizer)
         assert {t.split("\n")[0] for t in task.chat_prompts} == {r["question"] for r in sciq_rows(split)}
         assert "as given" in task.description
+
+
+def test_split_named_folders_count_as_split_names(tmp_path, tokenizer):
+    for split in science.SPLITS:
+        (tmp_path / "sciq-test-copy" / split).mkdir(parents=True)
+        rows = "\n".join(json.dumps(r) for r in sciq_rows(split, 3))
+        (tmp_path / "sciq-test-copy" / split / "part-0.jsonl").write_text(rows + "\n")
+    task = resolve_task(f"sciq:{tmp_path / 'sciq-test-copy'}", split="validation", tokenizer=tokenizer)
+    assert {t.split("\n")[0] for t in task.chat_prompts} == {r["question"] for r in sciq_rows("validation", 3)}
 
 
 def test_mcq_examples_letters_template_lengths_and_grader(data, tokenizer):
@@ -174,8 +187,8 @@ def test_counterfactual_swaps_then_repairs_then_gives_up():
 def test_duplicate_options_are_skipped_and_counted(tmp_path, tokenizer):
     rows = sciq_rows("train")
     rows[0]["distractor1"] = rows[0]["correct_answer"]
-    path = tmp_path / "pool.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(rows))  # a JSON array, as SciKnowEval's README shows its files
     tasks = [resolve_task(f"sciq:{path}", split=s, tokenizer=tokenizer) for s in science.SPLITS]
     assert sum(len(t) for t in tasks) == len(rows) - 1  # a single file is one pool, split by hash
     assert sum("1 skipped" in t.description for t in tasks) == 1

@@ -16,9 +16,10 @@ Where the data comes from, first match wins:
 3. the hub: ``allenai/sciq``, ``hicai-zju/SciKnowEval`` (``data/Chemistry/*.jsonl``).
 
 Splits. SciQ has train / validation / test on the hub; a local folder keeps
-them when its file names say which split they hold (``train``, ``validation``
-/ ``valid`` / ``val`` / ``dev``, ``test`` as a word of the name, e.g.
-``train-00000-of-00001.parquet`` or ``sciq_test.jsonl``). SciKnowEval ships one
+them when its file names, or the sub-folders that hold them, say which split
+they hold (``train``, ``validation`` / ``valid`` / ``val`` / ``dev``, ``test`` as
+a word of the name, e.g. ``data/train-00000-of-00001.parquet``,
+``sciq_test.jsonl`` or ``validation/part-0.jsonl``). SciKnowEval ships one
 split, and local files without split names are one pool too: a pool is cut
 80 / 10 / 10 into train / validation / test by a hash of the question text,
 so the splits are disjoint, stable across machines, and identical questions
@@ -56,6 +57,7 @@ LETTERS = ("A", "B", "C", "D")
 SPLITS = ("train", "validation", "test")
 INSTRUCTION = "Answer with the letter of the correct option."
 DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+METADATA_STEMS = {"dataset_info", "dataset_infos", "dataset_dict", "state"}
 SPLIT_WORDS = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
 
 
@@ -199,7 +201,7 @@ def load_rows(dataset: McqDataset, location: Location, split: str) -> tuple[list
                 f"local files: '{dataset.task_name}:/path/to/files' or {dataset.env_var}=/path/to/files"
             ) from None
     files, builder = _data_files(location.path)
-    by_split = {s: [f for f in files if _names_split(f, s)] for s in SPLITS}
+    by_split = {s: [f for f in files if _names_split(f, location.path, s)] for s in SPLITS}
     use_splits = dataset.native_splits and any(by_split.values())
     if use_splits and not by_split[split]:
         raise InputError(f"{location.path}: no data file for split '{split}' (its name must contain "
@@ -214,8 +216,12 @@ def load_rows(dataset: McqDataset, location: Location, split: str) -> tuple[list
 
 
 def _data_files(path: Path) -> tuple[list[Path], str]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    files = [f for f in files if f.suffix in DATA_SUFFIXES and not any(part.startswith(".") for part in f.parts)]
+    if path.is_file():
+        files = [path] if path.suffix in DATA_SUFFIXES else []
+    else:  # skip hidden folders (hf download's .cache) and the hub's metadata files
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix in DATA_SUFFIXES
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                       and f.stem not in METADATA_STEMS)
     if not files:
         raise InputError(f"{path}: no data files (.json, .jsonl or .parquet)")
     builders = {DATA_SUFFIXES[f.suffix] for f in files}
@@ -224,8 +230,10 @@ def _data_files(path: Path) -> tuple[list[Path], str]:
     return files, builders.pop()
 
 
-def _names_split(path: Path, split: str) -> bool:
-    words = re.split(r"[^a-z]+", path.stem.lower())
+def _names_split(file: Path, root: Path, split: str) -> bool:
+    """Whether the file's name, or a folder between ``root`` and it, names ``split`` (``data/train-0.parquet``)."""
+    relative = file.relative_to(root).with_suffix("") if file != root else Path(file.stem)
+    words = re.split(r"[^a-z]+", str(relative).lower())
     return any(word in words for word in SPLIT_WORDS[split])
 
 
