@@ -85,10 +85,12 @@ def _load(name: str, device: str, dtype: Dtype, attn: str, allow_pickle: bool = 
                       trust_remote_code=remote, allow_pickle=allow_pickle)
 
 
-def _task(spec: str, split: str, n: int | None):
+def _task(spec: str, split: str, n: int | None, model: str, remote: bool = False):
+    """The task, built for ``model``'s tokenizer where the task needs one (chat template, single tokens)."""
+    from circuitdrift.models.load import load_tokenizer
     from circuitdrift.tasks.registry import resolve_task
 
-    return resolve_task(spec, split=split, n=n)
+    return resolve_task(spec, split=split, n=n, tokenizer=load_tokenizer(model, trust_remote_code=remote))
 
 
 def check_output_path(out: Path | None) -> None:
@@ -145,7 +147,7 @@ def heads(
     from circuitdrift.analysis import heads_result
 
     check_output_path(out)
-    the_task = _task(task, split, n)
+    the_task = _task(task, split, n, model, trust_remote_code)
     loaded, tokenizer = _load(model, device, dtype, attn, allow_pickle, trust_remote_code)
     emit(heads_result(loaded, tokenizer, the_task, model, method.value, metric.value, ablation.value, top_k,
                       threshold, batch_size, ig_steps), out)
@@ -173,7 +175,7 @@ def cmap(
     from circuitdrift.analysis import cmap_result
 
     check_output_path(out)
-    the_task = _task(task, split, n)
+    the_task = _task(task, split, n, base, trust_remote_code)
     base_model, tokenizer = _load(base, device, dtype, attn, allow_pickle, trust_remote_code)
     ft_model, ft_tokenizer = _load(finetuned, device, dtype, attn, allow_pickle, trust_remote_code)
     emit(cmap_result(base_model, ft_model, tokenizer, the_task, base, finetuned, method.value, metric.value,
@@ -208,7 +210,7 @@ def dcv(
     if tau < 0:
         raise InputError(f"--tau {tau}: must be non-negative")
     check_output_path(out)
-    the_task = _task(task, split, n)
+    the_task = _task(task, split, n, base, trust_remote_code)
     models, tokenizers = {}, {}
     for role, name in (("base", base), ("sft", sft), ("rl", rl)):
         models[role], tokenizers[role] = _load(name, device, dtype, attn, allow_pickle, trust_remote_code)
@@ -242,7 +244,7 @@ def faithfulness_cmd(
 
     check_output_path(out)
     heads_list = circuit_from_json(read_json(circuit, "circuit file"), str(circuit))
-    the_task = _task(task, split, n)
+    the_task = _task(task, split, n, model, trust_remote_code)
     loaded, tokenizer = _load(model, device, dtype, attn, allow_pickle, trust_remote_code)
     emit(faithfulness_result(loaded, tokenizer, the_task, heads_list, model, ablation.value, n_random, seed,
                              batch_size), out)
