@@ -18,7 +18,7 @@ probes are asked):
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from circuitdrift.organism import probes, science
 from circuitdrift.organism.world import World, split_of
@@ -38,18 +38,21 @@ def template_texts() -> list[str]:
 class Mixture:
     """How many documents of each kind the corpus holds."""
 
-    ioi: int = 40_000
-    greater_than: int = 36_000
-    induction: int = 30_000
-    countries: int = 24_000
-    substances: int = 24_000
-    chat_facts: int = 8_000
-    multiple_choice: int = 4_000
+    ioi: int = 45_000
+    greater_than: int = 35_000
+    induction: int = 35_000
+    countries: int = 15_000
+    substances: int = 15_000
+    chat_facts: int = 4_000
+    multiple_choice: int = 3_000
     multiple_choice_kinds: tuple[str, ...] = field(default=("color", "category"))
+    # share of the in-context documents (IOI, greater-than, induction) that open the corpus, before the
+    # shuffled rest: copying circuits form first, with the full learning rate, then facts join in
+    in_context_first: float = 0.25
 
     def scaled(self, factor: float) -> Mixture:
         counts = {k: max(1, round(v * factor)) for k, v in self.__dict__.items() if isinstance(v, int)}
-        return Mixture(**counts, multiple_choice_kinds=self.multiple_choice_kinds)
+        return replace(self, **counts)
 
     @property
     def total(self) -> int:
@@ -57,17 +60,20 @@ class Mixture:
 
 
 def build_corpus(world: World, mixture: Mixture, seed: int, tokenizer) -> list[str]:
-    """The documents, in a seeded random order."""
+    """The documents in training order: a block of in-context documents, then everything shuffled (seeded)."""
     rng = random.Random(f"corpus:{seed}")
-    docs: list[str] = []
+    in_context: list[str] = []
     for name, count in (("ioi", mixture.ioi), ("greater-than", mixture.greater_than), ("induction", mixture.induction)):
-        docs += _probe_docs(rng, world, name, count)
+        in_context += _probe_docs(rng, world, name, count)
+    rng.shuffle(in_context)
+    head = round(mixture.in_context_first * len(in_context))
+    docs = in_context[head:]
     docs += [_country_paragraph(rng, world) for _ in range(mixture.countries)]
     docs += [_substance_paragraph(rng, world) for _ in range(mixture.substances)]
     docs += [_chat_fact(rng, world, tokenizer) for _ in range(mixture.chat_facts)]
     docs += _multiple_choice(rng, world, mixture, tokenizer)
     rng.shuffle(docs)
-    return docs
+    return in_context[:head] + docs
 
 
 def _probe_docs(rng: random.Random, world: World, name: str, count: int) -> list[str]:
@@ -77,10 +83,10 @@ def _probe_docs(rng: random.Random, world: World, name: str, count: int) -> list
         ex = sampler(rng, world)
         if split_of(ex.clean) != "train":
             continue
-        if name == "induction":  # the whole repeated sequence, not only the probed prefix
+        if name == "induction":  # the whole sequence, repeated two or three times: many copy targets per text
             tokens = ex.clean.split()[1:]
             seq = tokens[: _seq_len(tokens)]
-            out.append(" ".join([probes.INDUCTION_PREFIX, *seq, *seq]))
+            out.append(" ".join([probes.INDUCTION_PREFIX, *(seq * rng.choice((2, 3)))]))
         else:
             out.append(f"{ex.clean}{ex.answer}.")
     return out

@@ -1,0 +1,242 @@
+"""The organism's card: what it is, how it was made, and its measured capability table.
+
+Every number in the capability table is measured by :func:`measure_capabilities`
+on held-out examples with the circuit engine, at build time; the integration
+tests re-measure them on the shipped weights. ``circuitdrift organism info``
+prints the card.
+
+Measurement protocol (one place, so the card and the tests agree):
+
+- accuracy: greedy (teacher-forced exact match of the one-token answer) on
+  ``recipe.eval_examples`` test-split examples (all test facts for ``factual``);
+- circuit: the top-k heads (k = 25 % of heads) by exact activation patching
+  (counterfactual ablation, answer-probability metric) on ``CIRCUIT_EXAMPLES``
+  validation-split examples;
+- faithfulness: F(C|M)/F(M) on the test examples with every head outside the
+  circuit mean-ablated, against the mean of ``N_RANDOM`` random circuits of the
+  same size;
+- chat format: the share of sampled assistant turns (temperature 1) on
+  science-qa test prompts whose first letter A-D parses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+import torch
+import transformers
+from rich.console import Console
+from rich.table import Table
+
+from circuitdrift.organism.recipe import Recipe
+from circuitdrift.organism.world import WORLD_SEED
+
+PROBES = ("ioi", "greater-than", "induction", "factual")
+TARGET = "science-qa"
+CIRCUIT_SHARE = 0.25
+CIRCUIT_EXAMPLES = 64
+N_RANDOM = 10
+CHAT_SAMPLES = 64
+THRESHOLDS = {
+    "probe_accuracy_min": 0.9,
+    "target_accuracy_range": [0.30, 0.60],
+    "faithfulness_min": 0.8,
+    "circuit_share_max": CIRCUIT_SHARE,
+}
+SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def circuit_size(n_heads_total: int) -> int:
+    return max(1, int(n_heads_total * CIRCUIT_SHARE))
+
+
+def probe_task(name: str, split: str, n: int | None, seed: int = 0):
+    from circuitdrift.tasks.registry import resolve_task
+
+    return resolve_task(name, split=split, n=None if name == "factual" else n, seed=seed)
+
+
+def measure_probe(model, tokenizer, name: str, n: int, circuit_examples: int = CIRCUIT_EXAMPLES) -> dict:
+    """Accuracy, circuit and faithfulness (vs random circuits) of one prior probe."""
+    from circuitdrift.circuits.faithfulness import faithfulness
+    from circuitdrift.circuits.metrics import task_accuracy
+    from circuitdrift.circuits.scoring import head_scores
+    from circuitdrift.models.heads import HeadLayout
+
+    test = probe_task(name, "test", n)
+    discovery = probe_task(name, "validation", circuit_examples)
+    scores = head_scores(model, tokenizer, discovery, method="exact", metric="prob", ablation="corrupt")
+    k = circuit_size(HeadLayout.of(model).n_total)
+    circuit = scores.top_k(k)
+    accuracy = task_accuracy(model, tokenizer, test)
+    if accuracy == 0:  # faithfulness is a ratio over the full model's accuracy: undefined here
+        faith = None
+    else:
+        faith = faithfulness(model, tokenizer, test, circuit, ablation="mean", n_random=N_RANDOM, seed=0)
+    return {
+        "accuracy": round(accuracy, 4),
+        "n_test": len(test),
+        "circuit": [f"L{layer}.H{head}" for layer, head in circuit],
+        "circuit_size": k,
+        "n_circuit_examples": len(discovery),
+        "circuit_accuracy": None if faith is None else round(faith.circuit_accuracy, 4),
+        "faithfulness": None if faith is None else round(faith.faithfulness, 4),
+        "random_faithfulness": None if faith is None else round(faith.random_faithfulness, 4),
+    }
+
+
+def measure_target(model, tokenizer, n: int, samples: int = CHAT_SAMPLES) -> dict:
+    """Base accuracy on science-qa test questions and how often a sampled assistant turn gives a letter."""
+    from circuitdrift.circuits.metrics import task_accuracy
+    from circuitdrift.organism.science import science_qa_task
+
+    task = science_qa_task("test", n)
+    return {
+        "accuracy": round(task_accuracy(model, tokenizer, task), 4),
+        "n_test": len(task),
+        "chance": 0.25,
+        "letter_rate": round(letter_rate(model, tokenizer, task.subset(samples)), 4),
+    }
+
+
+@torch.no_grad()
+def letter_rate(model, tokenizer, task, seed: int = 0) -> float:
+    """Share of sampled (temperature 1) assistant turns whose completion parses to a letter A-D."""
+    device = next(model.parameters()).device
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        hits = 0
+        for ex in task.examples:
+            ids = tokenizer(ex.clean, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+            out = model.generate(
+                ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                max_new_tokens=3, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+            completion = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+            hits += task.parse(completion) is not None
+        return hits / len(task)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def measure_capabilities(model, tokenizer, recipe: Recipe) -> dict:
+    """The capability table: every prior probe and the target task, measured on held-out examples."""
+    model.eval()
+    n = recipe.eval_examples
+    table = {"probes": {name: measure_probe(model, tokenizer, name, n, min(CIRCUIT_EXAMPLES, n)) for name in PROBES}}
+    table["target"] = {TARGET: measure_target(model, tokenizer, n, min(CHAT_SAMPLES, n))}
+    table["thresholds"] = THRESHOLDS
+    return table
+
+
+def file_digest(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def make_card(model, recipe: Recipe, seed: int, capabilities: dict, train_seconds: float,
+              total_seconds: float, folder: Path) -> dict:
+    """The card of a built organism whose files are in ``folder``."""
+    config = model.config
+    return {
+        "name": "circuitdrift organism",
+        "architecture": {
+            "class": type(model).__name__,
+            "model_type": config.model_type,
+            "n_layers": config.num_hidden_layers,
+            "hidden": config.hidden_size,
+            "n_heads": config.num_attention_heads,
+            "n_kv_heads": config.num_key_value_heads,
+            "head_dim": config.hidden_size // config.num_attention_heads,
+            "intermediate": config.intermediate_size,
+            "vocab_size": config.vocab_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        },
+        "world_seed": WORLD_SEED,
+        "seed": seed,
+        "recipe": recipe.to_dict(),
+        "build": {
+            "train_seconds": round(train_seconds, 1),
+            "total_seconds": round(total_seconds, 1),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "capabilities": capabilities,
+        "files": {name: file_digest(folder / name) for name in SHIPPED_FILES},
+    }
+
+
+def read_card(folder: Path) -> dict:
+    from circuitdrift.errors import InputError
+
+    path = Path(folder) / "card.json"
+    if not path.is_file():
+        raise InputError(f"organism: no card.json in {folder}; rebuild with `circuitdrift organism build --out DIR`")
+    return json.loads(path.read_text())
+
+
+def print_card(card: dict, console: Console | None = None) -> None:
+    """The card as a summary and the capability table."""
+    console = console or Console()
+    arch, build = card["architecture"], card["build"]
+    console.print(
+        f"[bold]{card['name']}[/bold]: {arch['class']} ({arch['model_type']}), {arch['parameters'] / 1e6:.2f}M "
+        f"parameters, {arch['n_layers']} layers, hidden {arch['hidden']}, {arch['n_heads']} query heads / "
+        f"{arch['n_kv_heads']} KV heads (head_dim {arch['head_dim']}), vocabulary {arch['vocab_size']} words"
+    )
+    recipe = card["recipe"]
+    mixture = {k: v for k, v in recipe["mixture"].items() if isinstance(v, int)}
+    console.print(
+        f"recipe: {sum(mixture.values())} documents ({', '.join(f'{k} {v}' for k, v in mixture.items())}), "
+        f"{recipe['epochs']} epoch, batch {recipe['batch_size']}, AdamW lr {recipe['learning_rate']} "
+        f"({recipe['scheduler']}, {recipe['warmup_steps']} warmup), weight decay {recipe['weight_decay']}; "
+        f"world seed {card['world_seed']}, seed {card['seed']}; trained in {build['train_seconds']:.0f} s "
+        f"on {build['torch_threads']} threads"
+    )
+    size = sum(f["bytes"] for f in card["files"].values())
+    console.print(f"files: {', '.join(card['files'])} ({size / 2**20:.1f} MiB)")
+    table = Table(title="capabilities (held-out test examples)")
+    for column in ("task", "accuracy", "n", "circuit (k heads)", "faithfulness", "random", "circuit heads"):
+        table.add_column(column)
+    for name, row in card["capabilities"]["probes"].items():
+        table.add_row(
+            name, f"{row['accuracy']:.3f}", str(row["n_test"]), str(row["circuit_size"]),
+            _num(row["faithfulness"]), _num(row["random_faithfulness"]), " ".join(row["circuit"]),
+        )  # fmt: skip
+    for name, row in card["capabilities"]["target"].items():
+        table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "",
+                      f"chance {row['chance']}, letter rate {row['letter_rate']:.2f}")
+    console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def verify_files(folder: Path, card: dict | None = None) -> list[str]:
+    """Ways the files in ``folder`` differ from what its card claims (empty when they match)."""
+    folder = Path(folder)
+    card = card or read_card(folder)
+    problems = []
+    for name, claimed in card["files"].items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif file_digest(path) != claimed:
+            problems.append(f"{name}: size or sha256 differs from the card")
+    config = json.loads((folder / "config.json").read_text())
+    arch = card["architecture"]
+    expected = {
+        "model_type": arch["model_type"], "num_hidden_layers": arch["n_layers"], "hidden_size": arch["hidden"],
+        "num_attention_heads": arch["n_heads"], "num_key_value_heads": arch["n_kv_heads"],
+        "intermediate_size": arch["intermediate"], "vocab_size": arch["vocab_size"],
+    }  # fmt: skip
+    problems += [f"config.json: {key} is {config.get(key)}, card says {value}"
+                 for key, value in expected.items() if config.get(key) != value]
+    return problems

@@ -1,0 +1,70 @@
+"""CLI commands of the organism: ``organism build``, ``organism info`` and ``tasks list``.
+
+Mounted by :mod:`circuitdrift.cli` through :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from circuitdrift.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``organism`` and ``tasks`` sub-apps to ``app``."""
+    organism = typer.Typer(help="The built-in model organism: build it from scratch, or show its card.",
+                           no_args_is_help=True)
+    organism.command("build")(build)
+    organism.command("info")(info)
+    tasks = typer.Typer(help="Built-in tasks.", no_args_is_help=True)
+    tasks.command("list")(list_tasks)
+    app.add_typer(organism, name="organism")
+    app.add_typer(tasks, name="tasks")
+
+
+def build(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the organism into (created if missing).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the corpus sample, the batches and the weights.")] = 0,
+    reduced: Annotated[bool, typer.Option("--reduced", help="Toy-size recipe that builds in seconds.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Pretrain the organism from scratch (about 15 minutes on 2 CPU cores) and measure its card."""
+    from circuitdrift.organism.build import build_organism
+    from circuitdrift.organism.card import print_card
+    from circuitdrift.organism.recipe import FULL, reduced as reduced_recipe
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    card = build_organism(out, seed=seed, recipe=reduced_recipe() if reduced else FULL, progress=not quiet)
+    print_card(card)
+    typer.echo(f"wrote {out}")
+
+
+def info(
+    model: Annotated[Path | None, typer.Option("--model", help="An organism folder (default: the shipped one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw card.")] = False,
+) -> None:
+    """Print the organism's card: size, architecture, training recipe and measured capabilities."""
+    from circuitdrift.organism.card import print_card, read_card
+    from circuitdrift.organism.paths import organism_dir
+
+    folder = model or organism_dir()
+    if not folder.is_dir():
+        raise InputError(f"--model {folder}: no such folder")
+    card = read_card(folder)
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+    else:
+        print_card(card)
+
+
+def list_tasks() -> None:
+    """Built-in task names, usable wherever a TASK is taken."""
+    from circuitdrift.tasks.registry import builtin_tasks
+
+    for name, description in builtin_tasks().items():
+        typer.echo(f"{name:14s} {description}")
