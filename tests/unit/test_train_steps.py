@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 
 from circuitdrift.errors import TrainingDivergedError
 from circuitdrift.train import train, train_rl, train_sft, training_log
-from circuitdrift.train.checkpoints import save_model_folder
+from circuitdrift.train.checkpoints import last_resumable, list_checkpoints, save_model_folder
 from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
 
 RL = {"num_generations": 4, "max_completion_length": 2}
@@ -108,3 +108,15 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(toy, tmp_pa
     assert not (tmp_path / "train_summary.json").exists()
     assert all(torch.isfinite(t).all() for t in _weights(tmp_path / "checkpoint-2").values())
     assert json.loads((tmp_path / "train_config.json").read_text())["method"] == "sft"
+
+
+def test_a_checkpoint_cut_while_saving_is_neither_listed_nor_resumed_from(toy, tmp_path):
+    warm, tokenizer, task = toy
+    config = {"steps": 2, "prompts_per_step": 4, "learning_rate": 1e-3, "checkpoint_steps": [1]}
+    train_sft(warm, task, config, tmp_path)
+    (tmp_path / "checkpoint-2" / "trainer_state.json").unlink()  # as if killed before the Trainer's last write
+    (tmp_path / "train_summary.json").unlink()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-0", "checkpoint-1"]
+    assert last_resumable(tmp_path).name == "checkpoint-1"
+    assert [p.name for p in train_sft(warm, task, config, tmp_path)][-1] == "checkpoint-2"
+    assert (tmp_path / "checkpoint-2" / "trainer_state.json").is_file()

@@ -42,17 +42,27 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Path]:
-    """Model folders ``checkpoint-<step>`` that hold weights, sorted by step."""
+    """Complete model folders ``checkpoint-<step>``, sorted by step.
+
+    A Trainer checkpoint is complete once its ``trainer_state.json`` exists; the
+    folders circuitdrift writes itself (step 0, merged LoRA exports) appear only
+    whole, through a rename.
+    """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
     found = [
         (step, path)
         for path in out_dir.iterdir()
-        if path.is_dir() and (step := checkpoint_step(path)) is not None and any(path.glob("*.safetensors"))
-        and (path / "config.json").is_file()
+        if path.is_dir() and (step := checkpoint_step(path)) is not None and _is_complete(path)
     ]
     return [path for _, path in sorted(found)]
+
+
+def _is_complete(path: Path) -> bool:
+    has_model = (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    written_by_trainer = (path / "training_args.bin").exists()
+    return has_model and (not written_by_trainer or (path / STATE_FILE).is_file())
 
 
 def last_resumable(state_dir: str | Path) -> Path | None:

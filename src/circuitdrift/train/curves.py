@@ -84,7 +84,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--eval-n", type=int, default=200)
     parser.add_argument("--methods", default="sft,rl")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy CPU)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = load_train_config(args.config)
     curves = learning_curves(args.model, args.task, config, args.out, args.eval_n, tuple(args.methods.split(",")))
     print(markdown(curves))
