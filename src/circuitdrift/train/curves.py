@@ -55,8 +55,27 @@ def learning_curves(
     return curves
 
 
-def markdown(curves: dict) -> str:
-    """Accuracy per checkpoint for each method, and RL's learning signal, as Markdown tables."""
+_WINDOW_HEADERS = {"sft": "SFT mean loss", "rl": "RL mean reward / groups with reward variance / loss"}
+
+
+def _windows(log: list[dict], size: int) -> list[tuple[int, int, list[dict]]]:
+    return [(log[i]["step"], log[min(i + size, len(log)) - 1]["step"], log[i : i + size])
+            for i in range(0, len(log), size)]
+
+
+def _mean(entries: list[dict], key: str) -> float:
+    return sum(e[key] for e in entries) / len(entries)
+
+
+def _window_cell(method: str, entries: list[dict]) -> str:
+    if method == "sft":
+        return f"{_mean(entries, 'loss'):.3f}"
+    varied = 1 - _mean(entries, "frac_reward_zero_std")
+    return f"{_mean(entries, 'reward'):.3f} / {varied:.2f} / {_mean(entries, 'loss'):+.4f}"
+
+
+def markdown(curves: dict, window: int = 10) -> str:
+    """Accuracy per checkpoint for each method, then the training log averaged over ``window`` steps."""
     methods = [m for m in ("sft", "rl") if m in curves]
     steps = sorted({p["step"] for m in methods for p in curves[m]["accuracy"]})
     lines = ["| step | " + " | ".join(f"{m} accuracy (unparsable)" for m in methods) + " |",
@@ -67,12 +86,11 @@ def markdown(curves: dict) -> str:
             point = next((p for p in curves[m]["accuracy"] if p["step"] == step), None)
             cells.append(f"{point['accuracy']:.3f} ({point['unparsable']})" if point else "")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    if "rl" in curves:
-        lines += ["", "| RL step | mean reward | groups with reward variance | loss |", "|---|---|---|---|"]
-        for entry in curves["rl"]["log"]:
-            if "reward" in entry:
-                lines.append(f"| {entry['step']} | {entry['reward']:.3f} | {1 - entry['frac_reward_zero_std']:.2f} "
-                             f"| {entry['loss']:.4f} |")
+    lines += ["", "| steps | " + " | ".join(_WINDOW_HEADERS[m] for m in methods) + " |",
+              "|---|" + "---|" * len(methods)]
+    windows = {m: _windows(curves[m]["log"], window) for m in methods}
+    for k, (first, last, _) in enumerate(windows[methods[0]]):
+        lines.append(f"| {first}-{last} | " + " | ".join(_window_cell(m, windows[m][k][2]) for m in methods) + " |")
     return "\n".join(lines)
 
 
