@@ -56,7 +56,8 @@ def train(
     ``model`` is a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model
     (then pass ``tokenizer``); ``task`` a name/JSONL path for :func:`resolve_task` (its
     ``config.train_split`` is used) or a :class:`Task`; ``config`` a :class:`TrainConfig`, a
-    mapping, a YAML/JSON path, or None for the defaults.
+    mapping, a YAML/JSON path, or None for the defaults. A loaded model is trained in place.
+    ``callbacks`` are extra ``TrainerCallback`` objects; ``progress`` shows the Trainer's bar and log.
     """
     if method not in METHODS:
         raise InputError(f"method '{method}': use one of {', '.join(METHODS)}")
