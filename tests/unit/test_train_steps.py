@@ -2,6 +2,9 @@
 a NaN loss stops the run and keeps the last good checkpoint."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -120,3 +123,30 @@ def test_a_checkpoint_cut_while_saving_is_neither_listed_nor_resumed_from(toy, t
     assert last_resumable(tmp_path).name == "checkpoint-1"
     assert [p.name for p in train_sft(warm, task, config, tmp_path)][-1] == "checkpoint-2"
     assert (tmp_path / "checkpoint-2" / "trainer_state.json").is_file()
+
+
+KILLER = """
+import os, signal, sys
+from transformers import TrainerCallback
+from circuitdrift.train import train
+from circuitdrift.train.toy import toy_task, toy_tokenizer
+
+class Die(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train("sft", sys.argv[1], toy_task(toy_tokenizer(), n=64), {config}, sys.argv[2], callbacks=[Die()])
+"""
+
+
+def test_a_process_killed_with_sigkill_resumes_to_the_same_weights(toy, tmp_path):
+    warm, tokenizer, task = toy
+    config = {"steps": 5, "prompts_per_step": 4, "learning_rate": 1e-3, "checkpoint_steps": [2]}
+    killed = subprocess.run([sys.executable, "-c", KILLER.format(config=config), str(warm), str(tmp_path / "cut")],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [p.name for p in list_checkpoints(tmp_path / "cut")] == ["checkpoint-0", "checkpoint-2"]
+    resumed = train_sft(warm, task, config, tmp_path / "cut")
+    whole = train_sft(warm, task, config, tmp_path / "whole")
+    assert _changed(_weights(whole[-1]), _weights(resumed[-1])) == []
