@@ -26,6 +26,7 @@ import torch
 from datasets import Dataset
 from transformers import Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments
 
+from circuitdrift.models.heads import HeadLayout
 from circuitdrift.organism.corpus import build_corpus
 from circuitdrift.organism.recipe import FULL, Recipe
 from circuitdrift.organism.tokenizer import organism_tokenizer
@@ -80,6 +81,36 @@ class PadCollator:
 
 
 @contextmanager
+def head_dropout(model: Qwen2ForCausalLM, p: float, seed: int) -> Iterator[None]:
+    """While training, replace each head's output by its batch mean with probability ``p`` (per example).
+
+    DropHead (Zhou et al. 2020) with mean replacement instead of zeros: no head can be relied on
+    to be present, so a task's computation does not lean on every head, and the replacement is
+    the same intervention as the mean ablation that measures circuit faithfulness.
+    """
+    if p <= 0:
+        yield
+        return
+    layout = HeadLayout.of(model)
+    generator = torch.Generator().manual_seed(seed)
+
+    def drop(module: torch.nn.Module, args: tuple) -> tuple | None:
+        if not module.training:
+            return None
+        z = args[0].view(*args[0].shape[:-1], layout.n_heads, layout.head_dim)  # [B, T, H, d]
+        mean = z.detach().mean(dim=(0, 1), keepdim=True)  # [1, 1, H, d]
+        keep = torch.rand((z.shape[0], 1, layout.n_heads, 1), generator=generator) >= p
+        return (torch.where(keep, z, mean).flatten(-2),)
+
+    handles = [proj.register_forward_pre_hook(drop) for proj in layout.out_projs]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
 def cpu_threads(n: int) -> Iterator[None]:
     """Run with ``n`` torch CPU threads, restoring the previous count."""
     previous = torch.get_num_threads()
@@ -123,7 +154,8 @@ def _pretrain(recipe: Recipe, seed: int, tokenizer, workdir: Path, progress: boo
         remove_unused_columns=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=PadCollator(tokenizer.pad_token_id))
-    trainer.train()
+    with head_dropout(model, recipe.head_dropout, seed):
+        trainer.train()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = model.config.eos_token_id
     return model.eval()

@@ -10,8 +10,11 @@ Measurement protocol (one place, so the card and the tests agree):
 - accuracy: greedy (teacher-forced exact match of the one-token answer) on
   ``recipe.eval_examples`` test-split examples (all test facts for ``factual``);
 - circuit: the top-k heads (k = 25 % of heads) by exact activation patching
-  (counterfactual ablation, answer-probability metric) on ``CIRCUIT_EXAMPLES``
-  validation-split examples;
+  (each head alone mean-ablated, logit difference answer minus counter-answer)
+  on ``CIRCUIT_EXAMPLES`` validation-split examples: discovery uses the
+  ablation that faithfulness then applies, so both ask the same question, and
+  the logit difference, which unlike the answer probability does not saturate
+  on a model that is nearly always right;
 - faithfulness: F(C|M)/F(M) on the test examples with every head outside the
   circuit mean-ablated, against the mean of ``N_RANDOM`` random circuits of the
   same size;
@@ -38,6 +41,8 @@ PROBES = ("ioi", "greater-than", "induction", "factual")
 TARGET = "science-qa"
 CIRCUIT_SHARE = 0.25
 CIRCUIT_EXAMPLES = 64
+CIRCUIT_ABLATION = "mean"  # discovery patches each head with the ablation that faithfulness then applies
+CIRCUIT_METRIC = "logit-diff"  # answer probability saturates near 1 on a confident model; logit difference does not
 N_RANDOM = 10
 CHAT_SAMPLES = 64
 THRESHOLDS = {
@@ -68,7 +73,7 @@ def measure_probe(model, tokenizer, name: str, n: int, circuit_examples: int = C
 
     test = probe_task(name, "test", n)
     discovery = probe_task(name, "validation", circuit_examples)
-    scores = head_scores(model, tokenizer, discovery, method="exact", metric="prob", ablation="corrupt")
+    scores = head_scores(model, tokenizer, discovery, method="exact", metric=CIRCUIT_METRIC, ablation=CIRCUIT_ABLATION)
     k = circuit_size(HeadLayout.of(model).n_total)
     circuit = scores.top_k(k)
     accuracy = task_accuracy(model, tokenizer, test)

@@ -35,7 +35,8 @@ def build(
     """Pretrain the organism from scratch (about 15 minutes on 2 CPU cores) and measure its card."""
     from circuitdrift.organism.build import build_organism
     from circuitdrift.organism.card import print_card
-    from circuitdrift.organism.recipe import FULL, reduced as reduced_recipe
+    from circuitdrift.organism.recipe import FULL
+    from circuitdrift.organism.recipe import reduced as reduced_recipe
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
@@ -45,7 +46,9 @@ def build(
 
 
 def info(
-    model: Annotated[Path | None, typer.Option("--model", help="An organism folder (default: the shipped one).")] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="An organism folder (default: the shipped one).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw card.")] = False,
 ) -> None:
     """Print the organism's card: size, architecture, training recipe and measured capabilities."""

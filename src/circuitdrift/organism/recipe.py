@@ -38,6 +38,7 @@ class Recipe:
     # make each batch one kind of text, kept in-context skills from forming at all
     sampling: str = "sequential"
     max_grad_norm: float = 0.0  # no clipping
+    head_dropout: float = 0.2  # DropHead with mean replacement (build.head_dropout)
     eval_examples: int = 200  # per probe and for science-qa, from the test split
     threads: int = 1  # CPU threads: one is robust on a shared machine and gives the same sums on any core count
 
