@@ -18,7 +18,13 @@ from circuitdrift.errors import InputError
 from circuitdrift.train.config import TrainConfig
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
+DEMO_CONFIG = Path("configs") / "demo.yaml"
+
+
+def default_config() -> Path:
+    """configs/demo.yaml in the working folder, else the one in the source checkout this package runs from."""
+    here = Path.cwd() / DEMO_CONFIG
+    return here if here.is_file() else Path(__file__).resolve().parents[3] / DEMO_CONFIG
 
 
 class _Section(BaseModel):
@@ -127,7 +133,7 @@ def probe_label(spec: str) -> str:
 
 def load_config(path: str | Path | None = None) -> tuple[ExperimentConfig, str]:
     """The validated config from a YAML file (default: configs/demo.yaml), and its source name."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    path = Path(path) if path is not None else default_config()
     if not path.is_file():
         raise InputError(f"config '{path}': no such file")
     try:
