@@ -167,7 +167,7 @@ def make_card(model, recipe: Recipe, seed: int, capabilities: dict, train_second
         "build": {
             "train_seconds": round(train_seconds, 1),
             "total_seconds": round(total_seconds, 1),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": recipe.threads,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "python": platform.python_version(),

@@ -44,7 +44,7 @@ class Mixture:
     countries: int = 15_000
     substances: int = 15_000
     chat_facts: int = 4_000
-    multiple_choice: int = 8_000
+    multiple_choice: int = 3_000
     multiple_choice_kinds: tuple[str, ...] = field(default=("color", "category"))
     # share of the in-context documents (IOI, greater-than, induction) that open the corpus, before the
     # shuffled rest: copying circuits form first, with the full learning rate, then facts join in
