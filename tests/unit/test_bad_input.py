@@ -27,6 +27,13 @@ def ws(tmp_path_factory, word_tokenizer):
         ffn_dim=32, word_embed_proj_dim=16))
     opt.save_pretrained(root / "opt")
     word_tokenizer.save_pretrained(root / "opt")
+    from circuitdrift.models.wordlevel import build_word_tokenizer
+    from tests.conftest import WORDS
+
+    other_tokenizer = build_word_tokenizer([*WORDS, "extra", "words"])
+    other_vocab = make_model("qwen2", other_tokenizer, n_layers=2)
+    other_vocab.save_pretrained(root / "othervocab")
+    other_tokenizer.save_pretrained(root / "othervocab")
     narrow = make_model("qwen2", word_tokenizer, n_layers=1)
     narrow.save_pretrained(root / "narrow")
     word_tokenizer.save_pretrained(root / "narrow")
@@ -65,6 +72,7 @@ CASES = [
     (["heads", "no-such-org/no-such-model", "{r}/target.jsonl"], "could not load"),
     (["heads", "{r}/opt", "{r}/probe-a.jsonl"], "architecture 'opt' is not supported"),
     (["cmap", "{r}/base", "{r}/narrow", "{r}/probe-a.jsonl"], "n_layers: base has 2, fine-tuned has 1"),
+    (["cmap", "{r}/base", "{r}/othervocab", "{r}/probe-a.jsonl"], "tokenizers differ"),
     (["heads", "{r}/base", "{r}/absent.jsonl"], "no such file"),
     (["heads", "{r}/base", "{r}/empty.jsonl"], "is empty"),
     (["heads", "{r}/base", "{r}/malformed.jsonl"], "malformed.jsonl:2: malformed JSON"),
@@ -125,6 +133,9 @@ def test_python_api_raises_the_same_errors(ws, word_tokenizer):
     narrow, _ = load_model(str(ws / "narrow"), device="cpu")
     with pytest.raises(InputError, match="n_layers"):
         cross_model_patch(base, narrow, tok, load_task_file(ws / "probe-a.jsonl"))
+    other, other_tok = load_model(str(ws / "othervocab"), device="cpu")
+    with pytest.raises(InputError, match="tokenizers differ"):
+        cross_model_patch(base, other, tok, load_task_file(ws / "probe-a.jsonl"), finetuned_tokenizer=other_tok)
     with pytest.raises(InputError, match="analysis.top_k: 99"):
         run_experiment(ws / "topk.yaml", ws / "runs" / "api-t", quiet=True)
     with pytest.raises(InputError, match="unknown key"):

@@ -32,9 +32,11 @@ LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate
 def run_experiment(config_path: str | Path | None = None, out: str | Path | None = None,
                    quiet: bool = False) -> Path:
     """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # our own progress display covers the stages
+    datasets.disable_progress_bars()
     config, source = load_config(config_path)
     reporter = Reporter(quiet)
     ctx = RunContext(config, None, reporter)
