@@ -13,15 +13,13 @@ the base's probe accuracy minus this model's (positive = capability lost).
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.evaluate.accuracy import target_accuracy
 from circuitdrift.evaluate.kl import forward_kl
+from circuitdrift.io import write_json  # noqa: F401  (re-exported for callers of this module)
 from circuitdrift.tasks.base import Task
 
 ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")
@@ -103,13 +101,3 @@ def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | Non
         name: resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
         for name in names
     }
-
-
-def write_json(path: str | os.PathLike, data: dict) -> Path:
-    """Write through a temporary name, so a kill never leaves a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-    return path

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from transformers.trainer_callback import PrinterCallback
 
 from circuitdrift.errors import InputError, TrainingDivergedError
+from circuitdrift.io import write_json
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.checkpoints import (
     CheckpointSchedule,
@@ -98,7 +99,7 @@ def train(
         # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
         return list_checkpoints(out_dir)
     if processes.is_main_process:
-        _write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
+        write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
                                             "log_history": trainer.state.log_history})
     processes.wait_for_everyone()
     return list_checkpoints(out_dir)
@@ -163,7 +164,7 @@ def _claim(out_dir: Path, method: str, model_name: str, task_name: str, config: 
             )
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(path, record)
+    write_json(path, record)
 
 
 def _peft_config(config: TrainConfig):
@@ -178,12 +179,6 @@ def _peft_config(config: TrainConfig):
         target_modules=config.lora.target_modules,
         task_type="CAUSAL_LM",
     )
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
 
 
 def _str_or_none(path: Path | None) -> str | None:
