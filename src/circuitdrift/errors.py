@@ -26,3 +26,11 @@ class IncompatibleModelsError(InputError):
 
 class TrainingDivergedError(CircuitDriftError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def config_error(err, source: str) -> InputError:
+    """The first problem of a pydantic ``ValidationError`` as ``source: key.path: message``."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+    return InputError(f"{source}: {where}: {message}")

@@ -11,7 +11,8 @@ from pathlib import Path
 from circuitdrift.errors import InputError
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -19,8 +20,8 @@ def write_text(path: str | Path, text: str) -> Path:
     except OSError as err:
         raise InputError(f"output '{path}': cannot write there ({err.strerror})") from err
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -28,6 +29,10 @@ def write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | Path, data) -> Path:

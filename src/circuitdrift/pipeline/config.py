@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from circuitdrift.errors import InputError
+from circuitdrift.errors import InputError, config_error
 from circuitdrift.train.config import TrainConfig
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
@@ -153,12 +153,7 @@ def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise InputError(f"{source}: {where}: {message}") from None
+        raise config_error(err, source) from None
 
 
 def resolved_yaml(config: ExperimentConfig) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from circuitdrift.io import write_bytes
 from circuitdrift.pipeline.schema import BaseCircuit, ProbeDCV
 
 METHOD_COLORS = {"sft": "#E69F00", "rl": "#0072B2"}
@@ -59,21 +58,10 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    """Render to memory, then write to a temporary name beside ``path`` and rename."""
+    """Render to memory, then write atomically (temporary name, then rename)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(path, buffer.getvalue())
 
 
 def _grid(values: list[list[float]]):

@@ -20,7 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from circuitdrift.errors import InputError
+from circuitdrift.errors import InputError, config_error
 
 
 class _Section(BaseModel):
@@ -163,7 +163,4 @@ def parse_train_config(data: dict, source: str = "config") -> TrainConfig:
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        raise InputError(f"{source}: {where}: {message}") from None
+        raise config_error(err, source) from None
