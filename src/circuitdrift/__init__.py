@@ -35,6 +35,12 @@ _EXPORTS = {
     "cmap_result": "circuitdrift.analysis",
     "dcv_result": "circuitdrift.analysis",
     "faithfulness_result": "circuitdrift.analysis",
+    "train_sft": "circuitdrift.train.run",
+    "train_rl": "circuitdrift.train.run",
+    "target_accuracy": "circuitdrift.evaluate.accuracy",
+    "forward_kl": "circuitdrift.evaluate.kl",
+    "run_experiment": "circuitdrift.pipeline.run",
+    "build_report": "circuitdrift.report.build",
     "CircuitDriftError": "circuitdrift.errors",
     "InputError": "circuitdrift.errors",
 }

@@ -113,3 +113,12 @@ def test_real_entry_point_exit_code_and_debug_traceback(workspace):
     assert plain.stderr.strip() == f"error: model '{workspace / 'absent'}': no such folder"
     debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_public_api_names_resolve():
+    import circuitdrift
+
+    for name in circuitdrift.__all__:
+        assert getattr(circuitdrift, name) is not None, name
+    with pytest.raises(AttributeError):
+        circuitdrift.no_such_thing  # noqa: B018
