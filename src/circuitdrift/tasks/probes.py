@@ -112,10 +112,15 @@ class PairChecker:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
         return len(ids) == 1 and (self.tokenizer.unk_token_id is None or ids[0] != self.tokenizer.unk_token_id)
 
-    def accept(self, ex: Example) -> bool:
+    def n_tokens(self, text: str) -> int | None:
+        """How many known tokens ``text`` is (None when one of them is ``unk``)."""
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        return None if self.tokenizer.unk_token_id is not None and self.tokenizer.unk_token_id in ids else len(ids)
+
+    def accept(self, ex: Example, answer_tokens: int = 1) -> bool:
         ok = (
             self.prompt_length(ex.clean) == self.prompt_length(ex.corrupt)
-            and self.is_one_token(ex.answer)
+            and self.n_tokens(ex.answer) == answer_tokens
             and (ex.counter_answer is None or self.is_one_token(ex.counter_answer))
         )
         self.dropped += not ok
@@ -134,7 +139,7 @@ def _check(name: str, split: str, tokenizer) -> PairChecker:
 
 
 def _collect(name: str, candidates: Iterator[Example], split: str, n: int, checker: PairChecker,
-             hashed: bool = True) -> list[Example]:
+             hashed: bool = True, answer_tokens: int = 1) -> list[Example]:
     """The first ``n`` distinct accepted candidates (of ``split`` when ``hashed``); InputError when too few."""
     out, seen = [], set()
     for ex in itertools.islice(candidates, MAX_CANDIDATES):
@@ -142,7 +147,7 @@ def _collect(name: str, candidates: Iterator[Example], split: str, n: int, check
         if key in seen or (hashed and split_of(ex.clean) != split):
             continue
         seen.add(key)
-        if checker.accept(ex):
+        if checker.accept(ex, answer_tokens):
             out.append(ex)
             if len(out) == n:
                 return out
@@ -184,15 +189,23 @@ def ioi_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer
 
 
 def greater_than_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer=None) -> Task:
-    """Hanna et al.'s year task: answer a later two-digit year; counterfactual start year 01."""
+    """Hanna et al.'s year task: answer a later two-digit year; counterfactual start year 01.
+
+    Where two-digit numbers are single tokens the answer is one token with a
+    counter-answer (an earlier year) for logit-diff. Where the tokenizer splits
+    numbers into digits (Qwen2.5, Llama 3) the answer is the two digit tokens,
+    scored by the geometric-mean probability; it has no counter-answer, because
+    the first digits of a later and an earlier year are often the same.
+    """
     checker = _check("hf-greater-than", split, tokenizer)
     two_digit = [f"{v:02d}" for v in range(100)]
     singles = set(checker.one_token_words(two_digit, space=False))
-    if "01" not in singles or len(singles) < 90:
+    digit_split = all(checker.n_tokens(y) == 2 for y in two_digit)
+    if not digit_split and ("01" not in singles or len(singles) < 90):
         example = tokenizer.convert_ids_to_tokens(tokenizer("32", add_special_tokens=False).input_ids)
         raise InputError(f"task 'hf-greater-than': this tokenizer has single tokens for only {len(singles)} of the "
-                         f"100 two-digit numbers ('32' -> {example}), so the answer year cannot be one token; leave "
-                         "this probe out for this model")
+                         f"100 two-digit numbers ('32' -> {example}) and does not split them into two known digit "
+                         "tokens, so the answer year cannot be scored; leave this probe out for this model")
     rng = random.Random(f"hf-greater-than:{split}:{seed}")
     grid = [(noun, yy) for noun in GREATER_NOUNS for yy in range(11, 90)]
     rng.shuffle(grid)
@@ -200,11 +213,14 @@ def greater_than_task(split: str = "test", n: int | None = None, seed: int = 0, 
     def candidates() -> Iterator[Example]:
         for noun, yy in grid:
             clean, corrupt = GREATER_TEMPLATE.format(noun=noun, yy=yy), GREATER_TEMPLATE.format(noun=noun, yy=1)
-            yield Example(clean, corrupt, f"{yy + rng.randint(1, 9):02d}", f"{yy - rng.randint(1, 9):02d}")
+            later, earlier = f"{yy + rng.randint(1, 9):02d}", f"{yy - rng.randint(1, 9):02d}"
+            yield Example(clean, corrupt, later, None if digit_split else earlier)
 
-    examples = _collect("hf-greater-than", candidates(), split, n or DEFAULT_N, checker)
+    tokens = 2 if digit_split else 1
+    examples = _collect("hf-greater-than", candidates(), split, n or DEFAULT_N, checker, answer_tokens=tokens)
+    how = "two digit tokens, no counter-answer" if digit_split else "one token"
     return Task("hf-greater-than", examples, _description(
-        "greater-than (years): a later two-digit year; counterfactual starts at 01", checker))
+        f"greater-than (years): a later two-digit year ({how}); counterfactual starts at 01", checker))
 
 
 def factual_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer=None) -> Task:
