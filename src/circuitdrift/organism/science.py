@@ -17,14 +17,13 @@ another option, so it has the same length and its answer is another letter
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 from circuitdrift.errors import InputError
 from circuitdrift.organism.world import CATEGORIES, COLORS, SMELLS, SPLITS, World, make_world
-from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.base import Example
+from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, multiple_choice_turn  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
 
-LETTERS = ("A", "B", "C", "D")
 KINDS = ("color", "category", "smell", "reaction", "member")
 STEMS = {
     "color": "What color is {X}?",
@@ -33,7 +32,6 @@ STEMS = {
     "reaction": "What does {X} form when it reacts with {Y}?",
     "member": "Which of these substances is {article} {cat}?",
 }
-INSTRUCTION = "Answer with the letter of the correct option."
 # Plain statements of the same facts, for the pretraining corpus.
 SCIENCE_STATEMENTS = {
     "category": ("The substance {X} is {article} {cat}.", "Chemists classify {X} as {article} {cat}."),
@@ -59,8 +57,7 @@ class Question:
         return LETTERS[self.correct]
 
     def user_turn(self) -> str:
-        lines = [self.stem, *(f"{letter}. {option}" for letter, option in zip(LETTERS, self.options, strict=True))]
-        return "\n".join([*lines, INSTRUCTION])
+        return multiple_choice_turn(self.stem, self.options)
 
     def counterfactual(self, rng: random.Random) -> Question:
         """The same question with the correct option's text swapped into another slot."""
@@ -125,16 +122,8 @@ def chat_prompt(user_turn: str, tokenizer=None) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-class ScienceQATask(Task):
-    """Multiple-choice task whose completions are graded by their first letter A-D."""
-
-    def parse(self, completion: str) -> str | None:
-        match = re.search(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])", completion)
-        return match.group(1) if match else None
-
-    def subset(self, n: int | None) -> Task:
-        base = super().subset(n)
-        return ScienceQATask(base.name, base.examples, base.description, base.templated, base.chat_prompts)
+class ScienceQATask(MultipleChoiceTask):
+    """The organism's multiple-choice task: graded by the first stand-alone letter A-D, like every MC task."""
 
 
 DEFAULT_N = 200

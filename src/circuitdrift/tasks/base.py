@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -59,8 +59,9 @@ class Task:
         """The first ``n`` examples (all when ``n`` is None)."""
         if n is None or n >= len(self.examples):
             return self
-        return Task(self.name, self.examples[:n], self.description, self.templated,
-                    self.chat_prompts[:n] if self.chat_prompts else None)
+        # dataclasses.replace keeps the subclass, and with it the subclass's grader
+        return replace(self, examples=self.examples[:n],
+                       chat_prompts=self.chat_prompts[:n] if self.chat_prompts else None)
 
     def parse(self, completion: str) -> str | None:
         """The answer a completion gives: its first word, stripped of punctuation."""

@@ -67,6 +67,12 @@ def split_of(text: str) -> str:
     return "test" if bucket == 9 else "validation" if bucket == 8 else "train"
 
 
+def multiple_choice_turn(stem: str, options: Sequence[str]) -> str:
+    """The user turn of a multiple-choice question: the stem, one "A. option" line each, the instruction."""
+    lines = [stem, *(f"{letter}. {option}" for letter, option in zip(LETTERS, options, strict=True))]
+    return "\n".join([*lines, INSTRUCTION])
+
+
 @dataclass(frozen=True)
 class Question:
     stem: str
@@ -78,8 +84,7 @@ class Question:
         return LETTERS[self.correct]
 
     def user_turn(self) -> str:
-        lines = [self.stem, *(f"{letter}. {option}" for letter, option in zip(LETTERS, self.options, strict=True))]
-        return "\n".join([*lines, INSTRUCTION])
+        return multiple_choice_turn(self.stem, self.options)
 
     def permuted(self, order: Sequence[int]) -> Question:
         """The options in ``order`` (``order[i]`` is the old index shown at slot i)."""
@@ -92,10 +97,6 @@ class MultipleChoiceTask(Task):
     def parse(self, completion: str) -> str | None:
         match = re.search(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])", completion)
         return match.group(1) if match else None
-
-    def subset(self, n: int | None) -> Task:
-        base = super().subset(n)
-        return MultipleChoiceTask(base.name, base.examples, base.description, base.templated, base.chat_prompts)
 
 
 # ---- the two datasets: where they live and how a row becomes a Question -------------------------------------
