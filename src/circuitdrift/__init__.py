@@ -25,6 +25,8 @@ _EXPORTS = {
     "builtin_tasks": "circuitdrift.tasks.registry",
     "HeadScores": "circuitdrift.circuits.scores",
     "head_scores": "circuitdrift.circuits.scoring",
+    "find_circuit": "circuitdrift.circuits.discovery",
+    "prune_circuit": "circuitdrift.circuits.pruning",
     "task_accuracy": "circuitdrift.circuits.metrics",
     "cross_model_patch": "circuitdrift.circuits.crossmodel",
     "differential_vulnerability": "circuitdrift.circuits.vulnerability",

@@ -9,13 +9,16 @@ from __future__ import annotations
 from torch import nn
 
 from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
+from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
-from circuitdrift.circuits.scoring import head_scores, plain_forward_seconds
+from circuitdrift.circuits.scoring import plain_forward_seconds
 from circuitdrift.circuits.vulnerability import differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
+
+PRUNE_KEYS = ("removal_order", "full_metric", "circuit_metric")
 
 
 def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:
@@ -38,8 +41,8 @@ def heads_result(
 ) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
     check_top_k(model, top_k)
-    scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
-    circuit = select_circuit(scores, top_k, threshold)
+    scores, circuit = find_circuit(model, tokenizer, task, method, metric, ablation, top_k, batch_size, ig_steps,
+                                   threshold)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     layout = HeadLayout.of(model)
     return {
@@ -47,6 +50,7 @@ def heads_result(
         "n_examples": len(task), "n_layers": layout.n_layers, "n_heads": layout.n_heads,
         "n_kv_heads": layout.n_kv_heads, "head_dim": layout.head_dim,
         **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
+        **({k: scores.meta[k] for k in PRUNE_KEYS} if method == "prune" else {}),
         "scores": scores.as_lists(),
         "circuit": scores.circuit_entries(circuit),
         "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
@@ -81,7 +85,7 @@ def dcv_result(
     delta_sft = cross_model_patch(base, sft, tokenizer, task, method, metric, batch_size)
     delta_rl = cross_model_patch(base, rl, tokenizer, task, method, metric, batch_size)
     circuits = {
-        name: head_scores(model, tokenizer, task, circuit_method, metric, ablation, batch_size).top_k(top_k)
+        name: find_circuit(model, tokenizer, task, circuit_method, metric, ablation, top_k, batch_size)[1]
         for name, model in (("base", base), ("sft", sft), ("rl", rl))
     }
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])

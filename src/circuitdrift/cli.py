@@ -32,6 +32,7 @@ class Method(str, Enum):
     exact = "exact"
     attribution = "attribution"
     eap_ig = "eap-ig"
+    prune = "prune"
 
 
 class CmapMethod(str, Enum):
@@ -42,6 +43,7 @@ class CmapMethod(str, Enum):
 class Metric(str, Enum):
     prob = "prob"
     logit_diff = "logit-diff"
+    logprob = "logprob"
 
 
 class Ablation(str, Enum):

@@ -53,6 +53,17 @@ def test_heads_writes_the_documented_json(workspace, capsys):
     assert code == 0 and result["circuit_size"] == 3 and len(result["random_faithfulness_all"]) == 3
 
 
+def test_heads_prune_gives_the_kept_heads_and_the_removal_order(workspace, capsys):
+    code, stdout, err = run_cli(["heads", workspace / "base", workspace / "task.jsonl", "--method", "prune",
+                                 "--metric", "logprob", "--ablation", "mean", "--top-k", "5"], capsys)
+    assert code == 0, err
+    data = json.loads(stdout)
+    circuit = {c["name"] for c in data["circuit"]}
+    assert len(circuit) == 5 and len(data["removal_order"]) == 12 - 5
+    assert not circuit & set(data["removal_order"])
+    assert data["method"] == "prune" and data["full_metric"] != data["circuit_metric"]
+
+
 def test_cmap_of_a_model_with_itself_is_zero(workspace, capsys):
     code, stdout, _ = run_cli(["cmap", workspace / "base", workspace / "base", workspace / "task.jsonl",
                                "--method", "attribution"], capsys)
@@ -85,6 +96,8 @@ def test_dcv_writes_v_d_and_preservation(workspace, capsys):
         (["dcv", "{root}/base", "{root}/task.jsonl", "--sft", "{root}/base", "--rl", "{root}/base", "--tau", "-1"],
          "--tau -1"),
         (["faithfulness", "{root}/base", "{root}/task.jsonl", "--circuit", "{root}/task.jsonl"], "malformed JSON"),
+        (["heads", "{root}/base", "{root}/task.jsonl", "--method", "prune", "--top-k", "3", "--threshold", "-0.1"],
+         "pruning stops at a circuit size"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workspace, capsys, args, message):

@@ -1,4 +1,4 @@
-"""Task metrics computed from logits: answer probability, logit difference, exact match.
+"""Task metrics computed from logits: answer probability and log-probability, logit difference, exact match.
 
 P(answer | prompt) is the geometric mean of the teacher-forced answer-token
 probabilities (METHODS §1.2); the logit difference is answer minus
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
 
-METRICS = ("prob", "logit-diff")
+METRICS = ("prob", "logit-diff", "logprob")
 MetricFn = Callable[[Tensor, TaskBatch], Tensor]  # (logits [R*B, T, V], batch) -> values [R*B]
 
 
@@ -69,6 +69,8 @@ def metric_fn(name: str) -> MetricFn:
         return answer_prob
     if name == "logit-diff":
         return logit_diff
+    if name == "logprob":
+        return answer_logprob
     raise InputError(f"--metric {name}: unknown (use one of {', '.join(METRICS)})")
 
 

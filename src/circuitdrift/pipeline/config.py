@@ -35,12 +35,13 @@ class AnalysisSettings(_Section):
     """How circuits are found and compared (METHODS §1.3-1.6)."""
 
     n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
-    circuit_method: Literal["exact", "attribution", "eap-ig"] = Field("exact", description="base circuit discovery")
-    rediscovery_method: Literal["exact", "attribution", "eap-ig"] = Field(
+    circuit_method: Literal["exact", "attribution", "eap-ig", "prune"] = Field(
+        "exact", description="base circuit discovery (prune: iterative exact patching)")
+    rediscovery_method: Literal["exact", "attribution", "eap-ig", "prune"] = Field(
         "attribution", description="circuit re-discovery at each checkpoint (exact at the final one when "
         "exact_final is set)")
     exact_final: bool = Field(True, description="use exact methods at the final checkpoint of every run")
-    metric: Literal["prob", "logit-diff"] = "prob"
+    metric: Literal["prob", "logit-diff", "logprob"] = "prob"
     ablation: Literal["corrupt", "zero", "mean"] = Field("corrupt", description="ablation for head scoring")
     faithfulness_ablation: Literal["corrupt", "zero", "mean"] = Field("mean", description="heads outside C")
     n_random: int = Field(10, ge=0, description="random circuits for the faithfulness baseline")

@@ -12,12 +12,11 @@ import math
 
 import torch
 
-from circuitdrift.analysis import select_circuit
 from circuitdrift.circuits.crossmodel import cross_model_patch
+from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.circuits.scores import head_name
-from circuitdrift.circuits.scoring import head_scores
 from circuitdrift.circuits.vulnerability import circuit_preservation, differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.pipeline.context import RunContext
@@ -59,8 +58,8 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
     a = ctx.config.analysis
     model, tokenizer = ctx.base
     task = ctx.task(spec, a.n_examples)
-    scores = head_scores(model, tokenizer, task, a.circuit_method, a.metric, a.ablation, a.batch_size)
-    circuit = scores.top_k(a.top_k)
+    scores, circuit = find_circuit(model, tokenizer, task, a.circuit_method, a.metric, a.ablation, a.top_k,
+                                   a.batch_size)
     try:
         faith = faithfulness(model, tokenizer, task, circuit, a.faithfulness_ablation, a.n_random, seed=0,
                              batch_size=a.batch_size)
@@ -173,8 +172,8 @@ def measure_checkpoint(ctx: RunContext, method: str, seed: int, step: int, folde
         base_heads = parse_heads(circuits[label].circuit)
         damage = float(torch.stack([delta.scores[h] for h in base_heads]).mean())
         method_used = a.circuit_method if exact else a.rediscovery_method
-        rediscovered = head_scores(model, tokenizer, probe_task, method_used, a.metric, a.ablation, a.batch_size)
-        circuit = select_circuit(rediscovered, a.top_k)
+        _, circuit = find_circuit(model, tokenizer, probe_task, method_used, a.metric, a.ablation, a.top_k,
+                                  a.batch_size)
         probes[label] = ProbeMeasurement(
             accuracy=accuracy, cmap=delta.as_lists(), cmap_method=cmap_method, damage=damage,
             circuit=[head_name(*h) for h in circuit], preservation=circuit_preservation(base_heads, circuit),

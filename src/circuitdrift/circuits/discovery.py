@@ -1,0 +1,37 @@
+"""One entry point for finding a circuit: one-shot top-k of head scores, or iterative pruning.
+
+``exact``, ``attribution`` and ``eap-ig`` score every head once and take the
+k most important (METHODS §1.4); ``prune`` removes heads one at a time by exact
+patching in the context of the heads still kept (:mod:`circuitdrift.circuits.pruning`),
+which finds sufficient circuits where heads back each other up.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from circuitdrift.circuits.pruning import prune_circuit
+from circuitdrift.circuits.scores import Head, HeadScores, head_name
+from circuitdrift.circuits.scoring import METHODS, head_scores
+from circuitdrift.errors import InputError
+from circuitdrift.tasks.base import Task
+
+CIRCUIT_METHODS = (*METHODS, "prune")
+
+
+def find_circuit(
+    model: nn.Module, tokenizer, task: Task, method: str = "exact", metric: str = "prob", ablation: str = "corrupt",
+    top_k: int = 20, batch_size: int = 16, ig_steps: int = 5, threshold: float | None = None,
+) -> tuple[HeadScores, list[Head]]:
+    """Scores of every head and the circuit (``top_k`` heads, or those at or below ``threshold``)."""
+    if method == "prune":
+        if threshold is not None:
+            raise InputError("--threshold: pruning stops at a circuit size; give --top-k instead")
+        pruned = prune_circuit(model, tokenizer, task, top_k, metric, ablation, batch_size)
+        scores = pruned.scores
+        scores.meta.update(removal_order=[head_name(*h) for h in pruned.order],
+                           full_metric=pruned.full_metric, circuit_metric=pruned.circuit_metric)
+        return scores, pruned.circuit
+    scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
+    circuit = scores.below(threshold) if threshold is not None else scores.top_k(top_k)
+    return scores, circuit
