@@ -44,6 +44,7 @@ class Metric(str, Enum):
     prob = "prob"
     logit_diff = "logit-diff"
     logprob = "logprob"
+    accuracy = "accuracy"
 
 
 class Ablation(str, Enum):

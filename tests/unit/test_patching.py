@@ -146,3 +146,27 @@ def test_bad_arguments_are_input_errors(word_tokenizer, toy_task, qwen2):
     no_counter = Task("nc", [type(e)(e.clean, e.corrupt, e.answer) for e in toy_examples(2)])
     with pytest.raises(InputError, match="counter_answer"):
         head_scores(qwen2, word_tokenizer, no_counter, "exact", metric="logit-diff")
+
+
+def test_smoothed_accuracy_is_exact_match_with_a_log_probability_tie_break(word_tokenizer, toy_task, qwen2):
+    from circuitdrift.circuits.metrics import ACCURACY_TIE_BREAK, answer_logprob, exact_match, metric_fn
+
+    batch = collate(encode(toy_task, word_tokenizer), word_tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = qwen2(input_ids=batch.clean, attention_mask=batch.attention_mask).logits
+    value = metric_fn("accuracy")(logits, batch)
+    match, logprob = exact_match(logits, batch), answer_logprob(logits, batch)
+    torch.testing.assert_close(value, match + ACCURACY_TIE_BREAK * logprob)
+    # the answer token made the argmax everywhere: every example matches, and the value rises by about 1
+    boosted = logits.clone()
+    rows = torch.arange(batch.size)[:, None]
+    boosted[rows, batch.target_pos, batch.target_ids] += 100.0
+    assert exact_match(boosted, batch).all()
+    assert (metric_fn("accuracy")(boosted, batch) > value + 0.9).all()
+
+
+def test_accuracy_metric_refuses_gradient_methods(word_tokenizer, toy_task, qwen2):
+    with pytest.raises(InputError, match="--metric accuracy has no gradient"):
+        head_scores(qwen2, word_tokenizer, toy_task, "attribution", "accuracy", "mean")
+    scores = head_scores(qwen2, word_tokenizer, toy_task, "exact", "accuracy", "mean")
+    assert scores.scores.abs().max() > 0

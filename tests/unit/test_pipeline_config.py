@@ -45,6 +45,8 @@ def test_defaults_resolve_and_round_trip():
         ({"target_task": "x", "probes": ["a"]}, "cfg.yaml: base_model: Field required"),
         (with_(probes=["../../etc"]), "probe name"),
         (with_(analysis__exact_cmap_steps=[7]), "exact_cmap_steps: step 7 is not a checkpoint step"),
+        (with_(analysis__metric="accuracy"), "cfg.yaml: analysis: metric 'accuracy' has no gradient: "
+                                             "rediscovery_method 'attribution'"),
     ],
 )
 def test_bad_values_are_named_by_path(data, message):

@@ -19,7 +19,7 @@ from torch import nn
 
 from circuitdrift.circuits.attribution import attribution_effects
 from circuitdrift.circuits.forward import model_device, run_logits
-from circuitdrift.circuits.metrics import metric_fn
+from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import all_heads, effect, patched_values
 from circuitdrift.circuits.scores import HeadScores
 from circuitdrift.circuits.scoring import check_method
@@ -58,6 +58,7 @@ def cross_model_patch(
 ) -> HeadScores:
     """dF_X(h) for every head (``delta``), see the module docstring."""
     check_method(method, ("exact", "attribution"))
+    check_differentiable(metric, method)
     check_compatible(base, finetuned, tokenizer, finetuned_tokenizer)
     receiver, donor = (finetuned, base) if reverse else (base, finetuned)
     measure = metric_fn(metric)

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
 
-METRICS = ("prob", "logit-diff", "logprob")
+METRICS = ("prob", "logit-diff", "logprob", "accuracy")
+ACCURACY_TIE_BREAK = 0.01  # weight of the answer log-probability in the ``accuracy`` metric
 MetricFn = Callable[[Tensor, TaskBatch], Tensor]  # (logits [R*B, T, V], batch) -> values [R*B]
 
 
@@ -64,6 +65,22 @@ def exact_match(logits: Tensor, batch: TaskBatch) -> Tensor:
     return ok.all(-1).float()
 
 
+def smoothed_accuracy(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """Exact match plus a hundredth of the answer log-probability, per sequence: [R*B].
+
+    The quantity faithfulness measures, for circuit search: heads whose removal
+    flips no answer are told apart by how much they lower the answer's probability.
+    """
+    return exact_match(logits, batch) + ACCURACY_TIE_BREAK * answer_logprob(logits, batch)
+
+
+def check_differentiable(metric: str, method: str) -> None:
+    """Gradient methods need a metric with a gradient; exact match has none."""
+    if metric == "accuracy" and method != "exact":
+        raise InputError(f"--metric accuracy has no gradient, so --method {method} cannot use it: "
+                         "use --method exact or prune, or --metric logprob")
+
+
 def metric_fn(name: str) -> MetricFn:
     if name == "prob":
         return answer_prob
@@ -71,6 +88,8 @@ def metric_fn(name: str) -> MetricFn:
         return logit_diff
     if name == "logprob":
         return answer_logprob
+    if name == "accuracy":
+        return smoothed_accuracy
     raise InputError(f"--metric {name}: unknown (use one of {', '.join(METRICS)})")
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from circuitdrift.circuits.attribution import attribution_effects
 from circuitdrift.circuits.forward import model_device, run_logits
-from circuitdrift.circuits.metrics import metric_fn
+from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import (
     ablation_sources,
     all_heads,
@@ -50,6 +50,7 @@ def head_scores(
 ) -> HeadScores:
     """Score every attention head of ``model`` on ``task``; see the module docstring for the formula."""
     check_method(method)
+    check_differentiable(metric, method)
     check_ablation(ablation)
     if method == "eap-ig" and ablation != "corrupt":
         raise InputError("--method eap-ig integrates from the counterfactual input: use --ablation corrupt")

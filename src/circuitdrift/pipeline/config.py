@@ -41,7 +41,7 @@ class AnalysisSettings(_Section):
         "attribution", description="circuit re-discovery at each checkpoint (exact at the final one when "
         "exact_final is set)")
     exact_final: bool = Field(True, description="use exact methods at the final checkpoint of every run")
-    metric: Literal["prob", "logit-diff", "logprob"] = "prob"
+    metric: Literal["prob", "logit-diff", "logprob", "accuracy"] = "prob"
     ablation: Literal["corrupt", "zero", "mean"] = Field("corrupt", description="ablation for head scoring")
     faithfulness_ablation: Literal["corrupt", "zero", "mean"] = Field("mean", description="heads outside C")
     n_random: int = Field(10, ge=0, description="random circuits for the faithfulness baseline")
@@ -51,6 +51,15 @@ class AnalysisSettings(_Section):
     exact_cmap_steps: list[int] = Field(default_factory=list, description="checkpoint steps that get exact CMAP")
     target_goal: float = Field(0.6, ge=0.0, le=1.0, description="target accuracy for 'steps to reach'")
     batch_size: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _gradient_metric(self) -> AnalysisSettings:
+        if self.metric == "accuracy":  # exact match has no gradient
+            for key in ("circuit_method", "rediscovery_method", "cmap_method"):
+                if getattr(self, key) in ("attribution", "eap-ig"):
+                    raise ValueError(f"metric 'accuracy' has no gradient: {key} '{getattr(self, key)}' needs "
+                                     "'logprob' (or use exact/prune)")
+        return self
 
 
 class EvalSection(_Section):
