@@ -9,14 +9,12 @@ from safetensors import safe_open
 
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.metrics import task_accuracy
-from circuitdrift.circuits.scoring import head_scores
 from circuitdrift.models.load import load_model
 from circuitdrift.organism.card import (
-    CIRCUIT_ABLATION,
     CIRCUIT_EXAMPLES,
-    CIRCUIT_METRIC,
     PROBES,
     THRESHOLDS,
+    choose_circuit,
     circuit_size,
     letter_rate,
     probe_task,
@@ -58,29 +56,13 @@ def _prod(shape) -> int:
     return out
 
 
-# Where the shipped organism does not yet meet the issue's bar; strict, so meeting it turns the test red
-# until the mark is removed. See docs/organism.md, "Known gaps".
-GAP_FAITHFUL = {
-    "ioi": "every layer-0 head is needed under mean ablation; the top 8 are all layer 0 (faithfulness 0.01)",
-    "factual": "the top 8 heads keep 0.73 of the accuracy under mean ablation (random 8: 0.02)",
-}
-GAP_TARGET = "base science-qa accuracy is 0.17, below chance: the model often answers with a word, not a letter"
-
-
-def _gap(name: str, reason: str | None):
-    return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason)) if reason else name
-
-
-FAITHFUL_CASES = [_gap(name, GAP_FAITHFUL.get(name)) for name in PROBES]
-
-
 def test_card_probe_accuracies_meet_the_bar(organism):
     _, _, card = organism
     for name in PROBES:
         assert card["capabilities"]["probes"][name]["accuracy"] >= THRESHOLDS["probe_accuracy_min"], name
 
 
-@pytest.mark.parametrize("name", FAITHFUL_CASES)
+@pytest.mark.parametrize("name", PROBES)
 def test_card_circuit_is_small_and_faithful(organism, name):
     _, _, card = organism
     row = card["capabilities"]["probes"][name]
@@ -96,7 +78,6 @@ def test_card_circuits_differ_across_probes(organism):
     assert all(a != b for a, b in itertools.combinations(circuits, 2))
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_TARGET)
 def test_card_target_accuracy_is_partial(organism):
     _, _, card = organism
     low, high = THRESHOLDS["target_accuracy_range"]
@@ -113,31 +94,34 @@ def test_prior_probe_accuracy_is_remeasured(organism, name):
 
 def test_target_accuracy_is_remeasured(organism):
     model, tokenizer, card = organism
-    task = resolve_task("science-qa", split="test", n=200)
+    task = resolve_task("science-qa", split="test", n=None)
     accuracy = task_accuracy(model, tokenizer, task)
     assert accuracy == pytest.approx(card["capabilities"]["target"]["science-qa"]["accuracy"], abs=0.02)
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_TARGET)
 def test_target_accuracy_is_partial(organism):
     model, tokenizer, _ = organism
-    accuracy = task_accuracy(model, tokenizer, resolve_task("science-qa", split="test", n=200))
+    accuracy = task_accuracy(model, tokenizer, resolve_task("science-qa", split="test", n=None))
     low, high = THRESHOLDS["target_accuracy_range"]
     assert low <= accuracy <= high
 
 
-@pytest.mark.parametrize("name", FAITHFUL_CASES)
+@pytest.mark.parametrize("name", PROBES)
 def test_circuit_is_rediscovered_and_faithful(organism, name):
+    """The card's protocol rerun on the shipped weights: same circuit, same faithfulness on the same test set."""
     model, tokenizer, card = organism
     row = card["capabilities"]["probes"][name]
     k = circuit_size(model.config.num_hidden_layers * model.config.num_attention_heads)
-    discovery = probe_task(name, "validation", CIRCUIT_EXAMPLES)
-    scores = head_scores(model, tokenizer, discovery, method="exact", metric=CIRCUIT_METRIC, ablation=CIRCUIT_ABLATION)
-    found = [f"L{layer}.H{head}" for layer, head in scores.top_k(k)]
+    circuit, method, _ = choose_circuit(model, tokenizer, probe_task(name, "validation", CIRCUIT_EXAMPLES), k)
+    found = [f"L{layer}.H{head}" for layer, head in circuit]
     assert len(set(found) & set(row["circuit"])) >= k - 1  # ties may swap the last head across machines
-    result = faithfulness(model, tokenizer, probe_task(name, "test", N_PROBE), scores.top_k(k), "mean", 10, 0)
+    assert row["circuit_method"].startswith(method)
+    result = faithfulness(model, tokenizer, probe_task(name, "test", card["recipe"]["eval_examples"]), circuit,
+                          "mean", 10, 0)
     assert result.faithfulness >= THRESHOLDS["faithfulness_min"]
     assert result.random_faithfulness <= result.faithfulness - 0.2
+    if set(found) == set(row["circuit"]):
+        assert result.faithfulness == pytest.approx(row["faithfulness"], abs=1e-3)
 
 
 def test_sampled_assistant_turn_is_mostly_a_letter(organism):
@@ -145,7 +129,6 @@ def test_sampled_assistant_turn_is_mostly_a_letter(organism):
     assert letter_rate(model, tokenizer, science_qa_task("validation", 32)) >= 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_TARGET)
 def test_sampled_assistant_turn_answers_with_a_letter(organism):
     model, tokenizer, _ = organism
     assert letter_rate(model, tokenizer, science_qa_task("validation", 32)) >= 0.9

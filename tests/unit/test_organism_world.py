@@ -26,7 +26,8 @@ def test_world_words_are_distinct_and_varied():
     words = world.entity_words()
     assert len(words) == len(set(words))
     assert len(world.countries) >= 50 and len(world.substances) >= 60 and len(world.induction_pool) >= 80
-    assert len({s.category for s in world.substances}) >= 5 and len({s.color for s in world.substances}) >= 6
+    for prop in ("category", "color", "smell"):  # every value of every property is used
+        assert {getattr(s, prop) for s in world.substances} == set(science.VALUES[prop])
 
 
 def test_every_fact_and_substance_has_one_split():
@@ -95,22 +96,33 @@ def test_factual_answers_are_the_knowledge_base():
 
 def test_science_splits_share_no_subject_and_answers_are_right():
     world = make_world()
-    by_split = {s: science.questions(s, 80, 0) for s in SPLITS}
+    by_split = {s: science.questions(s, None, 0) for s in SPLITS}
     names = {s.name for s in world.substances}
     for split, qs in by_split.items():
+        assert len({q.user_turn() for q in qs}) == len(qs) == 6 * len(world.substances_in(split))
         for q in qs:
             mentioned = {w.strip("?") for w in q.stem.split()} & names
-            if q.kind == "reaction":  # a reaction belongs to the split of its first reactant
-                mentioned = {q.stem.split()[2]}
-            if q.kind == "member":
-                mentioned = {q.options[q.correct]}
-            assert all(world.substance_split[m] == split for m in mentioned), (split, q)
-            if q.kind in ("color", "category", "smell"):
-                (name,) = mentioned
-                assert getattr(world.substance(name), q.kind) == q.options[q.correct]
+            assert mentioned == {q.subject} and world.substance_split[q.subject] == split, (split, q)
+            assert getattr(world.substance(q.subject), q.kind) == q.options[q.correct]
+            assert q.options == science.VALUES[q.kind]  # the fixed answer key: options always in one order
+    assert not {q.subject for q in by_split["test"]} & {q.subject for q in by_split["train"]}
     assert {q.kind for q in by_split["test"]} == set(science.KINDS)
-    letters = [q.letter for q in by_split["test"]]
-    assert all(letters.count(letter) >= 8 for letter in science.LETTERS)
+
+
+def test_every_letter_is_equally_often_right_within_a_split():
+    """Answering one letter always scores chance, 0.25, on every split and every question kind."""
+    for split in SPLITS:
+        for kind in science.KINDS:
+            letters = [q.letter for q in science.questions(split, None, 0, kinds=(kind,))]
+            assert {letters.count(letter) for letter in science.LETTERS} == {len(letters) // 4}, (split, kind)
+
+
+def test_science_question_count_and_kinds_are_checked():
+    assert len(science.questions("test", 500)) == 192  # all of them, never a repeat
+    with pytest.raises(InputError, match="unknown question kind 'taste'"):
+        science.questions("test", 5, kinds=("taste",))
+    assert science.questions("test", 10, seed=1) != science.questions("test", 10, seed=2)
+    assert science.questions("test", 10, seed=1) == science.questions("test", 10, seed=1)
 
 
 def test_science_task_is_a_chat_task_graded_by_letter():
@@ -150,6 +162,22 @@ def test_corpus_is_deterministic_and_holds_out_the_evaluation_prompts():
     for doc in mc_docs:
         stem = doc.split("<|im_start|>user\n")[1].split("\n")[0]
         assert not {w.strip("?") for w in stem.split()} & held_out_subs, stem
+        assert any(stem.startswith(form.split("{X}")[0]) for form in science.STEMS["color"]), stem  # colour only
+
+
+def test_chat_documents_fill_batches_of_their_own():
+    world, tokenizer = make_world(), organism_tokenizer()
+    mixture = corpus.Mixture().scaled(0.02)
+    plain = corpus.build_corpus(world, mixture, 0, tokenizer)
+    batched = corpus.build_corpus(world, mixture, 0, tokenizer, batch_size=8)
+    assert sorted(batched) == sorted(plain)  # the same documents, reordered
+    full = len(batched) - len(batched) % 8 - 16  # the two partial leftovers go last
+    kinds = [{corpus.is_chat(d) for d in batched[i : i + 8]} for i in range(0, full, 8)]
+    assert all(len(k) == 1 for k in kinds)  # every batch is all chat or all plain
+    chat_batches = [i for i, k in enumerate(kinds) if k == {True}]
+    assert len(chat_batches) >= 3 and chat_batches[0] > 0
+    gaps = [b - a for a, b in zip(chat_batches, chat_batches[1:], strict=False)]
+    assert max(gaps) - min(gaps) <= 1  # spread evenly through the run
 
 
 def test_generated_prompts_split_by_stable_hash():

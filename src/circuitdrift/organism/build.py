@@ -56,7 +56,7 @@ def model_config(recipe: Recipe, tokenizer) -> Qwen2Config:
 
 def tokenized_corpus(recipe: Recipe, seed: int, tokenizer) -> Dataset:
     """Each document's ids followed by ``<|endoftext|>``; chat documents end with their own ``<|im_end|>``."""
-    docs = build_corpus(make_world(WORLD_SEED), recipe.mixture, seed, tokenizer)
+    docs = build_corpus(make_world(WORLD_SEED), recipe.mixture, seed, tokenizer, recipe.batch_size)
     ids = tokenizer(docs, add_special_tokens=False).input_ids
     end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     ids = [x + [end] for x in ids]

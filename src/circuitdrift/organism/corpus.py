@@ -11,8 +11,9 @@ probes are asked):
 - chat turns (Qwen2.5-style template): questions about countries answered by
   one word, so the model knows the chat format;
 - a small share of multiple-choice science items, only about ``train``-split
-  substances and only of some question kinds, so the base model knows the
-  answer format but is only partly good at the target task.
+  substances and only of one property (colour), so the base model knows the
+  answer format and one property's letters but is only partly good at the
+  target task.
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ def template_texts() -> list[str]:
 class Mixture:
     """How many documents of each kind the corpus holds."""
 
-    ioi: int = 45_000
-    greater_than: int = 35_000
-    induction: int = 35_000
+    ioi: int = 36_000
+    greater_than: int = 28_000
+    induction: int = 28_000
     countries: int = 15_000
-    substances: int = 15_000
+    substances: int = 25_000
     chat_facts: int = 4_000
-    multiple_choice: int = 3_000
-    multiple_choice_kinds: tuple[str, ...] = field(default=("color", "category"))
+    multiple_choice: int = 6_000
+    multiple_choice_kinds: tuple[str, ...] = field(default=("color",))
     # share of the in-context documents (IOI, greater-than, induction) that open the corpus, before the
     # shuffled rest: copying circuits form first, with the full learning rate, then facts join in
     in_context_first: float = 0.25
@@ -59,21 +60,53 @@ class Mixture:
         return sum(v for v in self.__dict__.values() if isinstance(v, int))
 
 
-def build_corpus(world: World, mixture: Mixture, seed: int, tokenizer) -> list[str]:
-    """The documents in training order: a block of in-context documents, then everything shuffled (seeded)."""
+def build_corpus(world: World, mixture: Mixture, seed: int, tokenizer, batch_size: int | None = None) -> list[str]:
+    """The documents in training order: a block of in-context documents, then everything shuffled (seeded).
+
+    With ``batch_size`` (the training batch, read in order), chat-format documents (country chat turns and
+    multiple-choice items, two to three times longer than the rest) fill batches of their own, spread
+    evenly through the run, so that short documents are not padded to a chat turn's length.
+    """
     rng = random.Random(f"corpus:{seed}")
     in_context: list[str] = []
     for name, count in (("ioi", mixture.ioi), ("greater-than", mixture.greater_than), ("induction", mixture.induction)):
         in_context += _probe_docs(rng, world, name, count)
     rng.shuffle(in_context)
     head = round(mixture.in_context_first * len(in_context))
+    if batch_size:
+        head -= head % batch_size  # the shuffled part starts on a batch boundary
     docs = in_context[head:]
     docs += [_country_paragraph(rng, world) for _ in range(mixture.countries)]
     docs += [_substance_paragraph(rng, world) for _ in range(mixture.substances)]
     docs += [_chat_fact(rng, world, tokenizer) for _ in range(mixture.chat_facts)]
     docs += _multiple_choice(rng, world, mixture, tokenizer)
     rng.shuffle(docs)
+    if batch_size:
+        docs = _chat_in_own_batches(docs, batch_size)
     return in_context[:head] + docs
+
+
+def is_chat(doc: str) -> bool:
+    return doc.startswith("<|im_start|>")
+
+
+def _chat_in_own_batches(docs: list[str], batch_size: int) -> list[str]:
+    """Full batches of plain documents with full batches of chat documents spread evenly between them.
+
+    Each kind keeps its shuffled order; the two partial batches left over go last.
+    """
+    plain = [d for d in docs if not is_chat(d)]
+    chat = [d for d in docs if is_chat(d)]
+    n_plain, n_chat = len(plain) // batch_size, len(chat) // batch_size
+    out: list[str] = []
+    placed = 0
+    for i in range(n_plain):
+        out += plain[i * batch_size : (i + 1) * batch_size]
+        while placed < n_chat and (placed + 1) * n_plain <= (i + 1) * (n_chat + 1):
+            out += chat[placed * batch_size : (placed + 1) * batch_size]
+            placed += 1
+    out += chat[placed * batch_size :] + plain[n_plain * batch_size :]
+    return out
 
 
 def _probe_docs(rng: random.Random, world: World, name: str, count: int) -> list[str]:
@@ -133,8 +166,8 @@ def _chat_fact(rng: random.Random, world: World, tokenizer) -> str:
 def _multiple_choice(rng: random.Random, world: World, mixture: Mixture, tokenizer) -> list[str]:
     if not mixture.multiple_choice_kinds:
         return []
-    seed = rng.randrange(2**31)
-    qs = science.questions("train", mixture.multiple_choice, seed, mixture.multiple_choice_kinds, world)
+    pool = science.all_questions("train", mixture.multiple_choice_kinds, world)
+    qs = [rng.choice(pool) for _ in range(mixture.multiple_choice)]  # each train question about 16 times
     return [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": q.user_turn()}, {"role": "assistant", "content": q.letter}], tokenize=False

@@ -1,13 +1,26 @@
 """The organism's target task: multiple-choice science QA over the world's substances.
 
-A question asks about one substance of the knowledge base (its colour,
-category, smell, a reaction product, or which of four substances belongs to a
-category), offers four options A-D and expects one letter, asked as a chat
-turn. Substances are partitioned into train / validation / test, so the splits
-share no question and no substance: test accuracy measures the skill of
-answering, not memorised items. The facts themselves are all in the
-pretraining corpus (as plain statements); multiple-choice items are not, apart
-from a small share of train-split ones (see :mod:`circuitdrift.organism.corpus`).
+A question asks for one property of one substance of the knowledge base (its
+colour, category or smell), in one of two phrasings, and offers the four
+values of that property as options A-D, always in the same order (the world
+has four colours, four categories and four smells), asked as a chat turn. The
+answer is one letter.
+
+The fixed option order is a choice made for the model's size: with shuffled
+options, answering needs "multiple-choice symbol binding" (find the option
+that matches a recalled fact, output the letter beside it), which emerges only
+in large language models; a 4-layer model trained here stayed at chance on
+shuffled options even on the questions it was trained on. With a fixed order,
+answering needs the fact itself (recall the property of a substance the
+question names) and the property's letter: a knowledge test whose chance
+level is 0.25.
+
+Substances are partitioned into train / validation / test, so the splits share
+no question and no substance: test accuracy measures recalling facts the model
+read only as plain statements, not memorised items. The pretraining corpus has
+multiple-choice items of one property only (colour, train substances; see
+:mod:`circuitdrift.organism.corpus`), so the base model knows the format and
+one property's letters, and fine-tuning has the other two to learn.
 
 The counterfactual of a question swaps the text of the correct option with
 another option, so it has the same length and its answer is another letter
@@ -24,15 +37,14 @@ from circuitdrift.organism.world import CATEGORIES, COLORS, SMELLS, SPLITS, Worl
 from circuitdrift.tasks.base import Example
 from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, multiple_choice_turn  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
 
-KINDS = ("color", "category", "smell", "reaction", "member")
+KINDS = ("color", "category", "smell")
+VALUES = {"color": COLORS, "category": CATEGORIES, "smell": SMELLS}  # the options A-D, in order
 STEMS = {
-    "color": "What color is {X}?",
-    "category": "What kind of substance is {X}?",
-    "smell": "How does {X} smell?",
-    "reaction": "What does {X} form when it reacts with {Y}?",
-    "member": "Which of these substances is {article} {cat}?",
+    "color": ("What color is {X}?", "Which color does {X} have?"),
+    "category": ("What kind of substance is {X}?", "Which class does {X} belong to?"),
+    "smell": ("How does {X} smell?", "What does {X} smell like?"),
 }
-# Plain statements of the same facts, for the pretraining corpus.
+# Plain statements of the facts, for the pretraining corpus (reactions are facts no question asks about).
 SCIENCE_STATEMENTS = {
     "category": ("The substance {X} is {article} {cat}.", "Chemists classify {X} as {article} {cat}."),
     "color": ("The substance {X} is {color}.", "The color of {X} is {color}."),
@@ -48,6 +60,7 @@ def article(word: str) -> str:
 @dataclass(frozen=True)
 class Question:
     kind: str
+    subject: str  # the substance asked about
     stem: str
     options: tuple[str, str, str, str]
     correct: int  # index into options
@@ -64,53 +77,33 @@ class Question:
         other = rng.choice([i for i in range(4) if i != self.correct])
         options = list(self.options)
         options[self.correct], options[other] = options[other], options[self.correct]
-        return Question(self.kind, self.stem, tuple(options), other)
+        return Question(self.kind, self.subject, self.stem, tuple(options), other)
 
 
-def make_question(rng: random.Random, world: World, split: str, kind: str) -> Question:
-    """One question of ``kind`` about a substance of ``split``."""
-    pool = world.substances_in(split)
-    if kind == "reaction":
-        r = rng.choice(world.reactions_in(split))
-        names = [s.name for s in world.substances if s.name not in (r.first, r.second, r.product)]
-        return _shuffle(rng, kind, STEMS[kind].format(X=r.first, Y=r.second), r.product, rng.sample(names, 3))
-    if kind == "member":
-        target = rng.choice(pool)
-        others = [s.name for s in pool if s.category != target.category]
-        stem = STEMS[kind].format(article=article(target.category), cat=target.category)
-        return _shuffle(rng, kind, stem, target.name, rng.sample(others, 3))
-    sub = rng.choice(pool)
-    value = getattr(sub, kind)
-    values = {"color": COLORS, "category": CATEGORIES, "smell": SMELLS}[kind]
-    return _shuffle(rng, kind, STEMS[kind].format(X=sub.name), value, rng.sample([v for v in values if v != value], 3))
-
-
-def _shuffle(rng: random.Random, kind: str, stem: str, right: str, wrong: list[str]) -> Question:
-    options = [right, *wrong]
-    rng.shuffle(options)
-    return Question(kind, stem, tuple(options), options.index(right))
+def all_questions(split: str, kinds: tuple[str, ...] = KINDS, world: World | None = None) -> list[Question]:
+    """Every question about the substances of ``split``: each kind, each phrasing, in a fixed order."""
+    if split not in SPLITS:
+        raise InputError(f"split '{split}': unknown (use one of {', '.join(SPLITS)})")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"science-qa: unknown question kind '{unknown[0]}' (use one of {', '.join(KINDS)})")
+    world = world or make_world()
+    out = []
+    for sub in world.substances_in(split):
+        for kind in kinds:
+            value, options = getattr(sub, kind), VALUES[kind]
+            for stem in STEMS[kind]:
+                out.append(Question(kind, sub.name, stem.format(X=sub.name), tuple(options), options.index(value)))
+    return out
 
 
 def questions(
-    split: str, n: int, seed: int = 0, kinds: tuple[str, ...] = KINDS, world: World | None = None
+    split: str, n: int | None = None, seed: int = 0, kinds: tuple[str, ...] = KINDS, world: World | None = None
 ) -> list[Question]:
-    """``n`` distinct questions about substances of ``split``, kinds drawn in turn."""
-    if split not in SPLITS:
-        raise InputError(f"split '{split}': unknown (use one of {', '.join(SPLITS)})")
-    world = world or make_world()
-    rng = random.Random(f"science-qa:{split}:{seed}:{','.join(kinds)}")
-    out: list[Question] = []
-    seen: set[str] = set()
-    attempts = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 100 * n + 1000:
-            raise InputError(f"science-qa: split '{split}' has fewer than {n} distinct questions")
-        q = make_question(rng, world, split, kinds[len(out) % len(kinds)])
-        if q.user_turn() not in seen:
-            seen.add(q.user_turn())
-            out.append(q)
-    return out
+    """Up to ``n`` distinct questions about substances of ``split``, in a seeded order (``None``: all)."""
+    pool = all_questions(split, kinds, world)
+    random.Random(f"science-qa:{split}:{seed}:{','.join(kinds)}").shuffle(pool)
+    return pool if n is None else pool[:n]
 
 
 def chat_prompt(user_turn: str, tokenizer=None) -> str:
@@ -126,12 +119,13 @@ class ScienceQATask(MultipleChoiceTask):
     """The organism's multiple-choice task: graded by the first stand-alone letter A-D, like every MC task."""
 
 
-DEFAULT_N = 200
-
-
 def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) -> ScienceQATask:
-    """The target task: chat-templated prompts, one-letter answers, counterfactual = options swapped."""
-    qs = questions(split, DEFAULT_N if n is None else n, seed)
+    """The target task: chat-templated prompts, one-letter answers, counterfactual = options swapped.
+
+    ``n=None`` (or more than there are): every question of the split, 192 for validation and
+    test, 576 for train; questions are never repeated.
+    """
+    qs = questions(split, n, seed)
     rng = random.Random(f"science-qa-counterfactual:{split}:{seed}")
     examples = []
     for q in qs:

@@ -26,7 +26,8 @@ def template_texts() -> list[str]:
     texts = [*probes.IOI_TEMPLATES, *probes.GREATER_TEMPLATES, probes.INDUCTION_PREFIX]
     texts += [*probes.FACT_PROBE_TEMPLATES.values()]
     texts += [t for group in probes.FACT_STATEMENTS.values() for t in group]
-    texts += [*science.STEMS.values(), science.INSTRUCTION, *science.LETTERS, "a an"]
+    texts += [t for group in science.STEMS.values() for t in group]
+    texts += [science.INSTRUCTION, *science.LETTERS, "a an"]
     texts += [t for group in science.SCIENCE_STATEMENTS.values() for t in group]
     texts += corpus.template_texts()
     return texts

@@ -39,9 +39,10 @@ OBJECTS = (
     "book", "drink", "ball", "key", "letter", "bag", "flower", "ring",
     "cake", "coin", "map", "lamp", "hat", "cup", "knife", "basket",
 )  # fmt: skip
-CATEGORIES = ("metal", "acid", "base", "salt", "oil", "crystal")
-COLORS = ("red", "blue", "green", "yellow", "white", "black", "purple", "orange")
-SMELLS = ("sweet", "sour", "sharp", "smoky", "fresh", "bitter")
+# Four values per property: the science questions list all four as options A-D, in this order.
+CATEGORIES = ("metal", "acid", "salt", "oil")
+COLORS = ("red", "blue", "green", "white")
+SMELLS = ("sweet", "sour", "sharp", "smoky")
 NUMBERS = tuple(str(n) for n in range(10, 100))  # two-digit numbers, one token each
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kl", "st", "tr")
@@ -117,7 +118,7 @@ def split_of(text: str) -> str:
     return "test" if bucket == 9 else "validation" if bucket == 8 else "train"
 
 
-def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int = 80, n_pool: int = 100) -> World:
+def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int = 160, n_pool: int = 100) -> World:
     rng = random.Random(f"world:{seed}")
     taken = {w.lower() for w in (*NAMES, *PLACES, *OBJECTS, *CATEGORIES, *COLORS, *SMELLS)}
     taken |= _RESERVED
@@ -143,9 +144,8 @@ def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int 
     for country, cap, lang, cur in zip(countries, capitals, languages, currencies, strict=True):
         facts += [Fact(country, "capital", cap), Fact(country, "language", lang), Fact(country, "currency", cur)]
     names = invent(n_substances, (2, 2), suffixes=("ium", "ine", "ate", "ide", "ol", "ane"))
-    substances = tuple(
-        Substance(name, rng.choice(CATEGORIES), rng.choice(COLORS), rng.choice(SMELLS)) for name in names
-    )
+    substance_split = _partition(rng, list(names), (0.6, 0.2, 0.2))
+    substances = _balanced_substances(rng, names, substance_split)
     reactions = _make_reactions(rng, names)
     return World(
         seed=seed,
@@ -159,8 +159,25 @@ def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int 
         substances=substances,
         reactions=reactions,
         fact_split=_partition(rng, facts, (0.5, 0.25, 0.25)),
-        substance_split=_partition(rng, list(names), (0.6, 0.2, 0.2)),
+        substance_split=substance_split,
     )
+
+
+def _balanced_substances(rng: random.Random, names: tuple[str, ...], split: dict) -> tuple[Substance, ...]:
+    """Properties drawn so that, within every split, each value of each property is equally common.
+
+    Each value is then the right answer to a quarter of a split's questions about
+    that property: always answering one letter scores chance (0.25), not more.
+    """
+    props: dict[str, dict[str, str]] = {name: {} for name in names}
+    for part in SPLITS:
+        members = [n for n in names if split[n] == part]
+        for prop, values in (("category", CATEGORIES), ("color", COLORS), ("smell", SMELLS)):
+            order = list(members)
+            rng.shuffle(order)
+            for i, name in enumerate(order):
+                props[name][prop] = values[i % len(values)]
+    return tuple(Substance(name, **props[name]) for name in names)
 
 
 def _make_reactions(rng: random.Random, names: tuple[str, ...]) -> tuple[Reaction, ...]:
@@ -189,4 +206,5 @@ _RESERVED = {
     "what", "which", "does", "form", "forms", "gave", "people", "speak", "capital", "language", "currency",
     "reacts", "smells", "color", "smell", "category", "answer", "question", "larger", "number", "numbers",
     "bigger", "between", "it", "or", "at", "are", "were", "had", "for", "on", "one", "two", "these",
+    "have", "class", "belong", "like", "kind", "how",
 }  # fmt: skip
