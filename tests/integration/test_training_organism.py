@@ -21,10 +21,10 @@ CONFIG = {
     "prompts_per_step": 8,
     "learning_rate": 1e-4,
     "warmup_steps": 3,
-    "train_examples": 1000,
+    "train_examples": None,
     "rl": {"num_generations": 8, "max_completion_length": 4},
 }
-EVAL_N = 200
+EVAL_N = None  # every test question (192)
 
 
 @pytest.fixture(scope="module")

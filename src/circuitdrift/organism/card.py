@@ -233,7 +233,7 @@ def print_card(card: dict, console: Console | None = None) -> None:
     columns = ("task", "accuracy", "n", "circuit (k heads)", "faithfulness", "random", "one-shot top-k",
                "circuit heads")  # fmt: skip
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "task")
     for name, row in card["capabilities"]["probes"].items():
         table.add_row(
             name, f"{row['accuracy']:.3f}", str(row["n_test"]), str(row["circuit_size"]),
