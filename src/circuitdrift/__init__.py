@@ -32,7 +32,7 @@ _EXPORTS = {
     "differential_vulnerability": "circuitdrift.circuits.vulnerability",
     "circuit_preservation": "circuitdrift.circuits.vulnerability",
     "faithfulness": "circuitdrift.circuits.faithfulness",
-    "select_circuit": "circuitdrift.analysis",
+    "select_circuit": "circuitdrift.circuits.discovery",
     "heads_result": "circuitdrift.analysis",
     "cmap_result": "circuitdrift.analysis",
     "dcv_result": "circuitdrift.analysis",

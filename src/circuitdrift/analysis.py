@@ -11,7 +11,7 @@ from torch import nn
 from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
 from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.scores import Head, HeadScores, head_name
+from circuitdrift.circuits.scores import Head, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
 from circuitdrift.circuits.vulnerability import differential_vulnerability
 from circuitdrift.errors import InputError
@@ -19,13 +19,6 @@ from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
 
 PRUNE_KEYS = ("removal_order", "full_metric", "circuit_metric")
-
-
-def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:
-    """Top-k heads (most negative scores), or all heads at or below ``threshold`` when it is given."""
-    if threshold is not None:
-        return scores.below(threshold)
-    return scores.top_k(top_k if top_k is not None else 20)
 
 
 def check_top_k(model: nn.Module, top_k: int) -> None:

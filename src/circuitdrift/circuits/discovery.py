@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from circuitdrift.circuits.pruning import prune_circuit
-from circuitdrift.circuits.scores import Head, HeadScores, head_name
+from circuitdrift.circuits.scores import Head, HeadScores
 from circuitdrift.circuits.scoring import METHODS, head_scores
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task
@@ -28,10 +28,13 @@ def find_circuit(
         if threshold is not None:
             raise InputError("--threshold: pruning stops at a circuit size; give --top-k instead")
         pruned = prune_circuit(model, tokenizer, task, top_k, metric, ablation, batch_size)
-        scores = pruned.scores
-        scores.meta.update(removal_order=[head_name(*h) for h in pruned.order],
-                           full_metric=pruned.full_metric, circuit_metric=pruned.circuit_metric)
-        return scores, pruned.circuit
+        return pruned.scores, pruned.circuit
     scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
-    circuit = scores.below(threshold) if threshold is not None else scores.top_k(top_k)
-    return scores, circuit
+    return scores, select_circuit(scores, top_k, threshold)
+
+
+def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:
+    """Top-k heads (most negative scores), or all heads at or below ``threshold`` when it is given."""
+    if threshold is not None:
+        return scores.below(threshold)
+    return scores.top_k(top_k if top_k is not None else 20)

@@ -44,6 +44,7 @@ class PrunedCircuit:
     ``scores`` [L, H]: for a removed head, the mean metric change its removal
     caused in the round it was removed; for a kept head, the change from
     removing it from the final circuit. Negative = the head was needed there.
+    ``scores.meta`` repeats the record for JSON: ``removal_order``, ``full_metric``, ``circuit_metric``.
     """
 
     circuit: list[Head]
@@ -51,16 +52,6 @@ class PrunedCircuit:
     order: list[Head]  # removed heads, first removed first
     full_metric: float  # mean metric of the intact model
     circuit_metric: float  # mean metric with only the circuit intact
-
-    def to_json(self) -> dict:
-        return {
-            **self.scores.meta,
-            "circuit": [head_name(*h) for h in self.circuit],
-            "removal_order": [head_name(*h) for h in self.order],
-            "full_metric": self.full_metric,
-            "circuit_metric": self.circuit_metric,
-            "scores": self.scores.as_lists(),
-        }
 
 
 def _ablate_outside(keeps: Tensor, sources: dict[int, Tensor], batch_size: int):
@@ -160,6 +151,7 @@ def prune_circuit(
         scores[layer, head] = effects[best].item()
         order.append((layer, head))
     meta = {"task": task.name, "method": "prune", "metric": metric, "ablation": ablation, "k": k,
-            "n_examples": len(task), "timing": {"total_s": time.perf_counter() - started}}
+            "n_examples": len(task), "removal_order": [head_name(*h) for h in order], "full_metric": full,
+            "circuit_metric": current, "timing": {"total_s": time.perf_counter() - started}}
     circuit = sorted(candidates, key=lambda h: (scores[h].item(), h))  # most needed first, like top_k
     return PrunedCircuit(circuit, HeadScores(scores, meta), order, full, current)

@@ -2,7 +2,8 @@
 
 from circuitdrift.evaluate.accuracy import Accuracy, greedy_completions, target_accuracy
 from circuitdrift.evaluate.kl import ForwardKL, forward_kl
-from circuitdrift.evaluate.measure import EvalSettings, evaluate_model, write_json
+from circuitdrift.evaluate.measure import EvalSettings, evaluate_model
+from circuitdrift.io import write_json
 
 __all__ = [
     "Accuracy",

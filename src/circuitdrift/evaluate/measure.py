@@ -19,7 +19,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.evaluate.accuracy import target_accuracy
 from circuitdrift.evaluate.kl import forward_kl
-from circuitdrift.io import write_json  # noqa: F401  (re-exported for callers of this module)
 from circuitdrift.tasks.base import Task
 
 ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")

@@ -9,13 +9,13 @@ Measurement protocol (one place, so the card and the tests agree):
 
 - accuracy: greedy (teacher-forced exact match of the one-token answer) on
   ``recipe.eval_examples`` test-split examples (all test facts for ``factual``);
-- circuit: k = 25 % of heads, found by iterative exact patching
-  (:mod:`circuitdrift.circuits.pruning`: heads outside the kept set
-  mean-ablated, each kept head patched in that context, the least needed one
-  removed, until k remain) on the answer log-probability, on
-  ``CIRCUIT_EXAMPLES`` validation-split examples. Discovery uses the ablation
-  that faithfulness then applies, so both ask the same question; the
-  log-probability does not saturate on a model that is nearly always right;
+- circuit: k = 25 % of heads, searched on ``CIRCUIT_EXAMPLES`` validation-split
+  examples with mean ablation and the ``accuracy`` metric (exact match, ties
+  broken by the answer log-probability) two ways: iterative exact patching
+  (:mod:`circuitdrift.circuits.pruning`) and one-shot top-k exact patching;
+  the card keeps the circuit that is more faithful on those validation
+  examples (:func:`choose_circuit`). Discovery uses the ablation that
+  faithfulness then applies, so both ask the same question;
 - faithfulness: F(C|M)/F(M) on the test examples with every head outside the
   circuit mean-ablated, against the mean of ``N_RANDOM`` random circuits of the
   same size. For comparison the card also gives the faithfulness of the
@@ -243,9 +243,11 @@ def print_card(card: dict, console: Console | None = None) -> None:
     for name, row in card["capabilities"]["target"].items():
         table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "", "",
                       f"chance {row['chance']}, letter rate {row['letter_rate']:.2f}")
-    first = next(iter(card["capabilities"]["probes"].values()))
-    if "circuit_method" in first:
-        console.print(f"circuits: {first['circuit_method']}, k = 25 % of heads, on validation examples; "
+    methods = {name: row["circuit_method"] for name, row in card["capabilities"]["probes"].items()
+               if "circuit_method" in row}
+    if methods:
+        found = ", ".join(f"{name} {method}" for name, method in methods.items())
+        console.print(f"circuits (k = 25 % of heads, found on validation examples): {found}; "
                       "faithfulness with every other head mean-ablated, on test examples")
     console.print(table)
 

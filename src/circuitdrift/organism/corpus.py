@@ -167,7 +167,7 @@ def _multiple_choice(rng: random.Random, world: World, mixture: Mixture, tokeniz
     if not mixture.multiple_choice_kinds:
         return []
     pool = science.all_questions("train", mixture.multiple_choice_kinds, world)
-    qs = [rng.choice(pool) for _ in range(mixture.multiple_choice)]  # each train question about 16 times
+    qs = [rng.choice(pool) for _ in range(mixture.multiple_choice)]  # each train question about 31 times
     return [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": q.user_turn()}, {"role": "assistant", "content": q.letter}], tokenize=False

@@ -90,7 +90,8 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16"),
 ) -> None:
-    from circuitdrift.evaluate.measure import EvalSettings, evaluate_model, write_json
+    from circuitdrift.evaluate.measure import EvalSettings, evaluate_model
+    from circuitdrift.io import write_json
     from circuitdrift.models.load import load_model
     from circuitdrift.tasks.registry import resolve_task
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from circuitdrift.evaluate.accuracy import target_accuracy
-from circuitdrift.evaluate.measure import write_json
+from circuitdrift.io import write_json
 from circuitdrift.models.load import load_model
 from circuitdrift.tasks.registry import resolve_task
 from circuitdrift.train.checkpoints import checkpoint_step
