@@ -63,6 +63,6 @@ def target_accuracy(
     for text, example in zip(completions, task.examples, strict=True):
         if task.parse(text) is None:
             unparsable += 1
-        correct += int(task.grade(text, example.answer))
+        correct += int(task.grade_example(text, example))
     n = len(task)
     return Accuracy(correct / n, n, correct, unparsable)

@@ -8,6 +8,11 @@ one, so that patching position t means the same position in both runs.
 
 Evaluation and reward use the same :meth:`Task.grade`, so accuracy and RL
 reward cannot drift apart.
+
+An example may have several right answers (``answers``: "name a green
+substance" has one per green substance). ``answer`` is then the gold answer:
+the one SFT trains on and teacher-forced scores read, while grading accepts
+any member of ``answers``; RL is rewarded for any right one.
 """
 
 from __future__ import annotations
@@ -27,8 +32,14 @@ from circuitdrift.errors import InputError
 class Example:
     clean: str
     corrupt: str
-    answer: str
+    answer: str  # the gold answer (SFT's target; teacher-forced scoring)
     counter_answer: str | None = None
+    answers: tuple[str, ...] = ()  # every right answer when there are several (empty: only ``answer``)
+    wrong_answers: tuple[str, ...] = ()  # answers known to be wrong, for metrics that contrast the two sets
+
+    def right_answers(self) -> tuple[str, ...]:
+        """The answers the grader accepts: ``answers``, or the gold ``answer`` alone."""
+        return self.answers or (self.answer,)
 
 
 @dataclass
@@ -51,6 +62,11 @@ class Task:
         for i, ex in enumerate(self.examples):
             if not ex.answer.strip():
                 raise InputError(f"task '{self.name}': example {i}: empty answer")
+            if ex.answers and ex.answer.strip() not in {a.strip() for a in ex.answers}:
+                raise InputError(f"task '{self.name}': example {i}: gold answer {ex.answer!r} is not among its "
+                                 "right answers")
+            if set(ex.answers) & set(ex.wrong_answers):
+                raise InputError(f"task '{self.name}': example {i}: an answer is both right and wrong")
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -68,14 +84,28 @@ class Task:
         match = re.match(r"\s*([^\s.,;:!?]+)", completion)
         return match.group(1) if match else None
 
-    def grade(self, completion: str, answer: str) -> float:
-        """1.0 when the completion's parsed answer equals ``answer``, else 0.0."""
-        given = self.parse(completion)
-        return float(given is not None and given == answer.strip())
+    @property
+    def multi_answer(self) -> bool:
+        """Whether some example has several right answers."""
+        return any(len(ex.answers) > 1 for ex in self.examples)
 
-    def reward(self, prompts: Sequence, completions: Sequence, answer: Sequence[str], **kwargs) -> list[float]:
-        """TRL reward function: ``(prompts, completions, **dataset_columns) -> rewards``, the same grader."""
-        return [self.grade(_completion_text(c), a) for c, a in zip(completions, answer, strict=True)]
+    def grade(self, completion: str, answer: str | Sequence[str]) -> float:
+        """1.0 when the completion's parsed answer is ``answer`` (or one of several right answers), else 0.0."""
+        given = self.parse(completion)
+        right = {answer.strip()} if isinstance(answer, str) else {a.strip() for a in answer}
+        return float(given is not None and given in right)
+
+    def grade_example(self, completion: str, example: Example) -> float:
+        return self.grade(completion, example.right_answers())
+
+    def reward(self, prompts: Sequence, completions: Sequence, answer: Sequence[str],
+               answers: Sequence[Sequence[str]] | None = None, **kwargs) -> list[float]:
+        """TRL reward function: ``(prompts, completions, **dataset_columns) -> rewards``, the same grader.
+
+        ``answers`` (a dataset column, when the task has several right answers) wins over ``answer``.
+        """
+        right = answers if answers is not None else answer
+        return [self.grade(_completion_text(c), a) for c, a in zip(completions, right, strict=True)]
 
 
 def _completion_text(completion) -> str:

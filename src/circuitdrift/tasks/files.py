@@ -1,5 +1,6 @@
 """Tasks read from JSONL files: one example per line with keys ``clean``, ``corrupt``, ``answer``
-and optionally ``counter_answer``. Errors name the file and line."""
+and optionally ``counter_answer``, ``answers`` (every right answer, a list of strings that holds
+``answer``) and ``wrong_answers``. Errors name the file and line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
 
 REQUIRED_KEYS = ("clean", "corrupt", "answer")
-OPTIONAL_KEYS = ("counter_answer",)
+OPTIONAL_KEYS = ("counter_answer", "answers", "wrong_answers")
+LIST_KEYS = ("answers", "wrong_answers")
 
 
 def load_task_file(path: str | Path, name: str | None = None, templated: bool = False) -> Task:
@@ -39,7 +41,16 @@ def load_task_file(path: str | Path, name: str | None = None, templated: bool = 
                 raise InputError(f"{path}:{lineno}: unknown key '{sorted(unknown)[0]}'")
             if not row["answer"].strip():
                 raise InputError(f"{path}:{lineno}: empty answer")
-            examples.append(Example(row["clean"], row["corrupt"], row["answer"], row.get("counter_answer")))
+            for key in LIST_KEYS:
+                value = row.get(key, [])
+                if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                    raise InputError(f"{path}:{lineno}: key '{key}' must be a list of non-empty strings")
+            if row.get("answers") and row["answer"].strip() not in {a.strip() for a in row["answers"]}:
+                raise InputError(f"{path}:{lineno}: 'answer' must be one of 'answers'")
+            if set(row.get("answers", [])) & set(row.get("wrong_answers", [])):
+                raise InputError(f"{path}:{lineno}: an answer is in both 'answers' and 'wrong_answers'")
+            examples.append(Example(row["clean"], row["corrupt"], row["answer"], row.get("counter_answer"),
+                                    tuple(row.get("answers", ())), tuple(row.get("wrong_answers", ()))))
     if not examples:
         raise InputError(f"task file '{path}': is empty")
     return Task(name or path.stem, examples, description=f"from {path}", templated=templated)

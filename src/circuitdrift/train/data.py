@@ -81,13 +81,14 @@ def sft_dataset(task: Task, config: TrainConfig) -> Dataset:
 
 
 def rl_dataset(task: Task, config: TrainConfig) -> Dataset:
-    """Rows ``{prompt, answer}`` in block order; ``answer`` reaches ``Task.reward`` as a keyword."""
+    """Rows ``{prompt, answer[, answers]}`` in block order; the columns reach ``Task.reward`` as keywords."""
     _check(task)
     rows = [i for block in prompt_order(len(task), config) for i in block]
-    return Dataset.from_dict(
-        {
-            "prompt": [_prompt(task, i) for i in rows],
-            "answer": [task.examples[i].answer for i in rows],
-            "example": rows,
-        }
-    )
+    columns = {
+        "prompt": [_prompt(task, i) for i in rows],
+        "answer": [task.examples[i].answer for i in rows],
+        "example": rows,
+    }
+    if task.multi_answer:  # RL is rewarded for any right answer; SFT trains on the gold one
+        columns["answers"] = [list(task.examples[i].right_answers()) for i in rows]
+    return Dataset.from_dict(columns)
