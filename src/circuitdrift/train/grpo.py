@@ -8,7 +8,8 @@ each rollout batch is reused for ``num_iterations`` (mu) optimizer steps.
 Dr. GRPO also drops the per-group std normalisation (``scale_rewards="none"``
 by default). TRL logs the learning signal at every step: ``reward``,
 ``reward_std`` and ``frac_reward_zero_std`` (groups whose rewards are all equal
-give no gradient).
+give no gradient). Those are step means; a :class:`~.monitor.RolloutMonitor`
+wrapping the reward keeps each rollout batch, to find a collapse onto one answer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from trl import GRPOConfig, GRPOTrainer
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
+from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.trainer_args import common_args
 
 
@@ -52,10 +54,12 @@ def grpo_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     peft_config=None,
     progress: bool = False,
+    monitor: RolloutMonitor | None = None,
 ) -> GRPOTrainer:
+    """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded)."""
     return GRPOTrainer(
         model=model,
-        reward_funcs=task.reward,
+        reward_funcs=monitor.reward_func if monitor is not None else task.reward,
         args=grpo_args(config, output_dir, progress),
         train_dataset=rl_dataset(task, config),
         processing_class=tokenizer,

@@ -2,7 +2,10 @@
 
 The run writes ``out_dir/checkpoint-<step>`` for step 0 (the base model) and
 every configured step, ``out_dir/train_config.json`` (what was asked) and, once
-finished, ``out_dir/train_summary.json`` (the Trainer's per-step log). Started
+finished, ``out_dir/train_summary.json`` (the Trainer's per-step log; for RL also
+``rollouts``, the :class:`~.monitor.RolloutMonitor` summary: reward, groups with
+reward variance and answer spread per window of rollout batches, and the first
+collapse onto one answer, counted from ``from_step`` when the run was resumed). Started
 again on the same folder it resumes from its last complete checkpoint, or
 returns at once when the run already finished; a folder that holds a run with
 a different configuration is refused.
@@ -11,6 +14,7 @@ a different configuration is refused.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +32,14 @@ from circuitdrift.train.checkpoints import (
     DivergenceGuard,
     MergedExport,
     checkpoint_dir,
+    checkpoint_step,
     last_resumable,
     list_checkpoints,
     save_model_folder,
 )
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
 from circuitdrift.train.grpo import grpo_trainer
+from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.sft import sft_trainer
 
 Method = Literal["sft", "rl"]
@@ -81,14 +87,17 @@ def train(
     extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard]
     if config.lora:
         extra.append(MergedExport(base_dir, out_dir))
-    build = sft_trainer if method == "sft" else grpo_trainer
+    resume = last_resumable(state_dir)
+    from_step = (checkpoint_step(resume) or 0) if resume is not None else 0
+    mu = config.rl.num_iterations
+    # checkpoints fall on multiples of mu, so a resumed run starts on a fresh rollout batch
+    monitor = RolloutMonitor(task, config.rl.num_generations, first_batch=from_step // mu) if method == "rl" else None
     model.train()
-    trainer = build(
-        model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress
-    )
+    args = (model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress)
+    trainer = sft_trainer(*args) if monitor is None else grpo_trainer(*args, monitor=monitor)
     if not progress:
         trainer.remove_callback(PrinterCallback)  # keeps stdout for the command's JSON; the log is in the summary
-    trainer.train(resume_from_checkpoint=_str_or_none(last_resumable(state_dir)))
+    trainer.train(resume_from_checkpoint=_str_or_none(resume))
     if guard.diverged_at is not None:
         done = list_checkpoints(out_dir)
         raise TrainingDivergedError(
@@ -99,8 +108,13 @@ def train(
         # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
         return list_checkpoints(out_dir)
     if processes.is_main_process:
-        write_json(out_dir / SUMMARY_FILE, {"method": method, "steps": config.steps,
-                                            "log_history": trainer.state.log_history})
+        summary = {"method": method, "steps": config.steps, "log_history": trainer.state.log_history}
+        if monitor is not None:
+            # about ten windows of rollout batches (a batch serves mu steps); a resumed run has only the batches
+            # since from_step, and under several processes only the main process's share of each batch
+            window = max(1, math.ceil(config.steps / mu) // 10)
+            summary["rollouts"] = {"from_step": from_step, **monitor.summary(window=window)}
+        write_json(out_dir / SUMMARY_FILE, summary)
     processes.wait_for_everyone()
     return list_checkpoints(out_dir)
 
