@@ -1,0 +1,1 @@
+"""Comparison of fine-tuning runs: frontiers, matched-accuracy comparisons and interval statistics."""
