@@ -7,6 +7,7 @@ stage (base circuits, training, measurements, report).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,7 +47,13 @@ def test_same_config_gives_byte_identical_results(experiment, tmp_path):
     for name in ("config.resolved.yaml", "environment.json", "timings.json", "results.csv", "report.html"):
         assert (again / name).is_file()
     env = yaml.safe_load((again / "environment.json").read_text())
-    assert env["seeds"] == [0, 1] and env["libraries"]["torch"]
+    assert env["seeds"]["runs"] == [0, 1] and env["torch_threads"] == 1 and env["libraries"]["torch"]
+
+
+def test_results_do_not_depend_on_the_number_of_worker_processes(experiment, tmp_path):
+    root, config, reference = experiment  # the reference ran with one worker per core
+    alone = run_experiment(config, tmp_path / "one-job", quiet=True, jobs=1)
+    assert results_bytes(alone) == results_bytes(reference)
 
 
 def test_rerun_skips_finished_stages(experiment):
@@ -86,7 +93,7 @@ def test_edited_or_truncated_artifacts_are_recomputed(experiment, tmp_path):
     root, config, reference = experiment
     run_dir = tmp_path / "edited"
     run_experiment(config, run_dir, quiet=True)
-    measurement = run_dir / "measure/sft/seed0/step1.json"
+    measurement = run_dir / "measure/sft/lr0.01/seed0/step1.json"
     measurement.write_text(measurement.read_text().replace('"target_accuracy": ', '"target_accuracy": 1'))
     circuit = next((run_dir / "circuits/base").glob("*.json"))
     circuit.write_text(circuit.read_text()[:40])
@@ -96,8 +103,8 @@ def test_edited_or_truncated_artifacts_are_recomputed(experiment, tmp_path):
 
 KILL_POINTS = {
     "base circuits": "circuits/base/probe-a.json",
-    "training": "train/sft/seed0/checkpoint-1/model.safetensors",
-    "measurements": "measure/sft/seed0/step1.json",
+    "training": "train/sft/lr0.01/seed0/checkpoint-1/model.safetensors",
+    "measurements": "measure/sft/lr0.01/seed0/step1.json",
     "report": "figures",
 }
 
@@ -123,3 +130,22 @@ def test_sigkill_then_rerun_completes_identically(experiment, tmp_path, stage):
     assert not list(run_dir.rglob(".*.tmp"))
     for sub in ("report.html", "report.md", "results.csv"):
         assert (run_dir / sub).stat().st_size > 0
+
+
+def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
+    config = write_tiny_experiment(tmp_path, seeds=(0,), extra={
+        "sweep": {"learning_rates": {"sft": [3e-2, 1e-2], "rl": [1e-2]}, "levels": 3}})
+    run_dir = run_experiment(config, tmp_path / "sweep", quiet=True)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["learning_rates"] == {"sft": [0.01, 0.03], "rl": [0.01]}
+    rows = {(r["method"], r["learning_rate"]) for r in results["sweep"]["runs"]}
+    assert rows == {("sft", 0.01), ("sft", 0.03), ("rl", 0.01)}
+    for lr in ("0.01", "0.03"):
+        assert (run_dir / f"measure/sft/lr{lr}/seed0/step2.json").is_file()
+    finals = {r["learning_rate"]: r["final_target_accuracy"]["mean"] for r in results["sweep"]["runs"]
+              if r["method"] == "sft"}
+    assert results["primary_learning_rate"]["sft"] == max(sorted(finals), key=lambda lr: finals[lr])
+    assert {m["learning_rate"] for m in results["measurements"] if m["method"] == "sft"} == {0.01, 0.03}
+    lines = (run_dir / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("method,learning_rate,seed,step") and any(",0.03,0," in line for line in lines)
+    assert "At matched target accuracy" in (run_dir / "report.md").read_text()

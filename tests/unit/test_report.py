@@ -12,7 +12,7 @@ import pytest
 from circuitdrift.errors import InputError
 from circuitdrift.pipeline.aggregate import aggregate, parse_head
 from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement, Results
-from circuitdrift.pipeline.tables import results_csv, summary_markdown
+from circuitdrift.pipeline.tables import markdown_table, results_csv, summary_tables
 from circuitdrift.report.build import build_report
 
 PROBES = {"ioi": 0.9, "induction": 0.8}  # base accuracy
@@ -123,7 +123,8 @@ def test_markdown_links_resolve_and_numbers_come_from_results(built):
     assert len(links) == sum(p.suffix == ".png" for p in paths)
     assert all((run / link).is_file() and not link.startswith("/") for link in links)
     results = Results.model_validate_json((run / "results.json").read_text())
-    assert summary_markdown(results.summary) in md  # the table is the summary, verbatim
+    for header, rows in summary_tables(results.summary):  # the tables are the summary, verbatim
+        assert markdown_table(header, rows) in md
     forgetting = results.aggregate["sft_minus_rl"]["forgetting_mean"]
     assert f"{forgetting['mean']:.3f} [{forgetting['lo']:.3f}, {forgetting['hi']:.3f}]" in md
     assert "SFT forgot more than RL, and the 95% interval excludes zero" in md
@@ -162,12 +163,15 @@ def test_bad_results_are_input_errors(tmp_path):
 def test_results_csv_is_tidy():
     results = fake_results()
     lines = results_csv(results.measurements).splitlines()
-    assert lines[0] == "method,seed,step,probe,probe_accuracy,forgetting,preservation,damage,target_accuracy,kl"
+    assert lines[0] == ("method,learning_rate,seed,step,probe,probe_accuracy,forgetting,logprob_drift,"
+                        "preservation,damage,damage_logprob,degraded_logprob,target_accuracy,kl,kl_exact,"
+                        "answer_entropy,collapsed")
     assert len(lines) == 1 + 2 * 2 * 3 * 2
     row = dict(zip(lines[0].split(","), lines[-1].split(","), strict=True))  # rl, seed 1, step 10, last probe
     assert (row["method"], row["seed"], row["step"], row["probe"]) == ("rl", "1", "10", "ioi")
     assert float(row["forgetting"]) == pytest.approx(0.01 * 10 + 0.005)
-    assert lines[1].startswith("sft,0,0,")
+    assert row["learning_rate"] == "" and row["logprob_drift"] == ""  # not measured in these records: empty
+    assert lines[1].startswith("sft,,0,0,")
 
 
 def test_report_command_prints_written_paths(built):

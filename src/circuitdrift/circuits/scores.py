@@ -17,6 +17,14 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer}.H{head}"
 
 
+def parse_head(name: str) -> Head:
+    """'L3.H7' -> (3, 7): the inverse of :func:`head_name`."""
+    layer, _, head = name.partition(".")
+    if not (layer.startswith("L") and head.startswith("H") and layer[1:].isdigit() and head[1:].isdigit()):
+        raise InputError(f"head name {name!r}: expected the form L<layer>.H<head>, e.g. L3.H7")
+    return int(layer[1:]), int(head[1:])
+
+
 @dataclass
 class HeadScores:
     """An [n_layers, n_heads] tensor of scores with what produced them.

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from circuitdrift.circuits.forward import model_device, run_logits
-from circuitdrift.circuits.metrics import answer_logprob
+from circuitdrift.circuits.metrics import answer_logprob, exact_match
 from circuitdrift.errors import IncompatibleModelsError
 from circuitdrift.tasks.base import Task, encode, iter_batches
 
@@ -34,14 +34,21 @@ COLLAPSE_ENTROPY_BITS = 0.5  # a 4-way answer at 0.5 bits gives ~90 % of prompts
 
 
 @torch.no_grad()
-def answer_logprobs(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> Tensor:
-    """[n] teacher-forced mean log-probability of each example's gold answer tokens (nats)."""
+def answer_scores(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """([n] exact match, [n] mean log-probability of the gold answer tokens), from one teacher-forced pass."""
     device = model_device(model)
-    out = []
+    hits, logprobs = [], []
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
-        out.append(answer_logprob(run_logits(model, batch.clean, batch), batch).double().cpu())
-    return torch.cat(out)
+        logits = run_logits(model, batch.clean, batch)
+        hits.append(exact_match(logits, batch).cpu())
+        logprobs.append(answer_logprob(logits, batch).double().cpu())
+    return torch.cat(hits), torch.cat(logprobs)
+
+
+def answer_logprobs(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> Tensor:
+    """[n] teacher-forced mean log-probability of each example's gold answer tokens (nats)."""
+    return answer_scores(model, tokenizer, task, batch_size)[1]
 
 
 @dataclass(frozen=True)
@@ -73,20 +80,29 @@ class AnswerKL:
 
 
 @torch.no_grad()
-def answer_kl(base: nn.Module, model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> AnswerKL:
-    """Exact KL(pi_0 || pi) of the next-token distribution at the position predicting the first answer token."""
-    if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
-        raise IncompatibleModelsError("answer KL: the base and the fine-tuned model have different vocabularies")
-    device = model_device(base)
-    values = []
+def answer_distribution(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> Tensor:
+    """[n, V] log-probabilities (float64, CPU) of the next token at the position predicting the first answer token."""
+    device = model_device(model)
+    out = []
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
         rows = torch.arange(batch.size, device=device)
-        p0 = run_logits(base, batch.clean, batch)[rows, batch.last_prompt_pos].double().log_softmax(-1)  # [B, V]
-        p = run_logits(model, batch.clean.to(model_device(model)), batch.to(model_device(model)))
-        p = p[rows.to(p.device), batch.last_prompt_pos.to(p.device)].double().log_softmax(-1).to(device)
-        values.append((p0.exp() * (p0 - p)).sum(-1).cpu())  # [B]
-    kl = torch.cat(values)
+        out.append(run_logits(model, batch.clean, batch)[rows, batch.last_prompt_pos].double().log_softmax(-1).cpu())
+    return torch.cat(out)
+
+
+def answer_kl(base: nn.Module, model: nn.Module, tokenizer, task: Task, batch_size: int = 64,
+              base_distribution: Tensor | None = None) -> AnswerKL:
+    """Exact KL(pi_0 || pi) of the next-token distribution at the position predicting the first answer token.
+
+    ``base_distribution``: the base's :func:`answer_distribution` on ``task``, when already computed.
+    """
+    if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
+        raise IncompatibleModelsError("answer KL: the base and the fine-tuned model have different vocabularies")
+    p0 = base_distribution if base_distribution is not None else answer_distribution(base, tokenizer, task,
+                                                                                       batch_size)
+    p = answer_distribution(model, tokenizer, task, batch_size)  # [n, V]
+    kl = (p0.exp() * (p0 - p)).sum(-1)  # [n]
     n = kl.numel()
     stderr = float(kl.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return AnswerKL(float(kl.mean()), stderr, n)

@@ -38,10 +38,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from circuitdrift.circuits.scores import parse_head
+from circuitdrift.compare.intervals import bounded_stat
 from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.pipeline.stats import LEVEL, difference, is_number, line_fit, mean_or_none, pearson, stat
 
 PER_PROBE = ("accuracy", "forgetting", "preservation", "damage")
+# quantities with bounds get logit-scale intervals that stay inside them (compare/intervals.py)
+BOUNDS = {"target_accuracy": (0.0, 1.0), "accuracy": (0.0, 1.0), "preservation": (0.0, 1.0),
+          "preservation_mean": (0.0, 1.0), "forgetting": (-1.0, 1.0), "forgetting_mean": (-1.0, 1.0)}
+
+
+def stat_of(name: str, values) -> dict:
+    """The interval statistic for a named quantity: logit-scale for bounded ones, Student t otherwise."""
+    if name in BOUNDS:
+        low, high = BOUNDS[name]
+        return bounded_stat(values, low=low, high=high)
+    return stat(values)
 OVER_PROBES = ("forgetting", "preservation", "damage")
 PREFERRED_ORDER = ("sft", "rl")
 
@@ -179,12 +192,6 @@ def degraded_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe:
     return count
 
 
-def parse_head(name: str) -> tuple[int, int]:
-    """'L3.H7' -> (3, 7)."""
-    layer, head = name.split(".")
-    return int(layer.lstrip("L")), int(head.lstrip("H"))
-
-
 def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
     final = max(steps)
     out = dict(values[final])
@@ -200,13 +207,14 @@ def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
 def _curves(method: str, seeds: list[int], values: dict, probes: list[str]) -> dict:
     steps = sorted({step for seed in seeds for step in values[(method, seed)]})
 
-    def column(get) -> list[dict]:
-        return [stat(get(values[(method, s)][step]) for s in seeds if step in values[(method, s)]) for step in steps]
+    def column(name, get) -> list[dict]:
+        return [stat_of(name, (get(values[(method, s)][step]) for s in seeds if step in values[(method, s)]))
+                for step in steps]
 
     out = {"steps": steps}
     for name in ("target_accuracy", "kl", *(f"{n}_mean" for n in OVER_PROBES)):
-        out[name] = column(lambda v, name=name: v[name])
-    out["probes"] = {p: {name: column(lambda v, p=p, name=name: v["probes"][p][name]) for name in PER_PROBE}
+        out[name] = column(name, lambda v, name=name: v[name])
+    out["probes"] = {p: {name: column(name, lambda v, p=p, name=name: v["probes"][p][name]) for name in PER_PROBE}
                      for p in probes}
     return out
 
@@ -217,7 +225,7 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str]) ->
     out = {
         "final_steps": sorted({row["step"] for row in rows}),
         "n_seeds": len(seeds),
-        "target_accuracy": stat(row["target_accuracy"] for row in rows),
+        "target_accuracy": stat_of("target_accuracy", (row["target_accuracy"] for row in rows)),
         "kl": stat(row["kl"] for row in rows),
         "steps_to_goal": stat(reached),
         "never_reached": len(rows) - len(reached),
@@ -226,8 +234,8 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str]) ->
         "vulnerable_heads": {p: stat(row["vulnerable_heads"].get(p) for row in rows) for p in probes},
     }
     for name in OVER_PROBES:
-        out[name] = {p: stat(row["probes"][p][name] for row in rows) for p in probes}
-        out[f"{name}_mean"] = stat(row[f"{name}_mean"] for row in rows)
+        out[name] = {p: stat_of(name, (row["probes"][p][name] for row in rows)) for p in probes}
+        out[f"{name}_mean"] = stat_of(f"{name}_mean", (row[f"{name}_mean"] for row in rows))
     return out
 
 

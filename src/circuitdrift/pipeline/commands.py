@@ -16,9 +16,11 @@ def run_command(
     config: Annotated[Path | None, typer.Argument(help="Experiment YAML (default: configs/demo.yaml).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Log lines instead of a progress display.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes for independent runs "
+                                             "(default: one per core; results do not depend on it).")] = None,
 ) -> None:
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
     from circuitdrift.pipeline.run import run_experiment
 
-    run_dir = run_experiment(config, out, quiet)
+    run_dir = run_experiment(config, out, quiet, jobs)
     typer.echo(str(run_dir / "report.html"))

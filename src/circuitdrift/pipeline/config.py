@@ -32,7 +32,7 @@ class _Section(BaseModel):
 
 
 class AnalysisSettings(_Section):
-    """How circuits are found and compared (METHODS §1.3-1.6)."""
+    """How circuits are found and compared (docs/methods.md §3-5)."""
 
     n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
     circuit_method: Literal["exact", "attribution", "eap-ig", "prune"] = Field(
@@ -62,8 +62,32 @@ class AnalysisSettings(_Section):
         return self
 
 
+class SweepSection(_Section):
+    """Learning rates per method (RL's Razor's design): every (method, lr, seed) is one run on the shared budget.
+
+    Methods compare at matched target accuracy, each at its best learning rate at each accuracy level
+    (compare/frontier.py); ``levels`` common accuracy levels are spread between the base accuracy and the
+    highest accuracy every method reached.
+    """
+
+    learning_rates: dict[str, list[float]] = Field(description="method -> learning rates (a log grid)")
+    levels: int = Field(5, ge=1, le=50, description="matched target-accuracy levels")
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[float]]) -> dict[str, list[float]]:
+        for method, rates in grid.items():
+            if not rates:
+                raise ValueError(f"{method}: give at least one learning rate")
+            if any(not 0 < r <= 1 for r in rates):
+                raise ValueError(f"{method}: learning rates must be in (0, 1]")
+            if len(set(rates)) != len(rates):
+                raise ValueError(f"{method}: learning rates must be distinct")
+        return {method: sorted(rates) for method, rates in grid.items()}
+
+
 class EvalSection(_Section):
-    """Per-checkpoint measurements (METHODS §1.10)."""
+    """Per-checkpoint measurements (docs/methods.md §7)."""
 
     split: str = Field("test", description="held-out split for every measurement")
     target_n: int = Field(200, ge=1, description="target-task examples")
@@ -74,6 +98,8 @@ class EvalSection(_Section):
     kl_top_p: float = Field(0.85, gt=0.0, le=1.0)
     kl_max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(64, ge=1)
+    exact_kl: bool = Field(True, description="also the exact KL of the answer-position distribution (no sampling)")
+    logprob_drift: bool = Field(True, description="probe answer log-probability drift from the base (nats)")
 
 
 class ExperimentConfig(BaseModel):
@@ -90,7 +116,9 @@ class ExperimentConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu or cuda")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    threads: int = Field(1, ge=1, description="torch threads per process (1: the same sums on any machine)")
     train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: SweepSection | None = Field(None, description="learning rates per method; unset: train.learning_rate")
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     eval: EvalSection = Field(default_factory=EvalSection)
 
@@ -120,6 +148,10 @@ class ExperimentConfig(BaseModel):
         names = [probe_label(p) for p in self.probes]
         if len(set(names)) != len(names):
             raise ValueError("probes must have distinct names")
+        if self.sweep is not None:
+            extra = sorted(set(self.sweep.learning_rates) - set(self.methods))
+            if extra:
+                raise ValueError(f"sweep.learning_rates: method '{extra[0]}' is not in methods {self.methods}")
         schedule = self.train.schedule()
         for step in self.analysis.exact_cmap_steps:
             if step not in schedule:
@@ -129,8 +161,21 @@ class ExperimentConfig(BaseModel):
     def steps(self) -> list[int]:
         return self.train.schedule()
 
-    def train_config(self, seed: int) -> TrainConfig:
-        return self.train.model_copy(update={"seed": seed})
+    def learning_rates(self, method: str) -> list[float]:
+        """The learning rates a method is trained at: its sweep grid, else ``train.learning_rate``."""
+        if self.sweep is not None and method in self.sweep.learning_rates:
+            return list(self.sweep.learning_rates[method])
+        return [self.train.learning_rate]
+
+    def runs(self) -> list[tuple[str, float, int]]:
+        """Every (method, learning rate, seed) to train, in a fixed order."""
+        return [(m, lr, s) for m in self.methods for lr in self.learning_rates(m) for s in self.seeds]
+
+    def train_config(self, seed: int, learning_rate: float | None = None) -> TrainConfig:
+        update = {"seed": seed}
+        if learning_rate is not None:
+            update["learning_rate"] = learning_rate
+        return self.train.model_copy(update=update)
 
 
 def probe_label(spec: str) -> str:

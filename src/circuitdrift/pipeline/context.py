@@ -18,6 +18,7 @@ class RunContext:
     config: ExperimentConfig
     store: RunStore | None  # set once the config has been checked against the model
     reporter: Reporter
+    jobs: int = 1  # worker processes for independent runs and measurements (pipeline/parallel.py)
     _tasks: dict = field(default_factory=dict)
 
     @cached_property

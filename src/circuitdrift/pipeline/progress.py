@@ -49,6 +49,15 @@ class Reporter:
                 self._progress = None
                 self.timings[name]["total_s"] = time.perf_counter() - started
 
+    def record(self, label: str, seconds: float, cached: bool = False) -> None:
+        """An item finished elsewhere (a worker process) in ``seconds``."""
+        self.timings[self._stage]["items"][label] = round(seconds, 3)
+        if self._progress is not None:
+            self._progress.update(self._task, description=label + (" (cached)" if cached else ""))
+            self._progress.advance(self._task)
+        elif self.quiet:
+            self.log(f"{self._stage}: {label}{' (cached)' if cached else ''}")
+
     @contextmanager
     def item(self, label: str, cached: bool = False) -> Iterator[None]:
         started = time.perf_counter()

@@ -21,6 +21,7 @@ from circuitdrift.models.heads import HeadLayout
 from circuitdrift.pipeline import stages
 from circuitdrift.pipeline.config import ExperimentConfig, load_config, resolved_yaml
 from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.parallel import default_jobs, set_threads
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.schema import Results
 from circuitdrift.pipeline.store import RunStore
@@ -30,16 +31,23 @@ LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate
 
 
 def run_experiment(config_path: str | Path | None = None, out: str | Path | None = None,
-                   quiet: bool = False) -> Path:
-    """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``."""
+                   quiet: bool = False, jobs: int | None = None) -> Path:
+    """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``.
+
+    ``jobs`` worker processes train and measure independent runs side by side (default: one per
+    core); each uses ``config.threads`` torch threads, so the numbers do not depend on ``jobs``.
+    """
     import datasets
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress display covers the stages
     datasets.disable_progress_bars()
     config, source = load_config(config_path)
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
+    set_threads(config.threads)  # the parent's own work (base circuits) runs like a worker's
     reporter = Reporter(quiet)
-    ctx = RunContext(config, None, reporter)
+    ctx = RunContext(config, None, reporter, jobs=jobs or default_jobs())
     check_against_model(ctx)  # before the run folder exists: bad input leaves nothing behind
     ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
@@ -72,30 +80,38 @@ def check_against_model(ctx: RunContext) -> None:
 
 
 def compare(ctx: RunContext, circuits: dict, records: list) -> None:
-    """DCV per probe, aggregation over seeds, results.json and results.csv (files only, no models)."""
+    """The sweep analysis, DCV per probe, aggregation over seeds, results.json and results.csv (files only).
+
+    The matched-steps view (curves, endpoints, DCV) uses each method's primary learning rate: the one
+    whose final target accuracy, averaged over seeds, is highest. The sweep section compares every run.
+    """
+    from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
     from circuitdrift.pipeline.aggregate import aggregate
     from circuitdrift.pipeline.tables import results_csv
 
     config = ctx.config
+    primary = primary_learning_rates(records)
+    chosen = [r for r in records if r.learning_rate == primary[r.method]]
     dcv = {}
     if {"sft", "rl"} <= set(config.methods):
         for label, circuit in circuits.items():
-            dcv[label] = stages.probe_dcv(ctx, label, records, circuit)
+            dcv[label] = stages.probe_dcv(ctx, label, chosen, circuit)
             write_json(ctx.store.path(f"dcv/{label}.json"), dcv[label].model_dump())
     base_record = next(r for r in records if r.step == 0)
     base = {"target_accuracy": base_record.target_accuracy,
             "probe_accuracy": {p: m.accuracy for p, m in base_record.probes.items()}}
-    summary_aggregate, summary = aggregate(base, circuits, records, dcv, config.analysis.target_goal,
+    summary_aggregate, summary = aggregate(base, circuits, chosen, dcv, config.analysis.target_goal,
                                            config.analysis.tau)
+    levels = config.sweep.levels if config.sweep is not None else 5
     results = Results(
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
+        learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
-        summary=summary,
+        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels),
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
-    base_by_seed_probe = {(r.seed, p): m.accuracy for r in records if r.step == 0 for p, m in r.probes.items()}
-    write_text(ctx.store.path("results.csv"), results_csv(records, base_by_seed_probe))
+    write_text(ctx.store.path("results.csv"), results_csv(records))
 
 
 def environment(config: ExperimentConfig) -> dict:
@@ -107,4 +123,7 @@ def environment(config: ExperimentConfig) -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-            "libraries": versions, "seeds": list(config.seeds), "device": config.device, "dtype": config.dtype}
+            "libraries": versions, "device": config.device, "dtype": config.dtype,
+            "torch_threads": config.threads,  # per process; results do not depend on the number of processes
+            "seeds": {"runs": list(config.seeds), "kl_sampling": 0, "faithfulness_random_circuits": 0,
+                      "train": "each run's seed: prompt order, adapter init, rollout sampling"}}

@@ -10,8 +10,9 @@ Run folder layout::
       environment.json                library versions, platform, seeds
       state.json                      artifact -> (inputs key, content sha256), for caching and resume
       circuits/base/<probe>.json      BaseCircuit
-      train/<method>/seed<k>/checkpoint-<step>/   Hugging Face model folders (step 0 = the base)
-      measure/<method>/seed<k>/step<n>.json       CheckpointMeasurement
+      train/<method>/lr<lr>/seed<k>/checkpoint-<step>/   Hugging Face model folders (step 0 = the base)
+      measure/base/step0.json                            CheckpointMeasurement of the base model
+      measure/<method>/lr<lr>/seed<k>/step<n>.json       CheckpointMeasurement
       dcv/<probe>.json                ProbeDCV
       results.json                    Results (deterministic: no timings)
       results.csv                     one row per method x seed x checkpoint x probe
@@ -49,11 +50,16 @@ class ProbeMeasurement(_Record):
     """One probe at one checkpoint."""
 
     accuracy: float  # exact-match (greedy) accuracy on the probe
-    cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads]
+    cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads], on analysis.metric
     cmap_method: str  # exact | attribution
     damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)
-    circuit: list[str]  # top-k circuit re-discovered in this checkpoint
-    preservation: float  # |C_base & C_X| / |C_base|
+    circuit: list[str]  # top-k circuit re-discovered in this checkpoint (rediscovery_method at every step)
+    preservation: float  # |C_0 & C_X| / k, C_0 the base model's circuit re-discovered the same way (step 0: 1)
+    logprob_drift: float | None = None  # mean over examples of log P_X(answer) - log P_base(answer) (nats)
+    logprob_drift_se: float | None = None  # its standard error over examples
+    cmap_logprob: list[list[float]] | None = None  # dF_X(h) on the answer log-probability metric
+    damage_logprob: float | None = None  # mean of cmap_logprob over the base circuit's heads (nats)
+    degraded_logprob: int | None = None  # base-circuit heads with cmap_logprob < -tau * |base mean log-prob|
 
 
 class CheckpointMeasurement(_Record):
@@ -61,12 +67,18 @@ class CheckpointMeasurement(_Record):
 
     method: str  # sft | rl
     seed: int
+    learning_rate: float | None = None  # the run's peak learning rate (None: the base model's record)
     step: int  # optimizer steps taken; 0 = the base model
     target_accuracy: float  # greedy, first letter parsed; unparsable counts as wrong
     target_n: int
     target_unparsable: int
     kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
     kl_samples: int
+    kl_exact: float | None = None  # exact KL(pi_0 || pi) of the answer-position distribution (nats, mean)
+    answer_entropy: float | None = None  # entropy (bits) of the greedy target answers over the test prompts
+    distinct_answers: int | None = None  # distinct greedy target answers
+    top_answer_share: float | None = None  # share of prompts given the most common answer
+    collapsed: bool | None = None  # one answer, or entropy below evaluate.drift.COLLAPSE_ENTROPY_BITS
     probes: dict[str, ProbeMeasurement]
 
 
@@ -99,9 +111,14 @@ class Results(_Record):
     methods: list[str]
     seeds: list[int]
     steps: list[int]
+    learning_rates: dict[str, list[float]] = Field(default_factory=dict, description="method -> swept rates")
+    primary_learning_rate: dict[str, float] = Field(
+        default_factory=dict, description="method -> the rate of the matched-steps view (best final accuracy)")
     base: dict = Field(description="target_accuracy and per-probe accuracy of the base model")
     base_circuits: dict[str, BaseCircuit]
     measurements: list[CheckpointMeasurement]
     dcv: dict[str, ProbeDCV]
     aggregate: dict = Field(description="means and 95% intervals over seeds; see pipeline/aggregate.py")
     summary: list[dict] = Field(description="one row per method: the paper-shaped summary table")
+    sweep: dict = Field(default_factory=dict, description="per-run finals, frontiers and the matched-accuracy "
+                        "comparison; see compare/sweep.py")

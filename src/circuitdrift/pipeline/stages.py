@@ -12,15 +12,13 @@ import math
 
 import torch
 
-from circuitdrift.circuits.crossmodel import cross_model_patch
 from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.metrics import task_accuracy
-from circuitdrift.circuits.scores import head_name
-from circuitdrift.circuits.vulnerability import circuit_preservation, differential_vulnerability
+from circuitdrift.circuits.scores import head_name, parse_head
+from circuitdrift.circuits.vulnerability import differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
+from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
@@ -28,7 +26,7 @@ MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metri
 
 
 def parse_heads(names: list[str]) -> list[tuple[int, int]]:
-    return [(int(n[1:].split(".H")[0]), int(n.split(".H")[1])) for n in names]
+    return [parse_head(n) for n in names]
 
 
 # ---- stage 1: the base model's circuit for every probe ---------------------------------------------
@@ -77,110 +75,114 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
 
 # ---- stage 2: fine-tuning runs ----------------------------------------------------------------------
 
-def train_key(ctx: RunContext, method: str, seed: int) -> str:
+def run_folder(method: str, lr: float, seed: int) -> str:
+    """A run's folder in the run directory: ``train/<method>/lr<lr>/seed<k>``."""
+    return f"train/{method}/lr{lr:g}/seed{seed}"
+
+
+def train_key(ctx: RunContext, method: str, lr: float, seed: int) -> str:
     return ctx.key("train", ctx.base_identity, ctx.config.target_task, method,
-                   ctx.config.train_config(seed).model_dump(mode="json"), ctx.config.dtype)
+                   ctx.config.train_config(seed, lr).model_dump(mode="json"), ctx.config.dtype)
 
 
-def training(ctx: RunContext) -> dict[tuple[str, int], dict[int, str]]:
-    """Every (method, seed) run; returns {(method, seed): {step: checkpoint folder (relative)}}."""
-    from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
+def train_job(job: tuple) -> None:
+    """Worker: one (method, lr, seed) run into its folder (resumes from the folder's last checkpoint)."""
+    from circuitdrift.pipeline.context import RunContext
+    from circuitdrift.pipeline.progress import Reporter
     from circuitdrift.train.run import train
 
-    runs = [(m, s) for m in ctx.config.methods for s in ctx.config.seeds]
-    out = {}
+    config, method, lr, seed, folder = job
+    ctx = RunContext(config, None, Reporter(quiet=True))
+    model, tokenizer = ctx.load(config.base_model)
+    train(method, model, config.target_task, config.train_config(seed, lr), folder, tokenizer=tokenizer)
+
+
+Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {step: checkpoint folder (relative)}
+
+
+def training(ctx: RunContext) -> Runs:
+    """Every (method, lr, seed) run, ``ctx.jobs`` at a time; returns each run's checkpoint folders by step."""
+    from circuitdrift.pipeline.parallel import run_all
+
+    runs = ctx.config.runs()
+    todo = []
     with ctx.reporter.stage("training", len(runs)) as rep:
-        for method, seed in runs:
-            rel, key = f"train/{method}/seed{seed}", train_key(ctx, method, seed)
-            cached = ctx.store.fresh(rel, key)
-            with rep.item(f"{method} seed {seed}", cached):
-                if not cached:
-                    if ctx.store.key(rel) != key:
-                        ctx.store.remove(rel)  # never started, or started with other settings: start over
-                    ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-                    model, tokenizer = ctx.load(ctx.config.base_model)
-                    train(method, model, ctx.config.target_task, ctx.config.train_config(seed), ctx.store.path(rel),
-                          tokenizer=tokenizer)
-                    ctx.store.mark(rel, key)
-                folders = list_checkpoints(ctx.store.path(rel))
-                out[(method, seed)] = {checkpoint_step(p): f"{rel}/{p.name}" for p in folders}
-                missing = set(ctx.config.steps()) - set(out[(method, seed)])
-                if missing:
-                    raise InputError(f"run {rel}: checkpoints for steps {sorted(missing)} are missing")
+        for method, lr, seed in runs:
+            rel, key = run_folder(method, lr, seed), train_key(ctx, method, lr, seed)
+            if ctx.store.fresh(rel, key):
+                rep.record(f"{method} lr {lr:g} seed {seed}", 0.0, cached=True)
+                continue
+            if ctx.store.key(rel) != key:
+                ctx.store.remove(rel)  # never started, or started with other settings: start over
+            ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
+            todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel))))
+        for job, _, seconds in run_all(train_job, todo, ctx.jobs, ctx.config.threads):
+            _, method, lr, seed, _ = job
+            ctx.store.mark(run_folder(method, lr, seed), train_key(ctx, method, lr, seed))
+            rep.record(f"{method} lr {lr:g} seed {seed}", seconds)
+    return {run: checkpoint_folders(ctx, *run) for run in runs}
+
+
+def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> dict[int, str]:
+    from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
+
+    rel = run_folder(method, lr, seed)
+    out = {checkpoint_step(p): f"{rel}/{p.name}" for p in list_checkpoints(ctx.store.path(rel))}
+    missing = set(ctx.config.steps()) - set(out)
+    if missing:
+        raise InputError(f"run {rel}: checkpoints for steps {sorted(missing)} are missing")
     return out
 
 
 # ---- stage 3: measurements at every checkpoint -------------------------------------------------------
 
-def measure_key(ctx: RunContext, method: str, seed: int, step: int, circuits: dict[str, BaseCircuit]) -> str:
-    source = ctx.base_identity if step == 0 else train_key(ctx, method, seed)
+def measure_key(ctx: RunContext, method: str, lr: float | None, seed: int, step: int) -> str:
+    source = ctx.base_identity if step == 0 else train_key(ctx, method, lr, seed)
     analysis = ctx.config.analysis.model_dump(include=MEASURE_SETTINGS)
     return ctx.key("measure", source, step, ctx.exact_at(step), ctx.config.eval.model_dump(), analysis,
                    ctx.config.target_task, {p: base_circuit_key(ctx, spec) for p, spec in ctx.probe_tasks().items()})
 
 
-def measurements(ctx: RunContext, checkpoints: dict, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:
-    """Every checkpoint of every run. Step 0 is the base model in every run, so it is measured once."""
-    items = [(m, s, step, folder) for (m, s), steps in checkpoints.items() for step, folder in sorted(steps.items())
-             if step > 0]
-    out = []
-    with ctx.reporter.stage("measurements", len(items) + 1) as rep:
-        rel, key = "measure/base/step0.json", measure_key(ctx, "base", 0, 0, circuits)
-        cached = ctx.store.fresh(rel, key)
-        with rep.item("base (step 0)", cached):
-            if not cached:
-                record = measure_checkpoint(ctx, "base", 0, 0, None, circuits)
-                ctx.store.write_json(rel, record.model_dump(), key)
-            base_record = CheckpointMeasurement.model_validate(ctx.store.read_json(rel))
-        for method, seed in checkpoints:
-            out.append(base_record.model_copy(update={"method": method, "seed": seed}))
-        for method, seed, step, folder in items:
-            rel = f"measure/{method}/seed{seed}/step{step}.json"
-            key = measure_key(ctx, method, seed, step, circuits)
-            cached = ctx.store.fresh(rel, key)
-            with rep.item(f"{method} seed {seed} step {step}", cached):
-                if not cached:
-                    record = measure_checkpoint(ctx, method, seed, step, folder, circuits)
-                    ctx.store.write_json(rel, record.model_dump(), key)
-                out.append(CheckpointMeasurement.model_validate(ctx.store.read_json(rel)))
-    return sorted(out, key=lambda r: (r.method, r.seed, r.step))
+def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:
+    """Every checkpoint of every run, ``ctx.jobs`` at a time. Step 0 is the base model in every run: measured once."""
+    from circuitdrift.pipeline.measure import measure_job
+    from circuitdrift.pipeline.parallel import run_all
+
+    ref_key = ctx.key("reference", ctx.base_identity, ctx.config.model_dump(mode="json"))
+    items = [("base", None, 0, 0, None)]
+    items += [(m, lr, s, step, folder) for (m, lr, s), steps in checkpoints.items()
+              for step, folder in sorted(steps.items()) if step > 0]
+    records: dict[tuple, CheckpointMeasurement] = {}
+    todo = []
+    with ctx.reporter.stage("measurements", len(items)) as rep:
+        for method, lr, seed, step, folder in items:
+            rel, key = measure_rel(method, lr, seed, step), measure_key(ctx, method, lr, seed, step)
+            if ctx.store.fresh(rel, key):
+                records[(method, lr, seed, step)] = CheckpointMeasurement.model_validate(ctx.store.read_json(rel))
+                rep.record(_label(method, lr, seed, step), 0.0, cached=True)
+                continue
+            path = None if folder is None else str(ctx.store.path(folder))
+            todo.append((ctx.config, circuits, ref_key, method, seed, lr, step, path, ctx.exact_at(step)))
+        for job, record, seconds in run_all(measure_job, todo, ctx.jobs, ctx.config.threads):
+            method, seed, lr, step = job[3], job[4], job[5], job[6]
+            ctx.store.write_json(measure_rel(method, lr, seed, step), record, measure_key(ctx, method, lr, seed, step))
+            records[(method, lr, seed, step)] = CheckpointMeasurement.model_validate(record)
+            rep.record(_label(method, lr, seed, step), seconds)
+    base_record = records[("base", None, 0, 0)]
+    out = [base_record.model_copy(update={"method": m, "seed": s, "learning_rate": lr})
+           for (m, lr, s) in checkpoints]
+    out += [r for k, r in records.items() if k[0] != "base"]
+    return sorted(out, key=lambda r: (r.method, r.learning_rate or 0.0, r.seed, r.step))
 
 
-def measure_checkpoint(ctx: RunContext, method: str, seed: int, step: int, folder: str | None,
-                       circuits: dict[str, BaseCircuit]) -> CheckpointMeasurement:
-    """One checkpoint (``folder`` None: the base model itself, step 0)."""
-    from circuitdrift.evaluate.accuracy import target_accuracy
-    from circuitdrift.evaluate.kl import forward_kl
+def measure_rel(method: str, lr: float | None, seed: int, step: int) -> str:
+    if method == "base":
+        return "measure/base/step0.json"
+    return f"measure/{method}/lr{lr:g}/seed{seed}/step{step}.json"
 
-    cfg, a = ctx.config.eval, ctx.config.analysis
-    base, tokenizer = ctx.base
-    model = base if folder is None else ctx.load(ctx.store.path(folder))[0]
-    target = ctx.task(ctx.config.target_task, cfg.target_n)
-    acc = target_accuracy(model, tokenizer, target, cfg.max_new_tokens, cfg.batch_size)
-    if step == 0:
-        kl = 0.0  # the step-0 checkpoint is the base model: KL(pi_0 || pi_0) = 0
-    else:
-        kl = forward_kl(base, model, tokenizer, target, cfg.kl_samples, cfg.kl_temperature, cfg.kl_top_p,
-                        cfg.kl_max_new_tokens, cfg.batch_size, seed=0).value
-    exact = ctx.exact_at(step)
-    probes = {}
-    for label, spec in ctx.probe_tasks().items():
-        probe_task = ctx.task(spec, a.n_examples)
-        accuracy = task_accuracy(model, tokenizer, ctx.task(spec, cfg.probe_n), cfg.batch_size)
-        cmap_method = "exact" if exact else a.cmap_method
-        delta = cross_model_patch(base, model, tokenizer, probe_task, cmap_method, a.metric, a.batch_size)
-        base_heads = parse_heads(circuits[label].circuit)
-        damage = float(torch.stack([delta.scores[h] for h in base_heads]).mean())
-        method_used = a.circuit_method if exact else a.rediscovery_method
-        _, circuit = find_circuit(model, tokenizer, probe_task, method_used, a.metric, a.ablation, a.top_k,
-                                  a.batch_size)
-        probes[label] = ProbeMeasurement(
-            accuracy=accuracy, cmap=delta.as_lists(), cmap_method=cmap_method, damage=damage,
-            circuit=[head_name(*h) for h in circuit], preservation=circuit_preservation(base_heads, circuit),
-        )
-    return CheckpointMeasurement(method=method, seed=seed, step=step, target_accuracy=acc.accuracy,
-                                 target_n=acc.n, target_unparsable=acc.unparsable, kl=kl,
-                                 kl_samples=0 if step == 0 else cfg.kl_samples, probes=probes)
+
+def _label(method: str, lr: float | None, seed: int, step: int) -> str:
+    return "base (step 0)" if method == "base" else f"{method} lr {lr:g} seed {seed} step {step}"
 
 
 # ---- stage 4: DCV at the final checkpoint -------------------------------------------------------------
@@ -205,8 +207,8 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
         per = differential_vulnerability(HeadScores(torch.tensor(sft.cmap)), HeadScores(torch.tensor(rl.cmap)), tau,
                                          base_heads, parse_heads(sft.circuit), parse_heads(rl.circuit))
         d_per_seed.append(per.D.double())
-        for m in ("sft", "rl"):
-            preservation[m].append(per.preservation[m])
+        for m in ("sft", "rl"):  # overlap with the base circuit re-discovered the same way (pipeline/measure.py)
+            preservation[m].append(pick[m].probes[label].preservation)
     return ProbeDCV(
         probe=label, step=final, tau=tau, delta_sft=mean_delta["sft"].tolist(), delta_rl=mean_delta["rl"].tolist(),
         V=overall.V.tolist(), vulnerable=overall.to_json(base_heads)["vulnerable"],

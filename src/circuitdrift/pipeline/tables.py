@@ -13,12 +13,13 @@ from circuitdrift.pipeline.aggregate import base_probe_accuracy, method_order
 from circuitdrift.pipeline.schema import CheckpointMeasurement
 from circuitdrift.pipeline.stats import is_number
 
-CSV_COLUMNS = ("method", "seed", "step", "probe", "probe_accuracy", "forgetting", "preservation", "damage",
-               "target_accuracy", "kl")
+CSV_COLUMNS = ("method", "learning_rate", "seed", "step", "probe", "probe_accuracy", "forgetting",
+               "logprob_drift", "preservation", "damage", "damage_logprob", "degraded_logprob", "target_accuracy",
+               "kl", "kl_exact", "answer_entropy", "collapsed")
 
 
 def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed_probe: dict | None = None) -> str:
-    """One row per method x seed x checkpoint x probe.
+    """One row per method x learning rate x seed x checkpoint x probe.
 
     ``base_accuracy_by_seed_probe`` maps (method, seed, probe) or (seed, probe)
     to the base model's probe accuracy; by default each run's step-0
@@ -31,13 +32,16 @@ def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for m in sorted(measurements, key=lambda m: (order[m.method], m.seed, m.step)):
+    for m in sorted(measurements, key=lambda m: (order[m.method], m.learning_rate or 0.0, m.seed, m.step)):
         for probe in sorted(m.probes):
             pm = m.probes[probe]
             reference = base.get((m.method, m.seed, probe), base.get((m.seed, probe)))
             forgetting = reference - pm.accuracy if is_number(reference) and is_number(pm.accuracy) else None
-            writer.writerow([m.method, m.seed, m.step, probe, _cell(pm.accuracy), _cell(forgetting),
-                             _cell(pm.preservation), _cell(pm.damage), _cell(m.target_accuracy), _cell(m.kl)])
+            collapsed = "" if m.collapsed is None else str(m.collapsed).lower()
+            writer.writerow([m.method, _cell(m.learning_rate), m.seed, m.step, probe, _cell(pm.accuracy),
+                             _cell(forgetting), _cell(pm.logprob_drift), _cell(pm.preservation), _cell(pm.damage),
+                             _cell(pm.damage_logprob), _cell(pm.degraded_logprob), _cell(m.target_accuracy),
+                             _cell(m.kl), _cell(m.kl_exact), _cell(m.answer_entropy), collapsed])
     return out.getvalue()
 
 
@@ -111,6 +115,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), "| " + " | ".join("---" for _ in header) + " |", *map(line, rows)]) + "\n"
 
 
+def summary_tables(summary: list[dict]) -> list[tuple[list[str], list[list[str]]]]:
+    """The summary table in two parts that fit a page: accuracy and forgetting, then KL and the circuits."""
+    header, rows = summary_table(summary)
+    split = 4 + sum(h.startswith("forgetting") for h in header)
+    return [(header[:split], [r[:split] for r in rows]),
+            (header[:1] + header[split:], [r[:1] + r[split:] for r in rows])]
+
+
 def summary_markdown(summary: list[dict]) -> str:
-    """The summary table in Markdown, cells 'mean [lo, hi]' (95 % t interval over seeds)."""
-    return markdown_table(*summary_table(summary))
+    """The summary tables in Markdown, cells 'mean [lo, hi]' (95 % interval over seeds)."""
+    return "\n".join(markdown_table(*part) for part in summary_tables(summary))

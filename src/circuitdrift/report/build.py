@@ -78,6 +78,12 @@ def draw_figures(results: Results, run_dir: Path) -> dict[str, str]:
         fig.preservation_curves(curves, probes, target("preservation", "preservation"))
     if "razor" in agg:
         fig.kl_forgetting_scatter(agg["razor"], methods, target("kl_forgetting", "kl_forgetting"))
+    if results.sweep.get("frontier"):
+        from circuitdrift.report.sweep_figures import frontier_figure, matched_figure
+
+        frontier_figure(results.sweep, methods, target("frontier", "frontier"))
+        if results.sweep.get("matched", {}).get("levels"):
+            matched_figure(results.sweep, methods, target("matched", "matched_accuracy"))
     for probe, circuit in results.base_circuits.items():
         fig.base_importance_heatmap(circuit, target(f"base:{probe}", f"base_importance_{names[probe]}"))
     for probe, dcv in results.dcv.items():

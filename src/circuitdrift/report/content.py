@@ -10,9 +10,10 @@ from __future__ import annotations
 from circuitdrift.pipeline.aggregate import base_probe_entries
 from circuitdrift.pipeline.schema import Results
 from circuitdrift.pipeline.stats import is_number
-from circuitdrift.pipeline.tables import format_number, summary_table
+from circuitdrift.pipeline.tables import format_number, summary_tables
 from circuitdrift.report.findings import describe_diff, direction, findings
 from circuitdrift.report.render import Block, Bullets, Figure, Heading, Paragraph, Table
+from circuitdrift.report.sweep import sweep_blocks
 
 INTERVAL_NOTE = ("Cells: mean over seeds [95% Student-t interval]; '(n=1)' marks a single seed (no interval); "
                  "n/a = not measured or not finite. Forgetting = base accuracy − checkpoint accuracy (> 0 = lost). "
@@ -25,10 +26,16 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
     agg, summary = results.aggregate, results.summary
     blocks: list[Block] = [Heading(1, f"circuitdrift report: {results.name}")]
     blocks += _what_was_run(results)
-    blocks += [Heading(2, "What the data says"), *[Paragraph(text) for text in findings(agg, summary)]]
-    header, rows = summary_table(summary)
+    blocks += sweep_blocks(results.sweep, results.methods, figures)
+    primary = ", ".join(f"{m.upper()} lr {format_number(lr, 'real')}"
+                        for m, lr in results.primary_learning_rate.items())
+    blocks += [Heading(2, "What the data says at matched steps"),
+               Paragraph("Each method at its primary learning rate (best final target accuracy, mean over seeds)"
+                         + (f": {primary}." if primary else ".")),
+               *[Paragraph(text) for text in findings(agg, summary)]]
+    (h1, r1), (h2, r2) = summary_tables(summary)  # two tables: the page needs no horizontal scrolling
     blocks += [Heading(2, "Summary at the final checkpoint"),
-               Table(tuple(header), tuple(tuple(r) for r in rows), INTERVAL_NOTE)]
+               Table(tuple(h1), tuple(map(tuple, r1))), Table(tuple(h2), tuple(map(tuple, r2)), INTERVAL_NOTE)]
     blocks += _differences(agg)
     blocks += _curves(agg, figures)
     blocks += _base_circuits(results, figures)

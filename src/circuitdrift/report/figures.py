@@ -98,7 +98,7 @@ def _outline(ax, heads: list[tuple[int, int]], label: str) -> None:
 
 
 def _heads(names: list[str]) -> list[tuple[int, int]]:
-    from circuitdrift.pipeline.aggregate import parse_head
+    from circuitdrift.circuits.scores import parse_head
 
     return [parse_head(name) for name in names]
 

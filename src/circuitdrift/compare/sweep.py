@@ -1,0 +1,149 @@
+"""The learning-rate sweep: per-run results, frontiers, and the comparison at matched target accuracy.
+
+RL's Razor's design: a method's forgetting depends on how far it is pushed, so
+methods are compared at the same target accuracy, not the same step. Every
+(method, learning rate, seed) run gives a trajectory of checkpoints; each
+measure is interpolated along it at common accuracy levels, the best learning
+rate is taken per level and seed (the method's frontier), and the methods are
+compared with intervals over seeds (:mod:`circuitdrift.compare.frontier`).
+
+The sweep dict (results.json "sweep")::
+
+    measures      {name: {higher_is_better, description}}
+    runs          [{method, learning_rate, n_seeds, final_target_accuracy, final_<measure>: stat,
+                    collapsed_seeds, max_target_accuracy}]
+    frontier      {measure: {method: {points: [[accuracy, value], ...] (every checkpoint),
+                                      pareto: [[accuracy, value], ...]}}}
+    matched       {base_accuracy, levels, measures: {measure: matched_comparison(...)}}
+    razor         {kl: fit, kl_exact: fit}  forgetting against KL over every checkpoint of every run
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from circuitdrift.compare.frontier import Point, matched_comparison, matched_levels, pareto_frontier
+from circuitdrift.compare.intervals import bounded_stat
+from circuitdrift.pipeline.schema import CheckpointMeasurement
+from circuitdrift.pipeline.stats import is_number, line_fit, mean_or_none, pearson, stat
+
+# name -> (higher is better, description); every value is a mean over probes unless it says otherwise
+MEASURES: dict[str, tuple[bool, str]] = {
+    "forgetting": (False, "probe accuracy lost (base minus checkpoint)"),
+    "logprob_drift": (True, "change in log P(correct probe answer), nats"),
+    "kl": (False, "forward KL from the base on target prompts, sampled (nats/sequence)"),
+    "kl_exact": (False, "exact KL of the answer-position distribution (nats)"),
+    "damage": (True, "mean CMAP dF over the base circuit (change in P(answer))"),
+    "damage_logprob": (True, "mean CMAP dF over the base circuit (change in log P(answer), nats)"),
+    "preservation": (True, "overlap of the re-discovered circuit with the base's"),
+}
+BOUNDED = {"preservation"}
+
+RunKey = tuple[str, float, int]  # (method, learning rate, seed)
+
+
+def checkpoint_measures(m: CheckpointMeasurement, base: CheckpointMeasurement, probes: list[str]) -> dict:
+    """Every measure of one checkpoint (None where missing)."""
+
+    def over_probes(get) -> float | None:
+        return mean_or_none(get(m.probes[p], base.probes[p]) if p in m.probes and p in base.probes else None
+                            for p in probes)
+
+    return {
+        "forgetting": over_probes(lambda pm, pb: pb.accuracy - pm.accuracy),
+        "logprob_drift": over_probes(lambda pm, pb: pm.logprob_drift),
+        "kl": m.kl if is_number(m.kl) else None,
+        "kl_exact": m.kl_exact if is_number(m.kl_exact) else None,
+        "damage": over_probes(lambda pm, pb: pm.damage),
+        "damage_logprob": over_probes(lambda pm, pb: pm.damage_logprob),
+        "preservation": over_probes(lambda pm, pb: pm.preservation),
+    }
+
+
+def index(records: list[CheckpointMeasurement]) -> dict[RunKey, list[CheckpointMeasurement]]:
+    """Run -> its checkpoints in step order."""
+    runs: dict[RunKey, list[CheckpointMeasurement]] = defaultdict(list)
+    for r in records:
+        runs[(r.method, r.learning_rate, r.seed)].append(r)
+    return {k: sorted(v, key=lambda r: r.step) for k, v in sorted(runs.items())}
+
+
+def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, float]:
+    """Per method, the learning rate with the highest final target accuracy averaged over seeds (ties: lower)."""
+    finals: dict[tuple[str, float], list[float]] = defaultdict(list)
+    for (method, lr, _), steps in index(records).items():
+        finals[(method, lr)].append(steps[-1].target_accuracy)
+    best: dict[str, tuple[float, float]] = {}
+    for (method, lr), values in sorted(finals.items()):
+        mean = sum(values) / len(values)
+        if method not in best or mean > best[method][0]:
+            best[method] = (mean, lr)
+    return {method: lr for method, (_, lr) in best.items()}
+
+
+def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
+                   n_levels: int = 5) -> dict:
+    """The sweep dict of the module docstring."""
+    runs = index(records)
+    base = next(r for r in records if r.step == 0)
+    values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
+    trajectories = {key: [(m.step, m.target_accuracy) for m in steps] for key, steps in runs.items()}
+    out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
+                              for name, (hib, desc) in MEASURES.items()}}
+    out["runs"] = _run_rows(runs, values, methods)
+    out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
+                       for name in MEASURES}
+    # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
+    reached = []
+    for method in methods:
+        peaks: dict[float, list[float]] = defaultdict(list)
+        for (m, lr, _), traj in trajectories.items():
+            if m == method:
+                peaks[lr].append(max(acc for _, acc in traj))
+        if peaks:
+            reached.append(max(sum(v) / len(v) for v in peaks.values()))
+    levels = matched_levels(base.target_accuracy, reached, n_levels) if len(reached) == len(methods) else []
+    matched = {}
+    for name, (higher_is_better, _) in MEASURES.items():
+        points = {key: [Point(step, acc, v[name]) for (step, acc), v in zip(trajectories[key], values[key],
+                                                                              strict=True)]
+                  for key in runs}
+        matched[name] = matched_comparison(points, levels, higher_is_better, methods)
+    out["matched"] = {"base_accuracy": base.target_accuracy, "levels": levels, "measures": matched}
+    out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}
+    return out
+
+
+def _run_rows(runs: dict, values: dict, methods: list[str]) -> list[dict]:
+    grouped: dict[tuple[str, float], list[RunKey]] = defaultdict(list)
+    for key in runs:
+        grouped[key[:2]].append(key)
+    rows = []
+    for (method, lr), keys in sorted(grouped.items(), key=lambda kv: (methods.index(kv[0][0]), kv[0][1])):
+        row = {"method": method, "learning_rate": lr, "n_seeds": len(keys),
+               "final_step": runs[keys[0]][-1].step,
+               "final_target_accuracy": bounded_stat([runs[k][-1].target_accuracy for k in keys]),
+               "max_target_accuracy": bounded_stat([max(m.target_accuracy for m in runs[k]) for k in keys]),
+               "collapsed_seeds": sum(bool(runs[k][-1].collapsed) for k in keys),
+               "final_answer_entropy": stat(runs[k][-1].answer_entropy for k in keys)}
+        for name in MEASURES:
+            finals = [values[k][-1][name] for k in keys]
+            row[f"final_{name}"] = bounded_stat(finals) if name in BOUNDED and all(
+                v is not None for v in finals) else stat(finals)
+        rows.append(row)
+    return rows
+
+
+def _frontier(runs: dict, values: dict, method: str, name: str) -> dict:
+    higher_is_better = MEASURES[name][0]
+    points = [(m.target_accuracy, v[name]) for key, steps in runs.items() if key[0] == method
+              for m, v in zip(steps, values[key], strict=True) if v[name] is not None]
+    return {"points": sorted(points), "pareto": pareto_frontier(points, higher_is_better)}
+
+
+def _razor(runs: dict, values: dict, kl: str) -> dict:
+    """Forgetting (mean over probes) against KL, one least-squares line over every checkpoint after step 0."""
+    pairs = [(v[kl], v["forgetting"]) for key, steps in runs.items() for m, v in zip(steps, values[key], strict=True)
+             if m.step > 0 and v[kl] is not None and v["forgetting"] is not None]
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {"fit": line_fit(xs, ys), "pearson_r": pearson(xs, ys), "n": len(pairs)}

@@ -1,0 +1,106 @@
+"""Independent runs in parallel worker processes, one torch thread each.
+
+On a small shared CPU machine several torch threads in one process run many
+times slower than one, and independent runs (a method at a learning rate and
+seed, a checkpoint's measurement) need no communication. So the pipeline
+spreads them over ``jobs`` processes, each limited to ``threads`` torch
+threads. Results do not depend on ``jobs``: every item runs alone in a process
+with the same thread count, so its floating-point sums are reduced in the same
+order whatever runs beside it.
+
+Workers are started with ``spawn`` (no state copied from the parent, safe with
+torch; a script that calls the pipeline needs the usual ``if __name__ ==
+"__main__":`` guard) and return plain picklable values; the parent alone writes
+the run folder's manifest. A worker dies with its parent (Linux), so a killed
+run leaves no process writing into its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from typing import Any
+
+
+def default_jobs() -> int:
+    """One worker per core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(threads: int) -> None:
+    """Limit torch (and the BLAS libraries under it) to ``threads`` threads in this process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set once in this process; the intra-op count is what matters
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel kill this worker when the parent dies (a SIGKILLed run leaves no writer behind)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    _die_with_parent(parent)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_threads(threads)
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    disable_progress_bar()
+
+
+def _timed(fn: Callable, item: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    return fn(item), time.perf_counter() - started
+
+
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int, threads: int = 1
+            ) -> Iterator[tuple[Any, Any, float]]:
+    """``(item, fn(item), seconds)`` for every item, as they finish; ``fn`` must be a module-level function.
+
+    With ``jobs`` 1 (or one item) everything runs in this process, with ``threads`` torch threads.
+    A worker's exception is raised here, after the running items finish.
+    """
+    if not items:
+        return
+    if jobs <= 1 or len(items) == 1:
+        set_threads(threads)
+        for item in items:
+            result, seconds = _timed(fn, item)
+            yield item, result, seconds
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
+        pending = {pool.submit(_timed, fn, item): item for item in items}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    result, seconds = future.result()
+                    yield item, result, seconds
+        finally:
+            for future in pending:
+                future.cancel()

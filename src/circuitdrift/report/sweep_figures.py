@@ -1,0 +1,75 @@
+"""Figures of the learning-rate sweep: the frontier and the comparison at matched target accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from circuitdrift.pipeline.stats import is_number
+from circuitdrift.report.figures import _figure, _save, _styled, method_color, method_label
+
+FRONTIER_PANELS = (
+    ("forgetting", "forgetting (probe accuracy lost)"),
+    ("logprob_drift", "log-prob drift of probe answers (nats)"),
+    ("damage_logprob", "base-circuit damage, log-prob CMAP (nats)"),
+)
+
+
+@_styled
+def frontier_figure(sweep: dict, methods: list[str], path: Path) -> Path:
+    """Every checkpoint of every (lr, seed) run as a dot; each method's Pareto frontier as a line."""
+    fig = _figure(4.0 * len(FRONTIER_PANELS), 3.4)
+    axes = fig.subplots(1, len(FRONTIER_PANELS))
+    for ax, (name, label) in zip(axes, FRONTIER_PANELS, strict=True):
+        for method in methods:
+            entry = sweep.get("frontier", {}).get(name, {}).get(method, {})
+            points = [p for p in entry.get("points", []) if is_number(p[1])]
+            if points:
+                ax.scatter([p[0] for p in points], [p[1] for p in points], s=9, alpha=0.35,
+                           color=method_color(method, methods), linewidths=0)
+            pareto = entry.get("pareto", [])
+            if pareto:
+                ax.plot([p[0] for p in pareto], [p[1] for p in pareto], "-o", ms=3,
+                        color=method_color(method, methods), label=f"{method_label(method)} frontier")
+        base = sweep.get("matched", {}).get("base_accuracy")
+        if is_number(base):
+            ax.axvline(base, color="0.5", lw=0.8, ls=":")
+        ax.set_xlabel("target accuracy")
+        ax.set_ylabel(label)
+        ax.axhline(0, color="0.7", lw=0.6)
+    axes[0].legend(loc="best", fontsize=8)
+    fig.suptitle("Frontier over the learning-rate sweep (dots: every checkpoint; dotted: base accuracy)")
+    return _save(fig, path)
+
+
+MATCHED_PANELS = (
+    ("forgetting", "forgetting"),
+    ("logprob_drift", "log-prob drift (nats)"),
+    ("damage_logprob", "circuit damage, log-prob (nats)"),
+    ("kl_exact", "exact answer KL (nats)"),
+)
+
+
+@_styled
+def matched_figure(sweep: dict, methods: list[str], path: Path) -> Path:
+    """Each measure at the common accuracy levels: mean over seeds of each method's best lr, 95% interval."""
+    matched = sweep.get("matched", {})
+    levels = matched.get("levels", [])
+    fig = _figure(3.3 * len(MATCHED_PANELS), 3.2)
+    axes = fig.subplots(1, len(MATCHED_PANELS))
+    for ax, (name, label) in zip(axes, MATCHED_PANELS, strict=True):
+        by_method = matched.get("measures", {}).get(name, {}).get("by_method", {})
+        for i, method in enumerate(methods):
+            stats = by_method.get(method, [])
+            xs = [lvl + (i - 0.5) * 0.002 for lvl, s in zip(levels, stats, strict=False) if is_number(s.get("mean"))]
+            kept = [s for s in stats if is_number(s.get("mean"))]
+            if not kept:
+                continue
+            lo = [s["mean"] - s["lo"] if is_number(s.get("lo")) else 0 for s in kept]
+            hi = [s["hi"] - s["mean"] if is_number(s.get("hi")) else 0 for s in kept]
+            ax.errorbar(xs, [s["mean"] for s in kept], yerr=[lo, hi], fmt="-o", ms=3, capsize=2,
+                        color=method_color(method, methods), label=method_label(method))
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.set_xlabel("matched target accuracy")
+        ax.set_title(label)
+    axes[0].legend(loc="best", fontsize=8)
+    return _save(fig, path)
