@@ -1,4 +1,4 @@
-"""Cross-model activation patching, CMAP (METHODS §1.5; Prakash et al. 2024).
+"""Cross-model activation patching, CMAP (docs/methods.md §4; Prakash et al. 2024).
 
     dF_X(h) = mean_i [ P_i(B with head h's output taken from X on the same input) - P_i(B) ]
 

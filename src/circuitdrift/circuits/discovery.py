@@ -1,7 +1,7 @@
 """One entry point for finding a circuit: one-shot top-k of head scores, or iterative pruning.
 
 ``exact``, ``attribution`` and ``eap-ig`` score every head once and take the
-k most important (METHODS §1.4); ``prune`` removes heads one at a time by exact
+k most important (docs/methods.md §3); ``prune`` removes heads one at a time by exact
 patching in the context of the heads still kept (:mod:`circuitdrift.circuits.pruning`),
 which finds sufficient circuits where heads back each other up.
 """

@@ -1,4 +1,4 @@
-"""Circuit faithfulness F(C|M) / F(M) with a random-circuit baseline (METHODS §1.4).
+"""Circuit faithfulness F(C|M) / F(M) with a random-circuit baseline (docs/methods.md §3).
 
 F is exact-match accuracy; F(C|M) is measured with every head outside C
 ablated (zero, mean or counterfactual). A localisation claim needs a control:

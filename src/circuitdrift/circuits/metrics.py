@@ -1,7 +1,7 @@
 """Task metrics computed from logits: answer probability and log-probability, logit difference, exact match.
 
 P(answer | prompt) is the geometric mean of the teacher-forced answer-token
-probabilities (METHODS §1.2); the logit difference is answer minus
+probabilities (docs/methods.md §2); the logit difference is answer minus
 counter-answer at the position that predicts the first answer token.
 """
 

@@ -8,7 +8,7 @@ numbers equal the naive loop's, one head and one example at a time, to
 float32 rounding; tests and ``benchmarks/heads.py`` check both.
 
 Ablations: ``corrupt`` takes the head's output on the counterfactual
-sequence (METHODS §1.3), ``zero`` sets it to zero, ``mean`` to its mean over
+sequence (docs/methods.md §3), ``zero`` sets it to zero, ``mean`` to its mean over
 all examples and non-pad positions of the clean run.
 """
 

@@ -1,4 +1,4 @@
-"""Head importance for a task: exact patching, attribution patching or EAP-IG (METHODS §1.3).
+"""Head importance for a task: exact patching, attribution patching or EAP-IG (docs/methods.md §3).
 
     s_h = mean_i (M_patch,i - M_org,i) / M_org,i      (metric ``prob``: relative change of P)
     s_h = mean_i (M_patch,i - M_org,i)                (metric ``logit-diff``)

@@ -1,4 +1,4 @@
-"""Forward KL between the base and a fine-tuned policy on the new task (RL's Razor, METHODS §1.10).
+"""Forward KL between the base and a fine-tuned policy on the new task (RL's Razor, docs/methods.md §7).
 
     KL = E_{x ~ D_new, y ~ pi_0(.|x)} [ log pi_0(y|x) - log pi(y|x) ]
 

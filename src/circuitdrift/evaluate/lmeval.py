@@ -1,8 +1,8 @@
 """Prior-capability scores through the LM Evaluation Harness (optional extra ``lmeval``).
 
 RL's Razor scores prior capabilities as the mean zero-shot score on HellaSwag,
-TruthfulQA-mc2, MMLU, Winogrande and IFEval, 100 examples each (METHODS
-§1.10). This adapter hands an already loaded model and tokenizer to the
+TruthfulQA-mc2, MMLU, Winogrande and IFEval, 100 examples each
+(docs/methods.md §7). This adapter hands an already loaded model and tokenizer to the
 harness (``HFLM``), so checkpoints are evaluated exactly as circuitdrift loaded
 them, and returns one number per benchmark. Named benchmarks need their
 datasets (downloaded by the harness, or in the HF cache); a task defined by a

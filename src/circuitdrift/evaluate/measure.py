@@ -34,7 +34,7 @@ def default_probes() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How a checkpoint is measured; KL defaults follow RL's Razor (METHODS §1.10)."""
+    """How a checkpoint is measured; KL defaults follow RL's Razor (docs/methods.md §7)."""
 
     split: str = "test"
     n: int | None = None  # target-task examples (all when None)

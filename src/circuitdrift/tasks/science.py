@@ -1,6 +1,6 @@
 """Multiple-choice science QA for any chat model: SciQ and SciKnowEval (Chemistry, L3), through ``datasets``.
 
-This is the paper's target task (METHODS §1.9): a question, four options A-D,
+This is the paper's target task (docs/methods.md §6): a question, four options A-D,
 one letter expected, asked as a user turn of the model's own chat template.
 The rows come from the Hugging Face Hub by default, or from local files of the
 same schema (JSON, JSON Lines or Parquet), read by the same ``load_dataset``

@@ -3,7 +3,7 @@
 One :class:`TrainConfig` drives both methods: the same prompts, in the same
 order, for the same number of optimizer steps, with the same learning rate,
 schedule, batch size and seed. Method-specific knobs live in the ``sft`` and
-``rl`` sections. Defaults follow METHODS §1.9 (AdamW, weight decay 0,
+``rl`` sections. Defaults follow docs/methods.md §6 (AdamW, weight decay 0,
 constant-with-warmup, Dr. GRPO loss, beta 0); sizes default to something a
 CPU can run and are meant to be set per experiment.
 

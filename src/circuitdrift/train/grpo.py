@@ -1,4 +1,4 @@
-"""RL through TRL's ``GRPOTrainer`` with the Dr. GRPO loss and no KL penalty (METHODS §1.9).
+"""RL through TRL's ``GRPOTrainer`` with the Dr. GRPO loss and no KL penalty (docs/methods.md §6).
 
 The reward function is the task's own :meth:`Task.reward`, the grader that
 measures accuracy, so reward and evaluation cannot drift apart. Prompts come
