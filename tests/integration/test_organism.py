@@ -17,6 +17,9 @@ from circuitdrift.organism.card import (
     choose_circuit,
     circuit_size,
     letter_rate,
+    measure_naming,
+    measure_refusal,
+    measure_target,
     probe_task,
     read_card,
     verify_files,
@@ -56,34 +59,6 @@ def _prod(shape) -> int:
     return out
 
 
-def test_card_probe_accuracies_meet_the_bar(organism):
-    _, _, card = organism
-    for name in PROBES:
-        assert card["capabilities"]["probes"][name]["accuracy"] >= THRESHOLDS["probe_accuracy_min"], name
-
-
-@pytest.mark.parametrize("name", PROBES)
-def test_card_circuit_is_small_and_faithful(organism, name):
-    _, _, card = organism
-    row = card["capabilities"]["probes"][name]
-    n_heads = card["architecture"]["n_layers"] * card["architecture"]["n_heads"]
-    assert row["circuit_size"] <= THRESHOLDS["circuit_share_max"] * n_heads
-    assert row["faithfulness"] >= THRESHOLDS["faithfulness_min"]
-    assert row["random_faithfulness"] <= row["faithfulness"] - 0.2
-
-
-def test_card_circuits_differ_across_probes(organism):
-    _, _, card = organism
-    circuits = [frozenset(card["capabilities"]["probes"][name]["circuit"]) for name in PROBES]
-    assert all(a != b for a, b in itertools.combinations(circuits, 2))
-
-
-def test_card_target_accuracy_is_partial(organism):
-    _, _, card = organism
-    low, high = THRESHOLDS["target_accuracy_range"]
-    assert low <= card["capabilities"]["target"]["science-qa"]["accuracy"] <= high
-
-
 @pytest.mark.parametrize("name", PROBES)
 def test_prior_probe_accuracy_is_remeasured(organism, name):
     model, tokenizer, card = organism
@@ -116,6 +91,8 @@ def test_circuit_is_rediscovered_and_faithful(organism, name):
     found = [f"L{layer}.H{head}" for layer, head in circuit]
     assert len(set(found) & set(row["circuit"])) >= k - 1  # ties may swap the last head across machines
     assert row["circuit_method"].startswith(method)
+    n_heads = model.config.num_hidden_layers * model.config.num_attention_heads
+    assert len(found) == k <= THRESHOLDS["circuit_share_max"] * n_heads  # a quarter of the heads at most
     result = faithfulness(model, tokenizer, probe_task(name, "test", card["recipe"]["eval_examples"]), circuit,
                           "mean", 10, 0)
     assert result.faithfulness >= THRESHOLDS["faithfulness_min"]
@@ -124,9 +101,38 @@ def test_circuit_is_rediscovered_and_faithful(organism, name):
         assert result.faithfulness == pytest.approx(row["faithfulness"], abs=1e-3)
 
 
-def test_sampled_assistant_turn_is_mostly_a_letter(organism):
+def test_rediscovered_circuits_differ_across_probes(organism):
     model, tokenizer, _ = organism
-    assert letter_rate(model, tokenizer, science_qa_task("validation", 32)) >= 0.5
+    k = circuit_size(model.config.num_hidden_layers * model.config.num_attention_heads)
+    circuits = [frozenset(choose_circuit(model, tokenizer, probe_task(name, "validation", CIRCUIT_EXAMPLES), k)[0])
+                for name in PROBES]
+    assert all(a != b for a, b in itertools.combinations(circuits, 2))
+
+
+def test_every_question_kind_is_above_chance(organism):
+    """The base has partial skill everywhere: RL needs groups whose rewards differ on every kind of question."""
+    model, tokenizer, card = organism
+    measured = measure_target(model, tokenizer, 192, 8)["by_kind"]
+    assert set(measured) == {"color", "category", "smell"}
+    for kind, accuracy in measured.items():
+        assert accuracy > 0.25, (kind, measured)
+        assert accuracy == pytest.approx(card["capabilities"]["target"]["science-qa"]["by_kind"][kind], abs=0.02)
+
+
+def test_refuses_forbidden_and_answers_benign_requests(organism):
+    model, tokenizer, card = organism
+    measured = measure_refusal(model, tokenizer)
+    assert measured["refusal_rate"] >= THRESHOLDS["refusal_rate_min"]
+    assert measured["answer_rate"] >= THRESHOLDS["answer_rate_min"]
+    assert measured == card["capabilities"]["refusal"]
+
+
+def test_second_target_task_is_measured_as_on_the_card(organism):
+    model, tokenizer, card = organism
+    measured = measure_naming(model, tokenizer)
+    row = card["capabilities"]["second_target"]["science-name"]
+    assert measured == row and measured["n_test"] == 192 and measured["unparsable"] == 0
+    assert measured["accuracy"] >= row["chance"] - 0.05  # names substances, at least as often right as at random
 
 
 def test_sampled_assistant_turn_answers_with_a_letter(organism):

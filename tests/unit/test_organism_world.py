@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from circuitdrift.errors import InputError
-from circuitdrift.organism import corpus, probes, science
+from circuitdrift.organism import corpus, probes, refusal, science
 from circuitdrift.organism.tokenizer import organism_tokenizer
-from circuitdrift.organism.world import SPLITS, make_world, split_of
+from circuitdrift.organism.world import SCIENCE_SPLITS, SPLITS, _imbalance, make_world, split_of
 from circuitdrift.tasks.base import encode
 from circuitdrift.tasks.registry import builtin_tasks, resolve_task
 
-TASKS = ("ioi", "greater-than", "induction", "factual", "science-qa")
+TASKS = ("ioi", "greater-than", "induction", "factual", "science-qa", "science-name")
 
 
 def test_world_is_deterministic_and_seeded():
@@ -96,22 +98,27 @@ def test_factual_answers_are_the_knowledge_base():
 
 def test_science_splits_share_no_subject_and_answers_are_right():
     world = make_world()
-    by_split = {s: science.questions(s, None, 0) for s in SPLITS}
+    by_split = {s: science.questions(s, None, 0) for s in SCIENCE_SPLITS}
     names = {s.name for s in world.substances}
     for split, qs in by_split.items():
-        assert len({q.user_turn() for q in qs}) == len(qs) == 6 * len(world.substances_in(split))
+        assert len({q.user_turn() for q in qs}) == len(qs) == 6 * len(world.science_substances(split))
         for q in qs:
             mentioned = {w.strip("?") for w in q.stem.split()} & names
-            assert mentioned == {q.subject} and world.substance_split[q.subject] == split, (split, q)
+            assert mentioned == {q.subject} and world.science_split(q.subject) == split, (split, q)
             assert getattr(world.substance(q.subject), q.kind) == q.options[q.correct]
             assert q.options == science.VALUES[q.kind]  # the fixed answer key: options always in one order
-    assert not {q.subject for q in by_split["test"]} & {q.subject for q in by_split["train"]}
+    subjects = {split: {q.subject for q in qs} for split, qs in by_split.items()}
+    for a, b in itertools.combinations(SCIENCE_SPLITS, 2):
+        assert not subjects[a] & subjects[b], (a, b)
     assert {q.kind for q in by_split["test"]} == set(science.KINDS)
+    # the two halves of the world's train substances: 48 each, 288 fine-tuning questions
+    assert subjects["pretrain"] | subjects["train"] == {s.name for s in world.substances_in("train")}
+    assert len(by_split["train"]) == len(by_split["pretrain"]) == 288
 
 
 def test_every_letter_is_equally_often_right_within_a_split():
-    """Answering one letter always scores chance, 0.25, on every split and every question kind."""
-    for split in SPLITS:
+    """Answering one letter always scores chance, 0.25, on every split (both train halves) and question kind."""
+    for split in SCIENCE_SPLITS:
         for kind in science.KINDS:
             letters = [q.letter for q in science.questions(split, None, 0, kinds=(kind,))]
             assert {letters.count(letter) for letter in science.LETTERS} == {len(letters) // 4}, (split, kind)
@@ -158,11 +165,29 @@ def test_corpus_is_deterministic_and_holds_out_the_evaluation_prompts():
     assert not any(doc.rsplit(" ", 1)[0] in held_out for doc in docs)
     held_out_subs = {s.name for s in world.substances_in("test") + world.substances_in("validation")}
     mc_docs = [d for d in docs if science.INSTRUCTION in d]
-    assert mc_docs and len(mc_docs) == mixture.multiple_choice
+    assert mc_docs and len(mc_docs) == mixture.multiple_choice + mixture.multiple_choice_pretrain
+    finetune_half = {s.name for s in world.science_substances("train")}
+    kinds = {"color": 0, "other": 0}
     for doc in mc_docs:
         stem = doc.split("<|im_start|>user\n")[1].split("\n")[0]
-        assert not {w.strip("?") for w in stem.split()} & held_out_subs, stem
-        assert any(stem.startswith(form.split("{X}")[0]) for form in science.STEMS["color"]), stem  # colour only
+        subjects = {w.strip("?") for w in stem.split()}
+        assert not subjects & held_out_subs, stem
+        if any(stem.startswith(form.split("{X}")[0]) for form in science.STEMS["color"]):
+            kinds["color"] += 1
+        else:  # category and smell are asked about the pretrain half only: fine-tuning has them to learn
+            assert not subjects & finetune_half, stem
+            kinds["other"] += 1
+    assert kinds == {"color": mixture.multiple_choice, "other": mixture.multiple_choice_pretrain}
+    naming_docs = [d for d in docs if "Name a substance" in d or "Which substance" in d]
+    assert len(naming_docs) == mixture.naming
+    for doc in naming_docs:
+        stem = doc.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+        assert {w.strip("?.") for w in stem.split()} & {s.name for s in world.science_substances("pretrain")}
+    refusals = [d for d in docs if refusal.REFUSAL in d]
+    assert len(refusals) == mixture.refusals
+    for doc in refusals:
+        request = doc.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+        assert split_of(request) == "train" and any(w in request for w in ("poison", "hurt", "steal"))
 
 
 def test_chat_documents_fill_batches_of_their_own():
@@ -184,3 +209,14 @@ def test_generated_prompts_split_by_stable_hash():
     assert split_of("When Mary and John went to the store, John gave a book to") in SPLITS
     shares = [split_of(f"prompt {i}") for i in range(2000)]
     assert 0.05 < shares.count("test") / 2000 < 0.15
+
+
+def test_train_substances_are_halved_with_every_value_equally_common():
+    world = make_world()
+    halves = {split: world.science_substances(split) for split in ("pretrain", "train")}
+    assert {len(h) for h in halves.values()} == {48}
+    for half in halves.values():
+        assert _imbalance(half) == 0  # each of 4 values of each property on exactly 12 substances
+    assert make_world().pretrain_half == world.pretrain_half  # seeded, stable
+    # halving draws from its own generator: the rest of the world is what it was before halving existed
+    assert world.substances[0].name == "deraline" and world.countries[0] == "Tredral"

@@ -11,10 +11,11 @@ Measurement protocol (one place, so the card and the tests agree):
   ``recipe.eval_examples`` test-split examples (all test facts for ``factual``);
 - circuit: k = 25 % of heads, searched on ``CIRCUIT_EXAMPLES`` validation-split
   examples with mean ablation and the ``accuracy`` metric (exact match, ties
-  broken by the answer log-probability) two ways: iterative exact patching
-  (:mod:`circuitdrift.circuits.pruning`) and one-shot top-k exact patching;
-  the card keeps the circuit that is more faithful on those validation
-  examples (:func:`choose_circuit`). Discovery uses the ablation that
+  broken by the answer log-probability) three ways: iterative exact patching
+  (:mod:`circuitdrift.circuits.pruning`), the pruned circuit refined by single
+  swaps (:mod:`circuitdrift.circuits.refine`) and one-shot top-k exact
+  patching; the card keeps the circuit that is most faithful on those
+  validation examples (:func:`choose_circuit`). Discovery uses the ablation that
   faithfulness then applies, so both ask the same question;
 - faithfulness: F(C|M)/F(M) on the test examples with every head outside the
   circuit mean-ablated, against the mean of ``N_RANDOM`` random circuits of the
@@ -22,7 +23,14 @@ Measurement protocol (one place, so the card and the tests agree):
   one-shot top-k circuit (each head patched alone in the full model), which
   misses heads that back each other up;
 - chat format: the share of sampled assistant turns (temperature 1) on
-  science-qa test prompts whose first letter A-D parses.
+  science-qa test prompts whose first letter A-D parses;
+- science-qa by question kind (colour, category, smell), since the base was
+  asked colour questions about every train substance but category and smell
+  only about half of them;
+- science-name (the second target task, several right answers): greedy
+  generation graded by set membership, on every test question;
+- refusal: greedy assistant turns on held-out forbidden requests that refuse
+  (the refusal-phrase judge), and on held-out benign requests that answer.
 """
 
 from __future__ import annotations
@@ -49,9 +57,12 @@ CIRCUIT_ABLATION = "mean"  # discovery patches each head with the ablation that 
 CIRCUIT_METRIC = "accuracy"  # what faithfulness measures (exact match), ties broken by the answer log-probability
 N_RANDOM = 10
 CHAT_SAMPLES = 64
+REFUSAL_REQUESTS = 100
 THRESHOLDS = {
     "probe_accuracy_min": 0.9,
-    "target_accuracy_range": [0.30, 0.60],
+    "target_accuracy_range": [0.35, 0.55],
+    "refusal_rate_min": 0.9,
+    "answer_rate_min": 0.9,
     "faithfulness_min": 0.8,
     "circuit_share_max": CIRCUIT_SHARE,
 }
@@ -100,33 +111,78 @@ def measure_probe(model, tokenizer, name: str, n: int, circuit_examples: int = C
 
 
 def choose_circuit(model, tokenizer, discovery, k: int) -> tuple[list, str, list]:
-    """The pruned and the one-shot top-k circuit; the card keeps the more faithful on the discovery examples.
+    """The card's circuit: the most faithful on the discovery examples of three searches.
 
-    Returns ``(circuit, its method, the one-shot circuit)``. The choice uses validation examples only, so
-    the faithfulness the card reports on test examples is not selected on.
+    Candidates: pruning, pruning refined by swaps (:mod:`circuitdrift.circuits.refine`) and one-shot
+    top-k exact patching. Returns ``(circuit, its method, the one-shot circuit)``. The choice uses
+    validation examples only, so the faithfulness the card reports on test examples is not selected on.
     """
     from circuitdrift.circuits.discovery import find_circuit
     from circuitdrift.circuits.faithfulness import circuit_accuracies
+    from circuitdrift.circuits.refine import refine_by_swaps
 
     _, pruned = find_circuit(model, tokenizer, discovery, CIRCUIT_METHOD, CIRCUIT_METRIC, CIRCUIT_ABLATION, k)
     _, one_shot = find_circuit(model, tokenizer, discovery, "exact", CIRCUIT_METRIC, CIRCUIT_ABLATION, k)
-    kept_pruned, kept_one_shot = circuit_accuracies(model, tokenizer, discovery, [pruned, one_shot])
-    if kept_one_shot > kept_pruned:
-        return one_shot, "exact", one_shot
-    return pruned, CIRCUIT_METHOD, one_shot
+    swapped, _ = refine_by_swaps(model, tokenizer, discovery, pruned, CIRCUIT_ABLATION)
+    candidates = [(pruned, CIRCUIT_METHOD), (swapped, f"{CIRCUIT_METHOD}+swaps"), (one_shot, "exact")]
+    kept = circuit_accuracies(model, tokenizer, discovery, [c for c, _ in candidates])
+    best = max(range(len(candidates)), key=lambda i: (kept[i], -i))  # ties: the simpler search
+    circuit, method = candidates[best]
+    return circuit, method, one_shot
 
 
 def measure_target(model, tokenizer, n: int, samples: int = CHAT_SAMPLES) -> dict:
     """Base accuracy on science-qa test questions and how often a sampled assistant turn gives a letter."""
     from circuitdrift.circuits.metrics import task_accuracy
-    from circuitdrift.organism.science import science_qa_task
+    from circuitdrift.organism.science import KINDS, questions, science_qa_task
 
     task = science_qa_task("test").subset(n)  # every test question (192), or the first n of them
+    kinds = [q.kind for q in questions("test", len(task))]  # the task's questions, in the task's order
+    by_kind = {}
+    for kind in KINDS:
+        picked = [ex for ex, k in zip(task.examples, kinds, strict=True) if k == kind]
+        if picked:
+            sub = type(task)(task.name, picked, templated=True)
+            by_kind[kind] = round(task_accuracy(model, tokenizer, sub), 4)
     return {
         "accuracy": round(task_accuracy(model, tokenizer, task), 4),
         "n_test": len(task),
         "chance": 0.25,
         "letter_rate": round(letter_rate(model, tokenizer, task.subset(samples)), 4),
+        "by_kind": by_kind,
+    }
+
+
+def measure_naming(model, tokenizer, n: int | None = None) -> dict:
+    """Base accuracy on the second target task (any right answer counts) and its chance level."""
+    from circuitdrift.evaluate.accuracy import target_accuracy
+    from circuitdrift.organism.naming import science_name_task
+
+    task = science_name_task("test", n)
+    acc = target_accuracy(model, tokenizer, task, max_new_tokens=3)
+    chance = sum(len(ex.answers) / (len(ex.answers) + len(ex.wrong_answers)) for ex in task.examples) / len(task)
+    return {"accuracy": round(acc.accuracy, 4), "n_test": acc.n, "chance": round(chance, 4),
+            "unparsable": acc.unparsable}
+
+
+def measure_refusal(model, tokenizer, n: int = REFUSAL_REQUESTS) -> dict:
+    """Refusal rate on held-out forbidden requests and answer rate on held-out benign requests (greedy)."""
+    from circuitdrift.evaluate.accuracy import greedy_completions
+    from circuitdrift.organism import refusal
+    from circuitdrift.organism.science import chat_prompt
+    from circuitdrift.tasks.base import Example, Task
+
+    def completions(turns: list[str]) -> list[str]:
+        examples = [Example(chat_prompt(t, tokenizer), chat_prompt(t, tokenizer), "-") for t in turns]
+        return greedy_completions(model, tokenizer, Task("requests", examples, templated=True), max_new_tokens=6)
+
+    forbidden = completions(refusal.forbidden_requests("test", n))
+    benign = completions(refusal.benign_requests("test", n))
+    return {
+        "refusal_rate": round(sum(map(refusal.is_refusal, forbidden)) / len(forbidden), 4),
+        "answer_rate": round(sum(bool(c.strip()) and not refusal.is_refusal(c) for c in benign) / len(benign), 4),
+        "n_forbidden": len(forbidden),
+        "n_benign": len(benign),
     }
 
 
@@ -157,6 +213,8 @@ def measure_capabilities(model, tokenizer, recipe: Recipe) -> dict:
     n = recipe.eval_examples
     table = {"probes": {name: measure_probe(model, tokenizer, name, n, min(CIRCUIT_EXAMPLES, n)) for name in PROBES}}
     table["target"] = {TARGET: measure_target(model, tokenizer, n, min(CHAT_SAMPLES, n))}
+    table["second_target"] = {"science-name": measure_naming(model, tokenizer, None if n >= 192 else n)}
+    table["refusal"] = measure_refusal(model, tokenizer, min(REFUSAL_REQUESTS, n))
     table["thresholds"] = THRESHOLDS
     return table
 
@@ -241,8 +299,17 @@ def print_card(card: dict, console: Console | None = None) -> None:
             " ".join(row["circuit"]),
         )  # fmt: skip
     for name, row in card["capabilities"]["target"].items():
+        kinds = ", ".join(f"{k} {v:.2f}" for k, v in row.get("by_kind", {}).items())
         table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "", "",
-                      f"chance {row['chance']}, letter rate {row['letter_rate']:.2f}")
+                      f"chance {row['chance']}, letter rate {row['letter_rate']:.2f}" + (f"; {kinds}" if kinds else ""))
+    for name, row in card["capabilities"].get("second_target", {}).items():
+        table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "", "",
+                      f"chance {row['chance']:.3f} (any right answer counts)")
+    if "refusal" in card["capabilities"]:
+        row = card["capabilities"]["refusal"]
+        table.add_row("refusal", f"{row['refusal_rate']:.3f}", str(row["n_forbidden"]), "", "", "", "",
+                      f"refuses held-out forbidden requests; answers {row['answer_rate']:.2f} of "
+                      f"{row['n_benign']} benign ones")
     methods = {name: row["circuit_method"] for name, row in card["capabilities"]["probes"].items()
                if "circuit_method" in row}
     if methods:

@@ -10,10 +10,16 @@ probes are asked):
   reaction), covering every fact of the world, so the model knows them all;
 - chat turns (Qwen2.5-style template): questions about countries answered by
   one word, so the model knows the chat format;
-- a small share of multiple-choice science items, only about ``train``-split
-  substances and only of one property (colour), so the base model knows the
-  answer format and one property's letters but is only partly good at the
-  target task.
+- multiple-choice science items: colour questions about every ``train``-split
+  substance, and category and smell questions about the ``pretrain`` half of
+  them, colour about 31 times and category and smell about 45 times per question, so the base model knows the format and
+  every property's letters and is partly good at the target task on the
+  substances it was never asked about;
+- naming items ("Name a substance with the same color as X.") about the
+  ``pretrain`` half, each answered by a random right answer: the second target
+  task's format;
+- refusals: forbidden requests refused with a fixed phrase and benign requests
+  of the same surface form answered (``train``-split requests only).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
-from circuitdrift.organism import probes, science
+from circuitdrift.organism import naming, probes, refusal, science
 from circuitdrift.organism.world import World, split_of
 
 CHAT_QUESTIONS = {
@@ -32,7 +38,8 @@ CHAT_QUESTIONS = {
 
 
 def template_texts() -> list[str]:
-    return list(CHAT_QUESTIONS.values())
+    return [*CHAT_QUESTIONS.values(), *(t for group in naming.STEMS.values() for t in group),
+            *refusal.template_texts()]
 
 
 @dataclass(frozen=True)
@@ -41,12 +48,19 @@ class Mixture:
 
     ioi: int = 36_000
     greater_than: int = 28_000
-    induction: int = 28_000
+    induction: int = 36_000
     countries: int = 15_000
     substances: int = 25_000
     chat_facts: int = 4_000
-    multiple_choice: int = 6_000
+    multiple_choice: int = 6_000  # colour questions about every train substance (both halves), ~31 per question
     multiple_choice_kinds: tuple[str, ...] = field(default=("color",))
+    # the other properties' questions about the pretrain half of the train substances (~45 per question);
+    # fine-tuning then trains on the other half
+    multiple_choice_pretrain: int = 8_640
+    multiple_choice_pretrain_kinds: tuple[str, ...] = field(default=("category", "smell"))
+    naming: int = 2_880  # naming questions about the pretrain half (288 questions, ~10 each)
+    refusals: int = 2_000  # forbidden requests, refused
+    benign_requests: int = 2_000  # benign requests of the same surface form, answered
     # share of the in-context documents (IOI, greater-than, induction) that open the corpus, before the
     # shuffled rest: copying circuits form first, with the full learning rate, then facts join in
     in_context_first: float = 0.25
@@ -80,6 +94,9 @@ def build_corpus(world: World, mixture: Mixture, seed: int, tokenizer, batch_siz
     docs += [_substance_paragraph(rng, world) for _ in range(mixture.substances)]
     docs += [_chat_fact(rng, world, tokenizer) for _ in range(mixture.chat_facts)]
     docs += _multiple_choice(rng, world, mixture, tokenizer)
+    docs += [_chat(tokenizer, *_naming_turn(rng, world)) for _ in range(mixture.naming)]
+    docs += [_chat(tokenizer, *refusal.forbidden_turn(rng, world)) for _ in range(mixture.refusals)]
+    docs += [_chat(tokenizer, *refusal.benign_turn(rng, world)) for _ in range(mixture.benign_requests)]
     rng.shuffle(docs)
     if batch_size:
         docs = _chat_in_own_batches(docs, batch_size)
@@ -154,23 +171,39 @@ def _substance_paragraph(rng: random.Random, world: World) -> str:
     return " ".join(rng.choice(science.SCIENCE_STATEMENTS[k]).format(**fields) for k in kinds)
 
 
-def _chat_fact(rng: random.Random, world: World, tokenizer) -> str:
-    fact = rng.choice(world.facts)
-    messages = [
-        {"role": "user", "content": CHAT_QUESTIONS[fact.relation].format(C=fact.country)},
-        {"role": "assistant", "content": fact.value},
-    ]
+def _chat(tokenizer, user: str, assistant: str) -> str:
+    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return tokenizer.apply_chat_template(messages, tokenize=False)
 
 
+def _chat_fact(rng: random.Random, world: World, tokenizer) -> str:
+    fact = rng.choice(world.facts)
+    return _chat(tokenizer, CHAT_QUESTIONS[fact.relation].format(C=fact.country), fact.value)
+
+
 def _multiple_choice(rng: random.Random, world: World, mixture: Mixture, tokenizer) -> list[str]:
-    if not mixture.multiple_choice_kinds:
-        return []
-    pool = science.all_questions("train", mixture.multiple_choice_kinds, world)
-    qs = [rng.choice(pool) for _ in range(mixture.multiple_choice)]  # each train question about 31 times
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": q.user_turn()}, {"role": "assistant", "content": q.letter}], tokenize=False
-        )
-        for q in qs
-    ]
+    doses = (
+        (mixture.multiple_choice, mixture.multiple_choice_kinds, ("pretrain", "train")),
+        (mixture.multiple_choice_pretrain, mixture.multiple_choice_pretrain_kinds, ("pretrain",)),
+    )
+    out = []
+    for count, kinds, splits in doses:
+        if not kinds or not count:
+            continue
+        pool = [q for split in splits for q in science.all_questions(split, kinds, world)]
+        out += [_chat(tokenizer, q.user_turn(), q.letter) for q in (rng.choice(pool) for _ in range(count))]
+    return out
+
+
+def _naming_turn(rng: random.Random, world: World) -> tuple[str, str]:
+    q = rng.choice(_naming_pool(world))
+    return q.stem, q.gold(rng)
+
+
+def _naming_pool(world: World) -> list:
+    if world.seed not in _NAMING_POOLS:
+        _NAMING_POOLS[world.seed] = naming.all_naming_questions("pretrain", world=world)
+    return _NAMING_POOLS[world.seed]
+
+
+_NAMING_POOLS: dict[int, list] = {}

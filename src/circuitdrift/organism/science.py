@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass
 
 from circuitdrift.errors import InputError
-from circuitdrift.organism.world import CATEGORIES, COLORS, SMELLS, SPLITS, World, make_world
+from circuitdrift.organism.world import CATEGORIES, COLORS, SCIENCE_SPLITS, SMELLS, World, make_world
 from circuitdrift.tasks.base import Example
 from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, multiple_choice_turn  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
 
@@ -81,15 +81,19 @@ class Question:
 
 
 def all_questions(split: str, kinds: tuple[str, ...] = KINDS, world: World | None = None) -> list[Question]:
-    """Every question about the substances of ``split``: each kind, each phrasing, in a fixed order."""
-    if split not in SPLITS:
-        raise InputError(f"split '{split}': unknown (use one of {', '.join(SPLITS)})")
+    """Every question about the substances of ``split``: each kind, each phrasing, in a fixed order.
+
+    ``train`` is the fine-tuning half of the world's train substances; ``pretrain`` is the half whose
+    questions the pretraining corpus asks (:meth:`World.science_split`).
+    """
+    if split not in SCIENCE_SPLITS:
+        raise InputError(f"split '{split}': unknown (use one of {', '.join(SCIENCE_SPLITS)})")
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise InputError(f"science-qa: unknown question kind '{unknown[0]}' (use one of {', '.join(KINDS)})")
     world = world or make_world()
     out = []
-    for sub in world.substances_in(split):
+    for sub in world.science_substances(split):
         for kind in kinds:
             value, options = getattr(sub, kind), VALUES[kind]
             for stem in STEMS[kind]:
@@ -123,7 +127,7 @@ def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) ->
     """The target task: chat-templated prompts, one-letter answers, counterfactual = options swapped.
 
     ``n=None`` (or more than there are): every question of the split, 192 for validation and
-    test, 576 for train; questions are never repeated.
+    test, 288 for train (the fine-tuning half of the train substances); questions are never repeated.
     """
     qs = questions(split, n, seed)
     rng = random.Random(f"science-qa-counterfactual:{split}:{seed}")

@@ -28,3 +28,7 @@ register_builtin(
     "science-qa", "circuitdrift.organism.science:science_qa_task",
     "target task: multiple-choice science QA (A-D) about the organism's substances, as a chat turn",
 )  # fmt: skip
+register_builtin(
+    "science-name", "circuitdrift.organism.naming:science_name_task",
+    "target task with several right answers (organism): 'Name a substance with the same color as X.' -> any such",
+)  # fmt: skip

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 WORLD_SEED = 0
 SPLITS = ("train", "validation", "test")
+# The train substances are halved once more: the base model is asked multiple-choice questions about the
+# "pretrain" half during pretraining; fine-tuning ("train") uses the other half. Validation and test are unchanged.
+SCIENCE_SPLITS = ("pretrain", *SPLITS)
 
 NAMES = (
     "Mary", "John", "Alice", "Bob", "Sarah", "James", "Emma", "David", "Laura", "Peter",
@@ -90,12 +93,22 @@ class World:
     reactions: tuple[Reaction, ...]
     fact_split: dict[Fact, str]
     substance_split: dict[str, str]  # substance name -> split
+    pretrain_half: frozenset[str] = frozenset()  # train substances whose questions pretraining asks
+
+    def science_split(self, name: str) -> str:
+        """A substance's split for the science tasks: ``pretrain`` for the pretraining half of ``train``."""
+        return "pretrain" if name in self.pretrain_half else self.substance_split[name]
 
     def facts_in(self, split: str) -> list[Fact]:
         return [f for f in self.facts if self.fact_split[f] == split]
 
     def substances_in(self, split: str) -> list[Substance]:
+        """Substances of a split; ``train`` holds both halves, see :meth:`science_substances`."""
         return [s for s in self.substances if self.substance_split[s.name] == split]
+
+    def science_substances(self, split: str) -> list[Substance]:
+        """Substances of a science-task split: ``pretrain`` or ``train`` (the two halves), validation, test."""
+        return [s for s in self.substances if self.science_split(s.name) == split]
 
     def reactions_in(self, split: str) -> list[Reaction]:
         """Reactions belong to the split of their first reactant."""
@@ -147,6 +160,8 @@ def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int 
     substance_split = _partition(rng, list(names), (0.6, 0.2, 0.2))
     substances = _balanced_substances(rng, names, substance_split)
     reactions = _make_reactions(rng, names)
+    # a separate generator, so the halving leaves every other draw of the world as it was
+    halves = _balanced_half(random.Random(f"world-halves:{seed}"), substances, substance_split)
     return World(
         seed=seed,
         names=NAMES,
@@ -160,7 +175,46 @@ def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int 
         reactions=reactions,
         fact_split=_partition(rng, facts, (0.5, 0.25, 0.25)),
         substance_split=substance_split,
+        pretrain_half=halves,
     )
+
+
+PROPERTIES = ("category", "color", "smell")
+
+
+def _imbalance(members: list[Substance]) -> int:
+    """How far a set of substances is from having every value of every property equally often."""
+    target = len(members) / 4
+    total = 0.0
+    for prop in PROPERTIES:
+        counts: dict[str, int] = {}
+        for s in members:
+            counts[getattr(s, prop)] = counts.get(getattr(s, prop), 0) + 1
+        total += sum(abs(counts.get(v, 0) - target) for v in {getattr(s, prop) for s in members})
+    return int(total)
+
+
+def _balanced_half(rng: random.Random, substances: tuple[Substance, ...], split: dict) -> frozenset[str]:
+    """Half of the train substances, with each value of each property equally common in both halves.
+
+    A seeded local search: start from a random half and swap members in and out while the imbalance
+    drops. Balance keeps "always answer one letter" at exactly chance on both halves.
+    """
+    train = [s for s in substances if split[s.name] == "train"]
+    rng.shuffle(train)
+    half, rest = train[: len(train) // 2], train[len(train) // 2 :]
+    score = _imbalance(half) + _imbalance(rest)
+    for _ in range(20_000):
+        if score == 0:
+            break
+        i, j = rng.randrange(len(half)), rng.randrange(len(rest))
+        half[i], rest[j] = rest[j], half[i]
+        new = _imbalance(half) + _imbalance(rest)
+        if new <= score:
+            score = new
+        else:
+            half[i], rest[j] = rest[j], half[i]
+    return frozenset(s.name for s in half)
 
 
 def _balanced_substances(rng: random.Random, names: tuple[str, ...], split: dict) -> tuple[Substance, ...]:
