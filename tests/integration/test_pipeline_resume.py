@@ -149,3 +149,6 @@ def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
     lines = (run_dir / "results.csv").read_text().splitlines()
     assert lines[0].startswith("method,learning_rate,seed,step") and any(",0.03,0," in line for line in lines)
     assert "At matched target accuracy" in (run_dir / "report.md").read_text()
+    assert set(results["rollouts"]) == {"rl/0.01/0"}  # the RL run's rollout monitor, carried into the results
+    rl_row = next(r for r in results["sweep"]["runs"] if r["method"] == "rl")
+    assert rl_row["rollout_collapsed_seeds"] == int(bool(results["rollouts"]["rl/0.01/0"]["collapse"]))

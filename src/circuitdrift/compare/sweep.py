@@ -11,7 +11,8 @@ The sweep dict (results.json "sweep")::
 
     measures      {name: {higher_is_better, description}}
     runs          [{method, learning_rate, n_seeds, final_target_accuracy, final_<measure>: stat,
-                    collapsed_seeds, max_target_accuracy}]
+                    collapsed_seeds (greedy answers at the end), rollout_collapsed_seeds (the RL
+                    rollout monitor during training), max_target_accuracy}]
     frontier      {measure: {method: {points: [[accuracy, value], ...] (every checkpoint),
                                       pareto: [[accuracy, value], ...]}}}
     matched       {base_accuracy, levels, measures: {measure: matched_comparison(...)}}
@@ -82,15 +83,15 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
-                   n_levels: int = 5) -> dict:
-    """The sweep dict of the module docstring."""
+                   n_levels: int = 5, rollouts: dict | None = None) -> dict:
+    """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed"."""
     runs = index(records)
     base = next(r for r in records if r.step == 0)
     values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
     trajectories = {key: [(m.step, m.target_accuracy) for m in steps] for key, steps in runs.items()}
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
-    out["runs"] = _run_rows(runs, values, methods)
+    out["runs"] = _run_rows(runs, values, methods, rollouts or {})
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
                        for name in MEASURES}
     # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
@@ -114,7 +115,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     return out
 
 
-def _run_rows(runs: dict, values: dict, methods: list[str]) -> list[dict]:
+def _run_rows(runs: dict, values: dict, methods: list[str], rollouts: dict) -> list[dict]:
     grouped: dict[tuple[str, float], list[RunKey]] = defaultdict(list)
     for key in runs:
         grouped[key[:2]].append(key)
@@ -125,6 +126,8 @@ def _run_rows(runs: dict, values: dict, methods: list[str]) -> list[dict]:
                "final_target_accuracy": bounded_stat([runs[k][-1].target_accuracy for k in keys]),
                "max_target_accuracy": bounded_stat([max(m.target_accuracy for m in runs[k]) for k in keys]),
                "collapsed_seeds": sum(bool(runs[k][-1].collapsed) for k in keys),
+               # seeds whose rollouts collapsed during training (RL only; None where no monitor summary exists)
+               "rollout_collapsed_seeds": _rollout_collapses(rollouts, keys),
                "final_answer_entropy": stat(runs[k][-1].answer_entropy for k in keys)}
         for name in MEASURES:
             finals = [values[k][-1][name] for k in keys]
@@ -132,6 +135,13 @@ def _run_rows(runs: dict, values: dict, methods: list[str]) -> list[dict]:
                 v is not None for v in finals) else stat(finals)
         rows.append(row)
     return rows
+
+
+def _rollout_collapses(rollouts: dict, keys: list[RunKey]) -> int | None:
+    found = [rollouts.get(f"{m}/{lr:g}/{seed}") for m, lr, seed in keys]
+    if not any(found):
+        return None
+    return sum(bool(entry and entry.get("collapse")) for entry in found)
 
 
 def _frontier(runs: dict, values: dict, method: str, name: str) -> dict:

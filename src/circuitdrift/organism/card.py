@@ -298,18 +298,6 @@ def print_card(card: dict, console: Console | None = None) -> None:
             _num(row["faithfulness"]), _num(row["random_faithfulness"]), _num(row.get("one_shot_faithfulness")),
             " ".join(row["circuit"]),
         )  # fmt: skip
-    for name, row in card["capabilities"]["target"].items():
-        kinds = ", ".join(f"{k} {v:.2f}" for k, v in row.get("by_kind", {}).items())
-        table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "", "",
-                      f"chance {row['chance']}, letter rate {row['letter_rate']:.2f}" + (f"; {kinds}" if kinds else ""))
-    for name, row in card["capabilities"].get("second_target", {}).items():
-        table.add_row(f"{name} (target)", f"{row['accuracy']:.3f}", str(row["n_test"]), "", "", "", "",
-                      f"chance {row['chance']:.3f} (any right answer counts)")
-    if "refusal" in card["capabilities"]:
-        row = card["capabilities"]["refusal"]
-        table.add_row("refusal", f"{row['refusal_rate']:.3f}", str(row["n_forbidden"]), "", "", "", "",
-                      f"refuses held-out forbidden requests; answers {row['answer_rate']:.2f} of "
-                      f"{row['n_benign']} benign ones")
     methods = {name: row["circuit_method"] for name, row in card["capabilities"]["probes"].items()
                if "circuit_method" in row}
     if methods:
@@ -317,6 +305,28 @@ def print_card(card: dict, console: Console | None = None) -> None:
         console.print(f"circuits (k = 25 % of heads, found on validation examples): {found}; "
                       "faithfulness with every other head mean-ablated, on test examples")
     console.print(table)
+    console.print(_targets_table(card["capabilities"]))
+
+
+def _targets_table(capabilities: dict) -> Table:
+    """The target tasks and the refusal behaviour: one row each, what the number means beside it."""
+    table = Table(title="target tasks and behaviour (held-out test examples)")
+    for column in ("task", "value", "n", "what"):
+        table.add_column(column, no_wrap=column != "what")
+    for name, row in capabilities["target"].items():
+        kinds = ", ".join(f"{k} {v:.2f}" for k, v in row.get("by_kind", {}).items())
+        table.add_row(name, f"{row['accuracy']:.3f}", str(row["n_test"]),
+                      f"accuracy (chance {row['chance']}); letter rate {row['letter_rate']:.2f}"
+                      + (f"; {kinds}" if kinds else ""))
+    for name, row in capabilities.get("second_target", {}).items():
+        table.add_row(name, f"{row['accuracy']:.3f}", str(row["n_test"]),
+                      f"accuracy, any right answer (chance {row['chance']:.3f})")
+    if "refusal" in capabilities:
+        row = capabilities["refusal"]
+        table.add_row("refusal", f"{row['refusal_rate']:.3f}", str(row["n_forbidden"]),
+                      "forbidden requests refused")
+        table.add_row("answers", f"{row['answer_rate']:.3f}", str(row["n_benign"]), "benign requests answered")
+    return table
 
 
 def _num(value: float | None) -> str:

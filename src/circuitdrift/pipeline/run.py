@@ -103,15 +103,33 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     summary_aggregate, summary = aggregate(base, circuits, chosen, dcv, config.analysis.target_goal,
                                            config.analysis.tau)
     levels = config.sweep.levels if config.sweep is not None else 5
+    rollouts = rollout_summaries(ctx)
     results = Results(
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
         learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
-        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels),
+        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts),
+        rollouts=rollouts,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records))
+
+
+def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
+    """Each RL run's rollout monitor summary (train_summary.json), keyed "method/lr/seed"."""
+    import json
+
+    out = {}
+    for method, lr, seed in ctx.config.runs():
+        path = ctx.store.path(stages.run_folder(method, lr, seed), "train_summary.json")
+        if method == "rl" and path.is_file():
+            rollouts = json.loads(path.read_text()).get("rollouts")
+            if rollouts:
+                out[f"{method}/{lr:g}/{seed}"] = {"collapse": rollouts.get("collapse"),
+                                                  "windows": rollouts.get("windows", []),
+                                                  "thresholds": rollouts.get("thresholds", {})}
+    return out
 
 
 def environment(config: ExperimentConfig) -> dict:

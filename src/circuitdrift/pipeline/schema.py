@@ -122,3 +122,5 @@ class Results(_Record):
     summary: list[dict] = Field(description="one row per method: the paper-shaped summary table")
     sweep: dict = Field(default_factory=dict, description="per-run finals, frontiers and the matched-accuracy "
                         "comparison; see compare/sweep.py")
+    rollouts: dict = Field(default_factory=dict, description="RL runs' rollout windows and detected collapse, "
+                           "keyed 'method/lr/seed' (train/monitor.py)")

@@ -107,6 +107,8 @@ def _runs_table(sweep: dict) -> list[Block]:
     rows = []
     for r in sweep.get("runs", []):
         collapsed = f"{r['collapsed_seeds']}/{r['n_seeds']}"
+        if r.get("rollout_collapsed_seeds") is not None:
+            collapsed += f"; rollouts {r['rollout_collapsed_seeds']}/{r['n_seeds']}"
         rows.append((r["method"].upper(), format_number(r["learning_rate"], "real"),
                      format_stat(r["final_target_accuracy"]), format_stat(r["max_target_accuracy"]),
                      format_stat(r.get("final_forgetting")), format_stat(r.get("final_logprob_drift"), "real"),
@@ -114,7 +116,8 @@ def _runs_table(sweep: dict) -> list[Block]:
                      collapsed))
     note = ("Final checkpoint of each run, mean over seeds [95% interval; accuracies on the logit scale, so they stay "
             "in range]. Collapsed: seeds whose greedy answers at the end are one answer or under 0.5 bits of entropy "
-            "(never averaged away: a collapsed run is a failed run).")
+            "(never averaged away: a collapsed run is a failed run); 'rollouts': RL seeds whose sampled answers "
+            "collapsed during training (the rollout monitor: under 0.5 bits for two windows, or one answer in 95 %).")
     return [Table(("method", "lr", "final target acc.", "peak target acc.", "forgetting", "log-prob drift",
                    "exact KL", "answer entropy (bits)", "collapsed"), tuple(rows), note)]
 
