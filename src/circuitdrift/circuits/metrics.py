@@ -94,13 +94,20 @@ def metric_fn(name: str) -> MetricFn:
 
 
 @torch.no_grad()
-def task_accuracy(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> float:
-    """Teacher-forced exact-match accuracy: for single-token answers, greedy accuracy."""
+def answer_scores(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+    """([n] teacher-forced exact match, [n] mean log-probability of the gold answer tokens), one pass."""
     from circuitdrift.circuits.forward import model_device, run_logits
 
     device = model_device(model)
-    hits = []
+    hits, logprobs = [], []
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
-        hits.append(exact_match(run_logits(model, batch.clean, batch), batch))
-    return float(torch.cat(hits).double().mean())
+        logits = run_logits(model, batch.clean, batch)
+        hits.append(exact_match(logits, batch).cpu())
+        logprobs.append(answer_logprob(logits, batch).double().cpu())
+    return torch.cat(hits), torch.cat(logprobs)
+
+
+def task_accuracy(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> float:
+    """Teacher-forced exact-match accuracy: for single-token answers, greedy accuracy."""
+    return float(answer_scores(model, tokenizer, task, batch_size)[0].double().mean())

@@ -25,25 +25,12 @@ import torch
 from torch import Tensor, nn
 
 from circuitdrift.circuits.forward import model_device, run_logits
-from circuitdrift.circuits.metrics import answer_logprob, exact_match
+from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.errors import IncompatibleModelsError
 from circuitdrift.tasks.base import Task, encode, iter_batches
 
 COLLAPSE_DISTINCT = 1  # one greedy answer for every prompt: the policy ignores the question
 COLLAPSE_ENTROPY_BITS = 0.5  # a 4-way answer at 0.5 bits gives ~90 % of prompts the same answer
-
-
-@torch.no_grad()
-def answer_scores(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """([n] exact match, [n] mean log-probability of the gold answer tokens), from one teacher-forced pass."""
-    device = model_device(model)
-    hits, logprobs = [], []
-    for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
-        batch = batch.to(device)
-        logits = run_logits(model, batch.clean, batch)
-        hits.append(exact_match(logits, batch).cpu())
-        logprobs.append(answer_logprob(logits, batch).double().cpu())
-    return torch.cat(hits), torch.cat(logprobs)
 
 
 def answer_logprobs(model: nn.Module, tokenizer, task: Task, batch_size: int = 64) -> Tensor:

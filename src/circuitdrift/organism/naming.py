@@ -22,9 +22,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from circuitdrift.errors import InputError
-from circuitdrift.organism.science import KINDS, chat_prompt
-from circuitdrift.organism.world import SCIENCE_SPLITS, Substance, World, make_world
+from circuitdrift.organism.science import KINDS, chat_prompt, check_split_and_kinds
+from circuitdrift.organism.world import Substance, World, make_world
 from circuitdrift.tasks.base import Example, Task
 
 STEMS = {
@@ -53,11 +52,7 @@ def _peers(world: World, sub: Substance, kind: str) -> tuple[str, ...]:
 def all_naming_questions(split: str, kinds: tuple[str, ...] = KINDS,
                          world: World | None = None) -> list[NamingQuestion]:
     """Every naming question about the substances of ``split`` (each kind, each phrasing), in a fixed order."""
-    if split not in SCIENCE_SPLITS:
-        raise InputError(f"split '{split}': unknown (use one of {', '.join(SCIENCE_SPLITS)})")
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise InputError(f"science-name: unknown question kind '{unknown[0]}' (use one of {', '.join(KINDS)})")
+    check_split_and_kinds("science-name", split, kinds)
     world = world or make_world()
     return [NamingQuestion(kind, sub.name, stem.format(X=sub.name), _peers(world, sub, kind))
             for sub in world.science_substances(split) for kind in kinds for stem in STEMS[kind]]

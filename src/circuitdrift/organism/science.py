@@ -80,17 +80,22 @@ class Question:
         return Question(self.kind, self.subject, self.stem, tuple(options), other)
 
 
+def check_split_and_kinds(task: str, split: str, kinds: tuple[str, ...]) -> None:
+    """One-line input errors for an unknown science split or question kind."""
+    if split not in SCIENCE_SPLITS:
+        raise InputError(f"split '{split}': unknown (use one of {', '.join(SCIENCE_SPLITS)})")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InputError(f"{task}: unknown question kind '{unknown[0]}' (use one of {', '.join(KINDS)})")
+
+
 def all_questions(split: str, kinds: tuple[str, ...] = KINDS, world: World | None = None) -> list[Question]:
     """Every question about the substances of ``split``: each kind, each phrasing, in a fixed order.
 
     ``train`` is the fine-tuning half of the world's train substances; ``pretrain`` is the half whose
     questions the pretraining corpus asks (:meth:`World.science_split`).
     """
-    if split not in SCIENCE_SPLITS:
-        raise InputError(f"split '{split}': unknown (use one of {', '.join(SCIENCE_SPLITS)})")
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown:
-        raise InputError(f"science-qa: unknown question kind '{unknown[0]}' (use one of {', '.join(KINDS)})")
+    check_split_and_kinds("science-qa", split, kinds)
     world = world or make_world()
     out = []
     for sub in world.science_substances(split):

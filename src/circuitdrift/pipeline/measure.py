@@ -139,7 +139,8 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, label: str, spec: str, exact: bool) -> ProbeMeasurement:
-    from circuitdrift.evaluate.drift import answer_scores, logprob_drift
+    from circuitdrift.circuits.metrics import answer_scores
+    from circuitdrift.evaluate.drift import logprob_drift
 
     config = ref.config
     cfg, a = config.eval, config.analysis
