@@ -21,19 +21,26 @@ from circuitdrift.tasks.base import Task
 PRUNE_KEYS = ("removal_order", "full_metric", "circuit_metric")
 
 
-def check_top_k(model: nn.Module, top_k: int) -> None:
+DEFAULT_TOP_K = 20  # the paper's circuit size, capped at the model's number of heads
+
+
+def check_top_k(model: nn.Module, top_k: int | None) -> int:
+    """The circuit size: ``top_k``, or min(20, number of heads) when not given (a default is never an error)."""
     total = HeadLayout.of(model).n_total
+    if top_k is None:
+        return min(DEFAULT_TOP_K, total)
     if not 1 <= top_k <= total:
         raise InputError(f"--top-k {top_k}: must be between 1 and the number of heads ({total})")
+    return top_k
 
 
 def heads_result(
     model: nn.Module, tokenizer, task: Task, model_name: str, method: str = "exact", metric: str = "prob",
-    ablation: str = "corrupt", top_k: int = 20, threshold: float | None = None, batch_size: int = 16,
+    ablation: str = "corrupt", top_k: int | None = None, threshold: float | None = None, batch_size: int = 16,
     ig_steps: int = 5,
 ) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
-    check_top_k(model, top_k)
+    top_k = check_top_k(model, top_k)
     scores, circuit = find_circuit(model, tokenizer, task, method, metric, ablation, top_k, batch_size, ig_steps,
                                    threshold)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
@@ -65,13 +72,13 @@ def cmap_result(
 
 def dcv_result(
     base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, names: dict[str, str],
-    tau: float = 0.1, top_k: int = 20, method: str = "exact", circuit_method: str = "exact",
+    tau: float = 0.1, top_k: int | None = None, method: str = "exact", circuit_method: str = "exact",
     metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
 ) -> dict:
     """CMAP of both fine-tuned models, V(h), vulnerable heads, D(h) and preservation."""
     if tau < 0:
         raise InputError(f"--tau {tau}: must be non-negative")
-    check_top_k(base, top_k)
+    top_k = check_top_k(base, top_k)
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))

@@ -53,6 +53,13 @@ def test_heads_writes_the_documented_json(workspace, capsys):
     assert code == 0 and result["circuit_size"] == 3 and len(result["random_faithfulness_all"]) == 3
 
 
+def test_default_circuit_size_fits_a_model_with_fewer_than_20_heads(workspace, capsys):
+    code, stdout, err = run_cli(["heads", workspace / "base", workspace / "task.jsonl", "--method", "attribution"],
+                                capsys)
+    assert code == 0, err
+    assert len(json.loads(stdout)["circuit"]) == 12  # min(20, 3 layers x 4 heads)
+
+
 def test_heads_prune_gives_the_kept_heads_and_the_removal_order(workspace, capsys):
     code, stdout, err = run_cli(["heads", workspace / "base", workspace / "task.jsonl", "--method", "prune",
                                  "--metric", "logprob", "--ablation", "mean", "--top-k", "5"], capsys)
