@@ -59,7 +59,7 @@ def words_of(*texts: str) -> list[str]:
 def vocabulary() -> list[str]:
     texts = [json.dumps(r) for r in chem_rows()] + [json.dumps(sciq_rows(s)) for s in science.SPLITS]
     texts += [science.INSTRUCTION, " ".join(science.LETTERS), *probes.IOI_TEMPLATES, *probes.NAMES, *probes.PLACES,
-              *probes.OBJECTS, probes.GREATER_TEMPLATE, *probes.GREATER_NOUNS, probes.FACT_TEMPLATE,
+              *probes.OBJECTS, *probes.GREATER_TEMPLATES, *probes.GREATER_NOUNS, probes.FACT_TEMPLATE,
               probes.INDUCTION_PREFIX, *probes.INDUCTION_WORDS, *(c for pair in probes.CAPITALS for c in pair)]
     numbers = [f"{v:02d}" for v in range(100)] + [f"17{v:02d}" for v in range(100)] + ["17"]
     return list(dict.fromkeys([*words_of(*texts), *numbers]))
@@ -264,6 +264,30 @@ def test_probe_semantics(tokenizer):
         words = ex.clean.split()[1:]
         k = next(i for i in range(1, len(words)) if words[i] == words[0])
         assert ex.answer.strip() == words[len(words) - k]
+
+
+def test_greater_than_accepts_any_later_year(tokenizer):
+    task = resolve_task("hf-greater-than", n=30, tokenizer=tokenizer)
+    for ex in task.examples:
+        start = int(re.search(r"year 17(\d\d) ", ex.clean).group(1))
+        assert set(ex.answers) == {f"{y:02d}" for y in range(start + 1, 100)} and ex.answer in ex.answers
+        assert set(ex.wrong_answers) == {f"{y:02d}" for y in range(start + 1)}
+        farther = f"{min(start + 30, 99):02d}"  # a later year beyond the gold answer's nine: right all the same
+        assert task.grade_example(f"{farther} and", ex) == 1.0
+        assert task.grade_example(f"{start:02d}", ex) == 0.0 and task.grade_example(f"{start - 1:02d}", ex) == 0.0
+
+
+@pytest.mark.parametrize("name", ["hf-ioi", "hf-greater-than", "hf-factual", "hf-induction"])
+def test_every_probe_reaches_its_own_default_size(tokenizer, bpe_tokenizer, name):
+    for tok in (tokenizer, bpe_tokenizer):
+        task = resolve_task(name, split="test", n=None, tokenizer=tok)
+        assert len(task) >= (len(probes.CAPITALS) // 2 if name == "hf-factual" else probes.DEFAULT_N), (name, len(task))
+
+
+def test_too_many_examples_names_the_real_cause(tokenizer):
+    with pytest.raises(InputError, match=r"hf-greater-than': only \d+ of n=5000 examples for split 'test': the probe "
+                                         r"has \d+ distinct prompts in this split"):
+        resolve_task("hf-greater-than", n=5000, tokenizer=tokenizer)
 
 
 def test_generated_probe_splits_are_disjoint(tokenizer):

@@ -78,3 +78,21 @@ def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path):
     assert changed and all(k.endswith(".weight") and "proj" in k for k in changed)
     model, _ = load_model(checkpoints[-1], device="cpu")
     assert type(model).__name__ == "Qwen2ForCausalLM"
+
+
+def test_eval_default_probes_fit_the_model(setup, word_tokenizer, tmp_path):
+    """A non-organism model gets the real-tokenizer probes (never the organism's); ones it cannot express are named."""
+    from circuitdrift.evaluate.measure import REAL_PROBES, default_probes
+    from circuitdrift.organism.tokenizer import organism_tokenizer
+
+    assert default_probes(organism_tokenizer()) == ("ioi", "greater-than", "induction", "factual")
+    assert default_probes(word_tokenizer) == REAL_PROBES
+    root, app = setup
+    report = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval", str(root / "base"), "--task", str(root / "task.jsonl"),
+                                      "--out", str(report), "--device", "cpu", "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(report.read_text())
+    assert set(measured["probes"]) | set(measured.get("probes_skipped", {})) == set(REAL_PROBES)
+    assert not {"ioi", "greater-than", "induction", "factual"} & set(measured["probes"])
+    assert all("hf-" in reason for reason in measured.get("probes_skipped", {}).values())

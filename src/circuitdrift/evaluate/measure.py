@@ -9,6 +9,12 @@ checkpoint. Its JSON::
 
 ``forgetting`` and ``kl`` appear only when a base model is given. Forgetting is
 the base's probe accuracy minus this model's (positive = capability lost).
+
+Default probes fit the model: the organism's four for a model with the
+organism's vocabulary, the real-tokenizer probes (``hf-*``) for any other, each
+at its own default size; a default probe this tokenizer cannot express is left
+out and named in ``probes_skipped`` with the reason. Probes named explicitly
+are always measured (or fail with a one-line error).
 """
 
 from __future__ import annotations
@@ -17,19 +23,22 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from circuitdrift.errors import InputError
 from circuitdrift.evaluate.accuracy import target_accuracy
 from circuitdrift.evaluate.kl import forward_kl
 from circuitdrift.tasks.base import Task
 
 ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")
+REAL_PROBES = ("hf-ioi", "hf-greater-than", "hf-factual", "hf-induction")
 
 
-def default_probes() -> tuple[str, ...]:
-    """The built-in probes that exist in this installation (the organism's four)."""
-    from circuitdrift.tasks.registry import builtin_tasks
+def default_probes(tokenizer: PreTrainedTokenizerBase | None) -> tuple[str, ...]:
+    """The organism's probes for the organism's vocabulary, the real-tokenizer probes for any other."""
+    from circuitdrift.organism.tokenizer import organism_tokenizer
 
-    known = builtin_tasks()
-    return tuple(name for name in ORGANISM_PROBES if name in known)
+    if tokenizer is not None and tokenizer.get_vocab() == organism_tokenizer().get_vocab():
+        return ORGANISM_PROBES
+    return REAL_PROBES
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,8 @@ class EvalSettings:
 
     split: str = "test"
     n: int | None = None  # target-task examples (all when None)
-    probes: tuple[str, ...] | None = None  # None = default_probes()
-    probe_n: int | None = 200
+    probes: tuple[str, ...] | None = None  # None = default_probes(tokenizer)
+    probe_n: int | None = None  # None: each probe's own default size
     max_new_tokens: int = 8  # greedy tokens generated per accuracy prompt
     kl_samples: int = 200
     kl_temperature: float = 0.6
@@ -62,7 +71,9 @@ def evaluate_model(
 ) -> dict:
     """All measurements of ``model`` as a JSON-ready dict (see the module docstring)."""
     settings = settings or EvalSettings()
-    probe_tasks = probe_tasks if probe_tasks is not None else load_probes(settings, tokenizer)
+    skipped: dict[str, str] = {}
+    if probe_tasks is None:
+        probe_tasks, skipped = load_probes(settings, tokenizer)
     result: dict = {"model": model_name, "task": task.name}
     result["target"] = target_accuracy(model, tokenizer, task, settings.max_new_tokens,
                                        settings.batch_size).to_dict()
@@ -70,6 +81,8 @@ def evaluate_model(
         name: target_accuracy(model, tokenizer, probe, settings.max_new_tokens, settings.batch_size).accuracy
         for name, probe in probe_tasks.items()
     }
+    if skipped:
+        result["probes_skipped"] = skipped
     if settings.lm_eval_tasks:
         from circuitdrift.evaluate.lmeval import lm_eval_scores
 
@@ -91,12 +104,20 @@ def evaluate_model(
     return result
 
 
-def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | None = None) -> dict[str, Task]:
-    """The probe tasks named in ``settings`` (built for ``tokenizer`` where a task takes one)."""
+def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | None = None
+                ) -> tuple[dict[str, Task], dict[str, str]]:
+    """The probe tasks (built for ``tokenizer``) and the default probes left out, with why."""
     from circuitdrift.tasks.registry import resolve_task
 
-    names = default_probes() if settings.probes is None else settings.probes
-    return {
-        name: resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
-        for name in names
-    }
+    def load(name: str) -> Task:
+        return resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
+
+    if settings.probes is not None:
+        return {name: load(name) for name in settings.probes}, {}
+    tasks, skipped = {}, {}
+    for name in default_probes(tokenizer):
+        try:
+            tasks[name] = load(name)
+        except InputError as err:  # a default probe this vocabulary cannot express: say so, measure the rest
+            skipped[name] = str(err)
+    return tasks, skipped

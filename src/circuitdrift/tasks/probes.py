@@ -15,10 +15,12 @@ raises an :class:`~circuitdrift.errors.InputError` that says how many could.
   counterfactual is ABC (the repeated subject replaced by a third name);
   counter-answer the subject.
 - greater-than (Hanna et al. 2023): "The war lasted from the year 1732 to the
-  year 17" -> a two-digit year above 32 (one drawn from the next nine years);
-  the counterfactual starts in 1701; counter-answer a year below 32. Needs
-  single tokens for two-digit numbers: digit-splitting tokenizers (Qwen2.5,
-  for one) get an InputError that says so.
+  year 17" -> any two-digit year above 32: every later year is a right answer
+  (``Example.answers``) and every earlier-or-equal year a wrong one
+  (``wrong_answers``); the gold answer (teacher-forced scoring, SFT) is drawn
+  from the next nine years. The counterfactual starts in 1701; counter-answer
+  a year below 32. Where the tokenizer splits numbers into digits (Qwen2.5,
+  Llama 3) the answer is two digit tokens and there is no counter-answer.
 - factual recall: "The capital of France is" -> " Paris", from a built-in list
   of capitals kept where the capital is one token; the counterfactual names a
   country of the same token length; counter-answer its capital.
@@ -69,6 +71,7 @@ GREATER_NOUNS = (
     "campaign", "rebellion", "dynasty", "construction", "project", "conflict",
 )  # fmt: skip
 GREATER_TEMPLATE = "The {noun} lasted from the year 17{yy:02d} to the year 17"
+GREATER_TEMPLATES = (GREATER_TEMPLATE, "The {noun} began in the year 17{yy:02d} and ended in the year 17")
 CAPITALS = (
     ("France", "Paris"), ("England", "London"), ("Germany", "Berlin"), ("Spain", "Madrid"), ("Italy", "Rome"),
     ("Japan", "Tokyo"), ("Russia", "Moscow"), ("China", "Beijing"), ("Egypt", "Cairo"), ("Greece", "Athens"),
@@ -142,7 +145,9 @@ def _collect(name: str, candidates: Iterator[Example], split: str, n: int, check
              hashed: bool = True, answer_tokens: int = 1) -> list[Example]:
     """The first ``n`` distinct accepted candidates (of ``split`` when ``hashed``); InputError when too few."""
     out, seen = [], set()
+    drawn = 0
     for ex in itertools.islice(candidates, MAX_CANDIDATES):
+        drawn += 1
         key = (ex.clean, ex.corrupt)
         if key in seen or (hashed and split_of(ex.clean) != split):
             continue
@@ -151,6 +156,10 @@ def _collect(name: str, candidates: Iterator[Example], split: str, n: int, check
             out.append(ex)
             if len(out) == n:
                 return out
+    if drawn < MAX_CANDIDATES:  # the generator ran out: the probe has too few distinct prompts in this split
+        raise InputError(f"task '{name}': only {len(out)} of n={n} examples for split '{split}': the probe has "
+                         f"{len(seen)} distinct prompts in this split ({checker.dropped} of them dropped for this "
+                         f"tokenizer); ask for at most {len(out)}")
     raise InputError(f"task '{name}': only {len(out)} of n={n} examples could be built for split '{split}' with "
                      f"this tokenizer ({checker.dropped} dropped: counterfactual length differs or answer not one "
                      f"token)")
@@ -207,20 +216,22 @@ def greater_than_task(split: str = "test", n: int | None = None, seed: int = 0, 
                          f"100 two-digit numbers ('32' -> {example}) and does not split them into two known digit "
                          "tokens, so the answer year cannot be scored; leave this probe out for this model")
     rng = random.Random(f"hf-greater-than:{split}:{seed}")
-    grid = [(noun, yy) for noun in GREATER_NOUNS for yy in range(11, 90)]
+    grid = [(template, noun, yy) for template in GREATER_TEMPLATES for noun in GREATER_NOUNS for yy in range(11, 90)]
     rng.shuffle(grid)
 
     def candidates() -> Iterator[Example]:
-        for noun, yy in grid:
-            clean, corrupt = GREATER_TEMPLATE.format(noun=noun, yy=yy), GREATER_TEMPLATE.format(noun=noun, yy=1)
+        for template, noun, yy in grid:
+            clean, corrupt = template.format(noun=noun, yy=yy), template.format(noun=noun, yy=1)
             later, earlier = f"{yy + rng.randint(1, 9):02d}", f"{yy - rng.randint(1, 9):02d}"
-            yield Example(clean, corrupt, later, None if digit_split else earlier)
+            yield Example(clean, corrupt, later, None if digit_split else earlier,
+                          answers=tuple(f"{y:02d}" for y in range(yy + 1, 100)),
+                          wrong_answers=tuple(f"{y:02d}" for y in range(yy + 1)))
 
     tokens = 2 if digit_split else 1
     examples = _collect("hf-greater-than", candidates(), split, n or DEFAULT_N, checker, answer_tokens=tokens)
     how = "two digit tokens, no counter-answer" if digit_split else "one token"
     return Task("hf-greater-than", examples, _description(
-        f"greater-than (years): a later two-digit year ({how}); counterfactual starts at 01", checker))
+        f"greater-than (years): any later two-digit year ({how}); counterfactual starts at 01", checker))
 
 
 def factual_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer=None) -> Task:

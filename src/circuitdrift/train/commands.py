@@ -76,8 +76,9 @@ def eval_command(
     split: str = typer.Option("test", "--split", help="task split to evaluate"),
     n: int | None = typer.Option(None, "--n", min=1, help="first N target examples (all by default)"),
     probes: str | None = typer.Option(None, "--probes", help="comma-separated probe tasks ('' for none); "
-                                      "default: the organism's probes when installed"),
-    probe_n: int = typer.Option(200, "--probe-n", min=1, help="examples per probe"),
+                                      "default: the organism's probes for the organism, hf-* for other models"),
+    probe_n: int | None = typer.Option(None, "--probe-n", min=1, help="examples per probe (default: each "
+                                       "probe's own size)"),
     answer_tokens: int = typer.Option(8, "--answer-tokens", min=1, help="greedy tokens per accuracy prompt"),
     kl_samples: int = typer.Option(200, "--kl-samples", min=1, help="completions sampled from the base"),
     temperature: float = typer.Option(0.6, "--temperature", min=0.0, help="KL sampling temperature"),
