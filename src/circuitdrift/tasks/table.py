@@ -18,7 +18,8 @@ register_builtin(
 )  # fmt: skip
 register_builtin(
     "hf-greater-than", "circuitdrift.tasks.probes:greater_than_task",
-    "a later year (tokenizers with two-digit number tokens): 'The war lasted from the year 1732 to the year 17' -> 38",
+    "any later year (one token, or two digit tokens on digit-splitting tokenizers): 'The war lasted from the year "
+    "1732 to the year 17' -> 38",
 )  # fmt: skip
 register_builtin(
     "hf-factual", "circuitdrift.tasks.probes:factual_task",
