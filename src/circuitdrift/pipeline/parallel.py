@@ -62,6 +62,11 @@ def _init_worker(threads: int, parent: int) -> None:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    # libraries' deprecation notices would repeat once per worker and bury the progress log
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     set_threads(threads)
     from datasets.utils.logging import disable_progress_bar
     from transformers.utils import logging as hf_logging

@@ -109,17 +109,21 @@ def _runs_table(sweep: dict) -> list[Block]:
         collapsed = f"{r['collapsed_seeds']}/{r['n_seeds']}"
         if r.get("rollout_collapsed_seeds") is not None:
             collapsed += f"; rollouts {r['rollout_collapsed_seeds']}/{r['n_seeds']}"
+        degraded = (f"{format_stat(r.get('final_degraded_heads'), 'count')} / "
+                    f"{format_stat(r.get('final_degraded_logprob'), 'count')}")
         rows.append((r["method"].upper(), format_number(r["learning_rate"], "real"),
                      format_stat(r["final_target_accuracy"]), format_stat(r["max_target_accuracy"]),
                      format_stat(r.get("final_forgetting")), format_stat(r.get("final_logprob_drift"), "real"),
-                     format_stat(r.get("final_kl_exact"), "real"), format_stat(r.get("final_answer_entropy"), "real"),
-                     collapsed))
+                     format_stat(r.get("final_kl_exact"), "real"), degraded,
+                     format_stat(r.get("final_answer_entropy"), "real"), collapsed))
     note = ("Final checkpoint of each run, mean over seeds [95% interval; accuracies on the logit scale, so they stay "
             "in range]. Collapsed: seeds whose greedy answers at the end are one answer or under 0.5 bits of entropy "
-            "(never averaged away: a collapsed run is a failed run); 'rollouts': RL seeds whose sampled answers "
-            "collapsed during training (the rollout monitor: under 0.5 bits for two windows, or one answer in 95 %).")
+            "(never averaged away: a collapsed run is a failed run). Degraded heads: base-circuit heads summed over "
+            "probes with CMAP dF < −τ (P) or < −τ·|base mean log P| (log P). 'rollouts': RL seeds whose sampled "
+            "answers collapsed during training (the rollout monitor: under 0.5 bits for two windows, or one answer "
+            "in 95 %).")
     return [Table(("method", "lr", "final target acc.", "peak target acc.", "forgetting", "log-prob drift",
-                   "exact KL", "answer entropy (bits)", "collapsed"), tuple(rows), note)]
+                   "exact KL", "degraded heads (P / log P)", "answer entropy (bits)", "collapsed"), tuple(rows), note)]
 
 
 def _matched_table(sweep: dict, methods: list[str]) -> list[Block]:
