@@ -58,6 +58,28 @@ def heads_result(
     }
 
 
+def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
+               lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
+    """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
+    from circuitdrift.circuits.dcm import dcm_masks
+    from circuitdrift.circuits.scores import HeadScores
+
+    result = dcm_masks(model, tokenizer, task, targets, lam, lr, steps, seed)
+    ranking = HeadScores(-result.masks.scores, result.masks.meta)
+    layout = HeadLayout.of(model)
+    if not result.circuit:
+        raise InputError(f"dcm: no head's mask ended above 0.5 (largest {float(result.masks.scores.max()):.3f}); "
+                         "lower --lambda or check that the counterfactual changes the answer")
+    return {
+        "model": model_name, "task": task.name, "method": "dcm", "n_examples": len(task),
+        "n_layers": layout.n_layers, "n_heads": layout.n_heads, "n_kv_heads": layout.n_kv_heads,
+        "head_dim": layout.head_dim, **result.masks.meta,
+        "scores": ranking.as_lists(), "masks": result.masks.as_lists(),
+        "circuit": ranking.circuit_entries(result.circuit),
+        "target_logprob": result.target_logprob, "loss": {"first": result.losses[0], "last": result.losses[-1]},
+    }
+
+
 def cmap_result(
     base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, base_name: str, finetuned_name: str,
     method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,

@@ -222,6 +222,40 @@ def dcv(
                     metric.value, ablation.value, batch_size, tokenizers), out)
 
 
+@app.command()
+def dcm(
+    model: ModelArg,
+    task: TaskArg,
+    targets: Annotated[Path | None, typer.Option("--targets", help="JSON list: one target token per example "
+                                                 "(default: each example's counter-answer).")] = None,
+    lam: Annotated[float, typer.Option("--lambda", help="Weight of the mask-size penalty.")] = 0.1,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of the mask logits.")] = 0.1,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Full-batch iterations.")] = 100,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n: NOpt = None,
+    split: SplitOpt = "test",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.float32,
+    attn: AttnOpt = "sdpa",
+    allow_pickle: PickleOpt = False,
+    trust_remote_code: RemoteOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Learn a mask per head (DCM): the heads whose counterfactual outputs produce the desideratum."""
+    from circuitdrift.analysis import dcm_result
+    from circuitdrift.io import read_json
+
+    check_output_path(out)
+    target_list = None
+    if targets is not None:
+        target_list = read_json(targets, "targets file")
+        if not isinstance(target_list, list) or not all(isinstance(t, str) for t in target_list):
+            raise InputError(f"{targets}: expected a JSON list of strings, one target per example")
+    the_task = _task(task, split, n, model, trust_remote_code)
+    loaded, tokenizer = _load(model, device, dtype, attn, allow_pickle, trust_remote_code)
+    emit(dcm_result(loaded, tokenizer, the_task, model, target_list, lam, lr, steps, seed), out)
+
+
 @app.command("faithfulness")
 def faithfulness_cmd(
     model: ModelArg,
