@@ -59,3 +59,19 @@ def test_rollout_collapses_are_counted_per_learning_rate():
     sweep = sweep_analysis(records(), ["sft", "rl"], ["p"], n_levels=2, rollouts=rollouts)
     rows = {(r["method"], r["learning_rate"]): r for r in sweep["runs"]}
     assert rows[("rl", 1e-3)]["rollout_collapsed_seeds"] == 1 and rows[("rl", 1e-4)]["rollout_collapsed_seeds"] is None
+
+
+def test_log_prob_degradation_threshold_scales_with_the_base_and_tau():
+    from circuitdrift.pipeline.aggregate import degraded_logprob_heads
+    from circuitdrift.pipeline.schema import BaseCircuit
+
+    circuit = BaseCircuit(probe="p", method="exact", metric="prob", ablation="corrupt", n_examples=4, accuracy=1.0,
+                          scores=[[-1.0, 0.0]], circuit=["L0.H0", "L0.H1"], faithfulness=1.0,
+                          faithfulness_ablation="mean", random_faithfulness=0.0, random_faithfulness_all=[0.0])
+    m = record("sft", 1e-4, 0, 10, 0.5, 1.0)
+    m.probes["p"] = m.probes["p"].model_copy(update={"cmap_logprob": [[-0.03, -0.01]], "base_logprob": -0.2})
+    # threshold = tau * |base mean log P| = 0.1 * 0.2 = 0.02: only -0.03 is below -0.02
+    assert degraded_logprob_heads(m, circuit, "p", tau=0.1) == 1
+    assert degraded_logprob_heads(m, circuit, "p", tau=0.04) == 2  # threshold 0.008: both
+    assert degraded_logprob_heads(m, circuit, "p", tau=0.2) == 0  # threshold 0.04: neither
+    assert degraded_logprob_heads(record("sft", 1e-4, 0, 10, 0.5, 1.0), circuit, "p", 0.1) is None  # not measured

@@ -25,6 +25,7 @@ from collections import defaultdict
 
 from circuitdrift.compare.frontier import Point, matched_comparison, matched_levels, pareto_frontier
 from circuitdrift.compare.intervals import bounded_stat
+from circuitdrift.pipeline.aggregate import degraded_heads, degraded_logprob_heads
 from circuitdrift.pipeline.schema import CheckpointMeasurement
 from circuitdrift.pipeline.stats import is_number, line_fit, mean_or_none, pearson, stat
 
@@ -83,7 +84,8 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
-                   n_levels: int = 5, rollouts: dict | None = None) -> dict:
+                   n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
+                   tau: float = 0.1) -> dict:
     """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed"."""
     runs = index(records)
     base = next(r for r in records if r.step == 0)
@@ -92,6 +94,11 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
     out["runs"] = _run_rows(runs, values, methods, rollouts or {})
+    for row in out["runs"]:  # base-circuit heads degraded at the end, summed over probes (both thresholds)
+        keys = [k for k in runs if k[:2] == (row["method"], row["learning_rate"])]
+        row["final_degraded_heads"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "prob") for k in keys)
+        row["final_degraded_logprob"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "logprob")
+                                             for k in keys)
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
                        for name in MEASURES}
     # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
@@ -135,6 +142,12 @@ def _run_rows(runs: dict, values: dict, methods: list[str], rollouts: dict) -> l
                 v is not None for v in finals) else stat(finals)
         rows.append(row)
     return rows
+
+
+def _degraded(m: CheckpointMeasurement, circuits: dict, probes: list[str], tau: float, metric: str) -> int | None:
+    count = degraded_heads if metric == "prob" else degraded_logprob_heads
+    counts = [count(m, circuits.get(p), p, tau) for p in probes]
+    return None if not counts or None in counts else sum(counts)
 
 
 def _rollout_collapses(rollouts: dict, keys: list[RunKey]) -> int | None:

@@ -192,6 +192,22 @@ def degraded_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe:
     return count
 
 
+def degraded_logprob_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe: str,
+                           tau: float) -> int | None:
+    """Base-circuit heads whose log-prob CMAP is below -tau * |base mean log P(answer)| (docs/methods.md §4).
+
+    The probability metric's rule dF < -tau is a drop of tau times the base's answer probability when
+    that is 1; scaled the same way, this rule asks for a rise of the answer's surprisal by a fraction
+    tau of the base model's own surprisal. Computed here, not when measuring, so tau stays a setting of
+    the comparison alone.
+    """
+    pm = m.probes.get(probe)
+    if pm is None or circuit is None or pm.cmap_logprob is None or not is_number(pm.base_logprob):
+        return None
+    threshold = tau * abs(pm.base_logprob)
+    return sum(pm.cmap_logprob[layer][head] < -threshold for layer, head in map(parse_head, circuit.circuit))
+
+
 def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
     final = max(steps)
     out = dict(values[final])

@@ -93,16 +93,6 @@ def rediscover(config: ExperimentConfig, model, tokenizer, task) -> list[Head]:
     return circuit
 
 
-def logprob_threshold(tau: float, base_mean_logprob: float) -> float:
-    """A head is degraded on the log-prob metric when its dF < -tau * |base mean log P(answer)|.
-
-    The probability metric's rule dF < -tau is a drop of tau times the base's answer probability
-    when that is 1; scaled the same way, the log-prob rule asks for a rise of the answer's surprisal
-    by a fraction tau of the base model's own surprisal (docs/report.md).
-    """
-    return tau * abs(base_mean_logprob)
-
-
 def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate: float | None, step: int,
                        folder: Path | None, exact: bool) -> CheckpointMeasurement:
     """One checkpoint (``folder`` None: the base model itself, step 0)."""
@@ -165,9 +155,8 @@ def _measure_probe(ref: BaseReference, model, tokenizer, label: str, spec: str, 
         else:
             delta_lp = delta
         values = torch.stack([delta_lp.scores[h] for h in base_heads])
-        threshold = logprob_threshold(a.tau, ref.mean_logprob(label, spec))
         out.update(cmap_logprob=delta_lp.as_lists(), damage_logprob=float(values.mean()),
-                   degraded_logprob=int((values < -threshold).sum()))
+                   base_logprob=ref.mean_logprob(label, spec))  # tau enters in the comparison, not here
     return ProbeMeasurement(**out)
 
 

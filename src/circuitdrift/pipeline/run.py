@@ -109,11 +109,12 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
         learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
-        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts),
+        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
+                                              circuits, config.analysis.tau),
         rollouts=rollouts,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
-    write_text(ctx.store.path("results.csv"), results_csv(records))
+    write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))
 
 
 def rollout_summaries(ctx: RunContext) -> dict[str, dict]:

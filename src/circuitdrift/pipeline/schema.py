@@ -59,7 +59,7 @@ class ProbeMeasurement(_Record):
     logprob_drift_se: float | None = None  # its standard error over examples
     cmap_logprob: list[list[float]] | None = None  # dF_X(h) on the answer log-probability metric
     damage_logprob: float | None = None  # mean of cmap_logprob over the base circuit's heads (nats)
-    degraded_logprob: int | None = None  # base-circuit heads with cmap_logprob < -tau * |base mean log-prob|
+    base_logprob: float | None = None  # the base's mean answer log-prob on the CMAP examples (scales the threshold)
 
 
 class CheckpointMeasurement(_Record):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 
-from circuitdrift.pipeline.aggregate import base_probe_accuracy, method_order
+from circuitdrift.pipeline.aggregate import base_probe_accuracy, degraded_logprob_heads, method_order
 from circuitdrift.pipeline.schema import CheckpointMeasurement
 from circuitdrift.pipeline.stats import is_number
 
@@ -18,13 +18,15 @@ CSV_COLUMNS = ("method", "learning_rate", "seed", "step", "probe", "probe_accura
                "kl", "kl_exact", "answer_entropy", "collapsed")
 
 
-def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed_probe: dict | None = None) -> str:
+def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed_probe: dict | None = None,
+                circuits: dict | None = None, tau: float = 0.1) -> str:
     """One row per method x learning rate x seed x checkpoint x probe.
 
     ``base_accuracy_by_seed_probe`` maps (method, seed, probe) or (seed, probe)
     to the base model's probe accuracy; by default each run's step-0
     measurement (as in the aggregate), so forgetting agrees with results.json.
     """
+    circuits = circuits or {}
     base = base_accuracy_by_seed_probe
     if base is None:
         base = base_probe_accuracy(measurements, {})
@@ -40,7 +42,9 @@ def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed
             collapsed = "" if m.collapsed is None else str(m.collapsed).lower()
             writer.writerow([m.method, _cell(m.learning_rate), m.seed, m.step, probe, _cell(pm.accuracy),
                              _cell(forgetting), _cell(pm.logprob_drift), _cell(pm.preservation), _cell(pm.damage),
-                             _cell(pm.damage_logprob), _cell(pm.degraded_logprob), _cell(m.target_accuracy),
+                             _cell(pm.damage_logprob),
+                             _cell(degraded_logprob_heads(m, circuits.get(probe), probe, tau)),
+                             _cell(m.target_accuracy),
                              _cell(m.kl), _cell(m.kl_exact), _cell(m.answer_entropy), collapsed])
     return out.getvalue()
 
