@@ -75,3 +75,16 @@ def test_log_prob_degradation_threshold_scales_with_the_base_and_tau():
     assert degraded_logprob_heads(m, circuit, "p", tau=0.04) == 2  # threshold 0.008: both
     assert degraded_logprob_heads(m, circuit, "p", tau=0.2) == 0  # threshold 0.04: neither
     assert degraded_logprob_heads(record("sft", 1e-4, 0, 10, 0.5, 1.0), circuit, "p", 0.1) is None  # not measured
+
+
+def test_matched_preservation_intervals_stay_in_range():
+    out = []
+    for seed, keep in ((0, 0.75), (1, 1.0), (2, 0.875)):
+        for method in ("sft", "rl"):
+            for step, target in ((0, 0.4), (10, 0.6)):
+                m = record(method, 1e-4, seed, step, target, 1.0)
+                m.probes["p"] = m.probes["p"].model_copy(update={"preservation": 1.0 if step == 0 else keep})
+                out.append(m)
+    matched = sweep_analysis(out, ["sft", "rl"], ["p"], n_levels=1)["matched"]["measures"]["preservation"]
+    s = matched["by_method"]["sft"][0]  # at 0.6: 0.75, 1.0, 0.875 -> a plain t interval would pass 1
+    assert s["scale"] == "logit" and 0.0 <= s["lo"] <= s["mean"] <= s["hi"] <= 1.0

@@ -104,9 +104,10 @@ def matched_levels(base_accuracy: float, reached: Sequence[float], n: int = 5) -
 
 
 def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], levels: Sequence[float],
-                       higher_is_better: bool, methods: Sequence[str]) -> dict:
+                       higher_is_better: bool, methods: Sequence[str], interval=stat) -> dict:
     """Each method's measure at matched accuracy levels, best learning rate per seed, with t intervals over seeds.
 
+    ``interval`` turns values over seeds into a statistic (``stat``; a bounded one for fractions).
     A method's value for a seed at a level is the best, over its learning rates,
     of interpolate_at (None if no learning rate gets there with a value): the
     method at its best-tuned learning rate, as in "RL's Razor". "reached" counts
@@ -125,12 +126,13 @@ def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], leve
             s: [_best([at[(lr, s)][j] for lr in lrs if (lr, s) in at], higher_is_better) for j in range(len(levels))]
             for s in seeds
         }
-        out["by_method"][method] = [stat(per_seed[method][s][j] for s in seeds) for j in range(len(levels))]
+        out["by_method"][method] = [interval(per_seed[method][s][j] for s in seeds) for j in range(len(levels))]
         peak = {s: max((p.accuracy for (_, seed), pts in mine.items() if seed == s for p in pts), default=-1.0)
                 for s in seeds}
         out["reached"][method] = [sum(peak[s] >= level for s in seeds) for level in levels]
         out["by_lr"][method] = {
-            str(lr): [stat(at[(lr, s)][j] for s in seeds if (lr, s) in at) for j in range(len(levels))] for lr in lrs
+            str(lr): [interval(at[(lr, s)][j] for s in seeds if (lr, s) in at) for j in range(len(levels))]
+            for lr in lrs
         }
     if len(methods) == 2:
         first, second = (per_seed[m] for m in methods)

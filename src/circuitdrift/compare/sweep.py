@@ -116,7 +116,8 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
         points = {key: [Point(step, acc, v[name]) for (step, acc), v in zip(trajectories[key], values[key],
                                                                               strict=True)]
                   for key in runs}
-        matched[name] = matched_comparison(points, levels, higher_is_better, methods)
+        matched[name] = matched_comparison(points, levels, higher_is_better, methods,
+                                           bounded_stat if name in BOUNDED else stat)
     out["matched"] = {"base_accuracy": base.target_accuracy, "levels": levels, "measures": matched}
     out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}
     return out
