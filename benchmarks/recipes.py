@@ -26,7 +26,7 @@ def one(job: list) -> dict:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-    from circuitdrift.evaluate.accuracy import greedy_completions
+    from circuitdrift.evaluate.accuracy import greedy_completions, score_completions
     from circuitdrift.evaluate.drift import answer_spread
     from circuitdrift.models.load import load_model
     from circuitdrift.tasks.registry import resolve_task
@@ -45,7 +45,7 @@ def one(job: list) -> dict:
     rows = []
     for path in checkpoints:
         texts = greedy_completions(load_model(path, device="cpu")[0], tokenizer, test, 4)
-        accuracy = sum(test.grade_example(t, e) for t, e in zip(texts, test.examples, strict=True)) / len(test)
+        accuracy = score_completions(test, texts).accuracy
         spread = answer_spread([test.parse(t) for t in texts])
         rows.append((path.name, round(accuracy, 3), round(spread.entropy_bits, 2), spread.distinct))
     summary = json.loads((checkpoints[0].parent / "train_summary.json").read_text())

@@ -10,7 +10,7 @@ not met at this budget: strict xfails, which turn red the day they pass.
 import pytest
 import torch
 
-from circuitdrift.evaluate.accuracy import greedy_completions
+from circuitdrift.evaluate.accuracy import greedy_completions, score_completions
 from circuitdrift.evaluate.drift import answer_spread
 from circuitdrift.models.load import load_model
 from circuitdrift.organism.paths import organism_dir
@@ -45,7 +45,7 @@ def runs(tmp_path_factory):
             scored = []
             for path in (checkpoints[0], checkpoints[-1]):
                 texts = greedy_completions(load_model(path, device="cpu")[0], tokenizer, test, 4)
-                accuracy = sum(test.grade_example(t, e) for t, e in zip(texts, test.examples, strict=True)) / len(test)
+                accuracy = score_completions(test, texts).accuracy
                 scored.append((accuracy, answer_spread([test.parse(t) for t in texts])))
             out[method] = scored
         yield out, root

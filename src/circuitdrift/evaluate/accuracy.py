@@ -58,7 +58,11 @@ def target_accuracy(
     batch_size: int = 64,
 ) -> Accuracy:
     """Greedy accuracy of ``model`` on ``task``; unparsable answers are wrong and counted."""
-    completions = greedy_completions(model, tokenizer, task, max_new_tokens, batch_size)
+    return score_completions(task, greedy_completions(model, tokenizer, task, max_new_tokens, batch_size))
+
+
+def score_completions(task: Task, completions: list[str]) -> Accuracy:
+    """Accuracy of one completion per example, graded by the task (any right answer counts)."""
     correct = unparsable = 0
     for text, example in zip(completions, task.examples, strict=True):
         if task.parse(text) is None:

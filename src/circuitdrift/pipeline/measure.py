@@ -21,9 +21,15 @@ import torch
 
 from circuitdrift.circuits.crossmodel import cross_model_patch
 from circuitdrift.circuits.discovery import find_circuit
+from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, head_name, parse_head
 from circuitdrift.circuits.vulnerability import circuit_preservation
+from circuitdrift.evaluate.accuracy import greedy_completions, score_completions
+from circuitdrift.evaluate.drift import answer_distribution, answer_kl, answer_logprobs, answer_spread, logprob_drift
+from circuitdrift.evaluate.kl import forward_kl
 from circuitdrift.pipeline.config import ExperimentConfig
+from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 
 
@@ -39,10 +45,7 @@ class BaseReference:
     @property
     def ctx(self):
         if self._ctx is None:
-            from circuitdrift.pipeline.context import RunContext
-            from circuitdrift.pipeline.progress import Reporter
-
-            self._ctx = RunContext(self.config, None, Reporter(quiet=True))
+                    self._ctx = RunContext(self.config, None, Reporter(quiet=True))
         return self._ctx
 
     @property
@@ -59,16 +62,12 @@ class BaseReference:
 
     def probe_logprobs(self, label: str, spec: str) -> torch.Tensor:
         """[probe_n] the base model's answer log-probabilities on the probe's accuracy examples."""
-        from circuitdrift.evaluate.drift import answer_logprobs
-
         cfg = self.config.eval
         return self._once(("logprobs", label), lambda: answer_logprobs(
             self.base[0], self.base[1], self.task(spec, cfg.probe_n), cfg.batch_size))
 
     def answer_distribution(self, task) -> torch.Tensor:
         """[n, V] the base model's answer-position log-probabilities on the target task (for the exact KL)."""
-        from circuitdrift.evaluate.drift import answer_distribution
-
         return self._once(("answer-distribution", task.name, len(task)), lambda: answer_distribution(
             self.base[0], self.base[1], task, self.config.eval.batch_size))
 
@@ -79,8 +78,6 @@ class BaseReference:
 
     def mean_logprob(self, label: str, spec: str) -> float:
         """The base model's mean answer log-probability on the CMAP examples (scales the log-prob threshold)."""
-        from circuitdrift.evaluate.drift import answer_logprobs
-
         a = self.config.analysis
         return self._once(("mean-logprob", label), lambda: float(answer_logprobs(
             self.base[0], self.base[1], self.task(spec, a.n_examples), a.batch_size).mean()))
@@ -96,19 +93,14 @@ def rediscover(config: ExperimentConfig, model, tokenizer, task) -> list[Head]:
 def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate: float | None, step: int,
                        folder: Path | None, exact: bool) -> CheckpointMeasurement:
     """One checkpoint (``folder`` None: the base model itself, step 0)."""
-    from circuitdrift.evaluate.accuracy import greedy_completions
-    from circuitdrift.evaluate.drift import answer_kl, answer_spread
-    from circuitdrift.evaluate.kl import forward_kl
-
     config = ref.config
     cfg = config.eval
     base, tokenizer = ref.base
     model = base if folder is None else ref.ctx.load(folder)[0]
     target = ref.task(config.target_task, cfg.target_n)
     completions = greedy_completions(model, tokenizer, target, cfg.max_new_tokens, cfg.batch_size)
-    correct = sum(target.grade_example(text, ex) for text, ex in zip(completions, target.examples, strict=True))
-    parsed = [target.parse(text) for text in completions]
-    spread = answer_spread(parsed)
+    accuracy = score_completions(target, completions)
+    spread = answer_spread([target.parse(text) for text in completions])
     if step == 0:
         kl, kl_exact = 0.0, 0.0  # the step-0 checkpoint is the base model: KL(pi_0 || pi_0) = 0
     else:
@@ -120,8 +112,8 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     for label, spec in ref.ctx.probe_tasks().items():
         probes[label] = _measure_probe(ref, model, tokenizer, label, spec, exact)
     return CheckpointMeasurement(
-        method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=correct / len(target),
-        target_n=len(target), target_unparsable=sum(p is None for p in parsed), kl=kl,
+        method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=accuracy.accuracy,
+        target_n=accuracy.n, target_unparsable=accuracy.unparsable, kl=kl,
         kl_samples=0 if step == 0 else cfg.kl_samples, kl_exact=kl_exact, answer_entropy=spread.entropy_bits,
         distinct_answers=spread.distinct, top_answer_share=spread.top_share, collapsed=spread.collapsed,
         probes=probes,
@@ -129,9 +121,6 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, label: str, spec: str, exact: bool) -> ProbeMeasurement:
-    from circuitdrift.circuits.metrics import answer_scores
-    from circuitdrift.evaluate.drift import logprob_drift
-
     config = ref.config
     cfg, a = config.eval, config.analysis
     base = ref.base[0]
