@@ -9,11 +9,12 @@ import torch
 
 from circuitdrift.cli import main
 from circuitdrift.models.load import load_model
-from circuitdrift.organism.build import build_organism, pretrain
+from circuitdrift.organism.build import build_organism, post_training_task, pretrain
 from circuitdrift.organism.card import PROBES, SHIPPED_FILES, verify_files
-from circuitdrift.organism.recipe import reduced
+from circuitdrift.organism.recipe import FULL, reduced
 from circuitdrift.organism.science import science_qa_task
 from circuitdrift.organism.tokenizer import organism_tokenizer
+from circuitdrift.tasks.registry import resolve_task
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,33 @@ def test_cli_lists_builtin_tasks(capsys):
     assert main(["tasks", "list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert {"ioi", "greater-than", "induction", "factual", "science-qa"} <= set(names)
+
+
+def test_build_post_trains_the_pretrained_model(built, tmp_path):
+    out, card = built
+    assert card["recipe"]["post_training"]["steps"] == reduced().post_training.steps
+    pretrained = pretrain(reduced(), 0, organism_tokenizer(), tmp_path / "p", progress=False).state_dict()
+    shipped = load_model(out, device="cpu")[0].state_dict()
+    assert any(not torch.equal(pretrained[k], shipped[k]) for k in pretrained)  # the SFT stage moved the weights
+
+
+def test_post_training_asks_about_the_pretraining_half_only():
+    tokenizer = organism_tokenizer()
+    task = post_training_task(FULL.post_training, tokenizer)
+    parts = [resolve_task(name, split="pretrain", tokenizer=tokenizer) for name in FULL.post_training.tasks]
+    assert len(task) == sum(len(p) for p in parts) == 288 * len(parts)  # 48 substances x 3 kinds x 2 phrasings
+    prompts = {ex.clean for ex in task.examples}
+    for name in FULL.post_training.tasks:
+        for split in ("train", "validation", "test"):  # what fine-tuning trains on and is measured on
+            assert prompts.isdisjoint(ex.clean for ex in resolve_task(name, split=split, tokenizer=tokenizer).examples)
+
+
+def test_build_from_a_pretrained_folder_post_trains_only(built, tmp_path, capsys):
+    out, _ = built
+    again = build_organism(tmp_path / "again", seed=0, recipe=reduced(), progress=False, pretrained=out)
+    assert again["build"]["pretrained_from"]["sha256"] == json.loads((out / "card.json").read_text())[
+        "files"]["model.safetensors"]["sha256"]
+    assert again["files"]["model.safetensors"]["sha256"] != again["build"]["pretrained_from"]["sha256"]
+    target = tmp_path / "never"
+    assert main(["organism", "build", "--out", str(target), "--reduced", "--pretrained", str(tmp_path)]) == 2
+    assert "no model.safetensors" in capsys.readouterr().err and not target.exists()

@@ -3,8 +3,8 @@
 The recipe is read from the demo config, so the test follows it: the shared
 budget and each method's middle learning rate of the sweep, seed 0. Greedy
 answers keep all four letters and RL's rollouts do not collapse; RL keeps a
-learning signal. Raising held-out accuracy and a reward rise beyond noise are
-not met at this budget: strict xfails, which turn red the day they pass.
+learning signal; SFT raises held-out accuracy. RL raising it within this budget
+is not met: a strict xfail, which turns red the day it passes.
 """
 
 import pytest
@@ -53,9 +53,9 @@ def runs(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
-NO_GAIN = ("at the demo's budget (30 steps) neither method raises held-out accuracy: SFT 0.422 -> 0.380, RL -> "
-           "0.359 at lr 1e-4, seed 0 (docs/training.md)")
-SMALL_RISE = "RL's reward rises by 0.027 (0.381 -> 0.408 over the first and last thirds), within sampling noise"
+RL_NO_GAIN = ("at the demo's budget (36 steps) RL does not raise held-out accuracy by 0.04 at its middle learning "
+              "rate; it needs about 60 steps (docs/training.md)")
+SMALL_RISE = "RL's reward at the middle learning rate rises by less than 0.03 over the run (first vs last third)"
 
 
 @pytest.mark.parametrize("method", ["sft", "rl"])
@@ -65,8 +65,7 @@ def test_greedy_answers_keep_all_four_letters(runs, method):
     assert not spread.collapsed and spread.distinct >= 4, spread
 
 
-@pytest.mark.xfail(strict=True, reason=NO_GAIN)
-@pytest.mark.parametrize("method", ["sft", "rl"])
+@pytest.mark.parametrize("method", ["sft", pytest.param("rl", marks=pytest.mark.xfail(strict=True, reason=RL_NO_GAIN))])
 def test_fine_tuning_raises_target_accuracy(runs, method):
     scores, _ = runs
     (base, _), (final, _) = scores[method]

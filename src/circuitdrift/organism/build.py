@@ -1,11 +1,14 @@
-"""Build the model organism from scratch: world -> tokenizer -> corpus -> pretraining -> card.
+"""Build the model organism from scratch: world -> tokenizer -> corpus -> pretraining -> post-training -> card.
 
 Launch: ``circuitdrift organism build --out DIR [--seed S]`` (about 15 minutes on
 2 CPU cores for the full recipe). Pretraining is a plain causal-LM objective on
 every token, run by the transformers ``Trainer`` (AdamW, cosine schedule); no
 hand-written loop. The same seed gives the same corpus, the same batches and
 the same initial weights; deterministic algorithms are on, so a rebuild on the
-same machine and thread count reproduces the weights.
+same machine and thread count reproduces the weights. Post-training
+(:class:`~circuitdrift.organism.recipe.PostTraining`) is circuitdrift's own SFT
+run (TRL ``SFTTrainer``) on the multiple-choice questions about the pretraining
+half of the substances: instruction tuning before the target task.
 
 The card (``card.json``) is measured by :mod:`circuitdrift.organism.card`
 after training, on held-out test examples, never typed in.
@@ -26,11 +29,14 @@ import torch
 from datasets import Dataset
 from transformers import Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArguments
 
+from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.organism.corpus import build_corpus
-from circuitdrift.organism.recipe import FULL, Recipe
+from circuitdrift.organism.recipe import FULL, PostTraining, Recipe
 from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.organism.world import WORLD_SEED, make_world
+from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.registry import resolve_task
 
 CARD_FILE = "card.json"
 
@@ -161,26 +167,64 @@ def _pretrain(recipe: Recipe, seed: int, tokenizer, workdir: Path, progress: boo
     return model.eval()
 
 
+def load_pretrained(folder: str | os.PathLike, recipe: Recipe, tokenizer) -> Qwen2ForCausalLM:
+    """The pretrained model in ``folder``, refused unless its architecture is the recipe's."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").is_file():
+        raise InputError(f"--pretrained {folder}: no model.safetensors in it")
+    model = Qwen2ForCausalLM.from_pretrained(folder, use_safetensors=True)
+    want = model_config(recipe, tokenizer).to_dict()
+    have = model.config.to_dict()
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "max_position_embeddings"):
+        if have.get(key) != want[key]:
+            raise InputError(f"--pretrained {folder}: {key} is {have.get(key)}, the recipe's is {want[key]}")
+    return model.eval()
+
+
+def post_train(model: Qwen2ForCausalLM, tokenizer, stage: PostTraining, seed: int, workdir: Path) -> Qwen2ForCausalLM:
+    """``model`` after the post-training stage, trained in place; its checkpoints go to ``workdir``."""
+    from circuitdrift.train.run import train  # TRL is heavy: imported only when a build post-trains
+
+    train("sft", model, post_training_task(stage, tokenizer), stage.train_config(seed), workdir, tokenizer=tokenizer)
+    return model.eval()
+
+
+def post_training_task(stage: PostTraining, tokenizer) -> Task:
+    """The examples of every task of ``stage`` on its split, in one list (SFT needs prompts and gold answers)."""
+    parts = [resolve_task(name, split=stage.split, tokenizer=tokenizer) for name in stage.tasks]
+    chat = None if any(t.chat_prompts is None for t in parts) else [p for t in parts for p in t.chat_prompts]
+    return Task("post-training", [ex for t in parts for ex in t.examples], templated=parts[0].templated,
+                description=f"{' + '.join(stage.tasks)} on the {stage.split} split", chat_prompts=chat)
+
+
 def build_organism(
     out: str | os.PathLike,
     seed: int = 0,
     recipe: Recipe = FULL,
     progress: bool = True,
     measure: Callable | None = None,
+    pretrained: str | os.PathLike | None = None,
 ) -> dict:
-    """Pretrain the organism, save it (safetensors, tokenizer, config) and its measured card into ``out``.
+    """Pretrain and post-train the organism, save it (safetensors, tokenizer, config) and its measured card.
 
     ``measure(model, tokenizer, recipe) -> dict`` fills the card's capability table;
-    by default :func:`circuitdrift.organism.card.measure_capabilities`.
+    by default :func:`circuitdrift.organism.card.measure_capabilities`. ``pretrained``: a folder
+    holding this recipe's pretrained model (an earlier build); pretraining is skipped, only
+    post-training runs, and the card records the folder's weights digest under ``pretrained_from``.
     """
-    from circuitdrift.organism.card import make_card, measure_capabilities
+    from circuitdrift.organism.card import file_digest, make_card, measure_capabilities
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = organism_tokenizer(WORLD_SEED)
+    loaded = None if pretrained is None else load_pretrained(pretrained, recipe, tokenizer)  # refused before writing
+    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="organism-", dir=out.parent) as tmp:
-        model = pretrain(recipe, seed, tokenizer, Path(tmp) / "trainer", progress)
+        model = loaded if loaded is not None else pretrain(recipe, seed, tokenizer, Path(tmp) / "trainer", progress)
+        if recipe.post_training is not None:
+            with cpu_threads(recipe.threads):
+                model = post_train(model, tokenizer, recipe.post_training, seed, Path(tmp) / "post-training")
         train_seconds = time.time() - started
         with cpu_threads(recipe.threads):
             capabilities = (measure or measure_capabilities)(model, tokenizer, recipe)
@@ -188,6 +232,8 @@ def build_organism(
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         card = make_card(model, recipe, seed, capabilities, train_seconds, time.time() - started, staging)
+        if pretrained is not None:
+            card["build"]["pretrained_from"] = file_digest(Path(pretrained) / "model.safetensors")
         text = json.dumps(card, indent=2) + "\n"
         (staging / CARD_FILE).write_text(text)
         for path in staging.iterdir():

@@ -51,7 +51,7 @@ from circuitdrift.organism.world import WORLD_SEED
 PROBES = ("ioi", "greater-than", "induction", "factual")
 TARGET = "science-qa"
 CIRCUIT_SHARE = 0.25
-CIRCUIT_EXAMPLES = 64
+CIRCUIT_EXAMPLES = 128  # validation examples for the circuit search and choice; with 64 candidates tied (docs/organism.md)
 CIRCUIT_METHOD = "prune"  # iterative exact patching; one-shot top-k misses redundant heads (reported beside it)
 CIRCUIT_ABLATION = "mean"  # discovery patches each head with the ablation that faithfulness then applies
 CIRCUIT_METRIC = "accuracy"  # what faithfulness measures (exact match), ties broken by the answer log-probability
@@ -285,6 +285,14 @@ def print_card(card: dict, console: Console | None = None) -> None:
         f"world seed {card['world_seed']}, seed {card['seed']}; trained in {build['train_seconds']:.0f} s "
         f"on {build['torch_threads']} threads"
     )
+    post = recipe.get("post_training")
+    if post:
+        console.print(
+            f"post-training: SFT on {' + '.join(post['tasks'])} ({post['split']} split), {post['steps']} steps of "
+            f"{post['prompts_per_step']} prompts, lr {post['learning_rate']} ({post['warmup_steps']} warmup)"
+            + (", from pretrained weights sha256 " + build["pretrained_from"]["sha256"][:12]
+               if "pretrained_from" in build else "")
+        )
     size = sum(f["bytes"] for f in card["files"].values())
     console.print(f"files: {', '.join(card['files'])} ({size / 2**20:.1f} MiB)")
     table = Table(title="capabilities (held-out test examples)")
