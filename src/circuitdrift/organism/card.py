@@ -51,7 +51,7 @@ from circuitdrift.organism.world import WORLD_SEED
 PROBES = ("ioi", "greater-than", "induction", "factual")
 TARGET = "science-qa"
 CIRCUIT_SHARE = 0.25
-CIRCUIT_EXAMPLES = 128  # validation examples for the circuit search and choice; with 64 candidates tied (docs/organism.md)
+CIRCUIT_EXAMPLES = 128  # validation examples of the circuit search; with 64 candidates tied (docs/organism.md)
 CIRCUIT_METHOD = "prune"  # iterative exact patching; one-shot top-k misses redundant heads (reported beside it)
 CIRCUIT_ABLATION = "mean"  # discovery patches each head with the ablation that faithfulness then applies
 CIRCUIT_METRIC = "accuracy"  # what faithfulness measures (exact match), ties broken by the answer log-probability
