@@ -20,7 +20,7 @@ def run_command(
                                              "(default: one per core; results do not depend on it).")] = None,
 ) -> None:
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
-    from circuitdrift.pipeline.run import run_experiment
+    from circuitdrift.pipeline.run import run_experiment  # deferred: torch and transformers load on use only
 
     run_dir = run_experiment(config, out, quiet, jobs)
     typer.echo(str(run_dir / "report.html"))

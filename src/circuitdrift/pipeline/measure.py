@@ -24,13 +24,13 @@ from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, head_name, parse_head
 from circuitdrift.circuits.vulnerability import circuit_preservation
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.evaluate.accuracy import greedy_completions, score_completions
 from circuitdrift.evaluate.drift import answer_distribution, answer_kl, answer_logprobs, answer_spread, logprob_drift
 from circuitdrift.evaluate.kl import forward_kl
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 
 
 @dataclass

@@ -16,9 +16,9 @@ from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import head_name, parse_head
 from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.errors import InputError
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",

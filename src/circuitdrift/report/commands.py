@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def report_command(
     run_dir: Path = typer.Argument(..., help="run folder holding results.json"),
 ) -> None:
-    from circuitdrift.report.build import build_report
+    from circuitdrift.report.build import build_report  # deferred: torch (via compare) loads on use only
 
     for path in build_report(run_dir):
         typer.echo(str(path))
