@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuitdrift.errors import InputError
-from circuitdrift.train.toy import THINGS, toy_model, toy_tokenizer
+from tests.helpers.toy import THINGS, toy_model, toy_tokenizer
 
 lm_eval = pytest.importorskip("lm_eval")
 

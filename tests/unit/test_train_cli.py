@@ -9,11 +9,12 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from circuitdrift.errors import InputError
+from circuitdrift.evaluate.commands import register as register_eval
 from circuitdrift.models.load import load_model
 from circuitdrift.train import train_sft
 from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.commands import register
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def setup(tmp_path_factory):
                                      "  num_generations: 2\n  max_completion_length: 2\n")
     app = typer.Typer()
     register(app)
+    register_eval(app)
     return root, app
 
 

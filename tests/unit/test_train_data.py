@@ -8,7 +8,7 @@ from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset, step_prompts
 from circuitdrift.train.grpo import grpo_trainer
 from circuitdrift.train.sft import sft_trainer
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 
 @pytest.fixture(scope="module")

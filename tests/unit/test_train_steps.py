@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from circuitdrift.errors import TrainingDivergedError
 from circuitdrift.train import train, train_rl, train_sft, training_log
 from circuitdrift.train.checkpoints import last_resumable, list_checkpoints, save_model_folder
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 RL = {"num_generations": 4, "max_completion_length": 2}
 
@@ -129,7 +129,7 @@ KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
 from circuitdrift.train import train
-from circuitdrift.train.toy import toy_task, toy_tokenizer
+from tests.helpers.toy import toy_task, toy_tokenizer
 
 class Die(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):

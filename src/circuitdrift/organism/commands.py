@@ -1,4 +1,4 @@
-"""CLI commands of the organism: ``organism build``, ``organism info`` and ``tasks list``.
+"""CLI commands of the organism: ``organism build`` and ``organism info``.
 
 Mounted by :mod:`circuitdrift.cli` through :func:`register`.
 """
@@ -15,15 +15,12 @@ from circuitdrift.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``organism`` and ``tasks`` sub-apps to ``app``."""
+    """Add the ``organism`` sub-app to ``app``."""
     organism = typer.Typer(help="The built-in model organism: build it from scratch, or show its card.",
                            no_args_is_help=True)
     organism.command("build")(build)
     organism.command("info")(info)
-    tasks = typer.Typer(help="Built-in tasks.", no_args_is_help=True)
-    tasks.command("list")(list_tasks)
     app.add_typer(organism, name="organism")
-    app.add_typer(tasks, name="tasks")
 
 
 def build(
@@ -63,11 +60,3 @@ def info(
         typer.echo(json.dumps(card, indent=2))
     else:
         print_card(card)
-
-
-def list_tasks() -> None:
-    """Built-in task names, usable wherever a TASK is taken."""
-    from circuitdrift.tasks.registry import builtin_tasks
-
-    for name, description in builtin_tasks().items():
-        typer.echo(f"{name:14s} {description}")
