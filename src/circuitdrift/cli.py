@@ -15,6 +15,7 @@ from typing import Annotated
 
 import click
 import typer
+from transformers.utils import logging as hf_logging
 
 from circuitdrift.errors import CircuitDriftError
 
@@ -35,8 +36,6 @@ STAGE_COMMANDS = ("circuitdrift.circuits.commands", "circuitdrift.organism.comma
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     """circuitdrift: head-level circuits, SFT vs RL, differential circuit vulnerability."""
-    from transformers.utils import logging as hf_logging  # deferred: `--help` stays fast
-
     hf_logging.disable_progress_bar()  # our own progress display; keep stderr to one line on errors
     hf_logging.set_verbosity_error()
 

@@ -149,7 +149,7 @@ def test_debug_shows_traceback_and_runtime_failures_exit_1(ws, capsys, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("circuitdrift.circuits.results.heads_result", broken)
+    monkeypatch.setattr("circuitdrift.circuits.commands.heads_result", broken)
     code, err = cli(["heads", ws / "base", ws / "probe-a.jsonl", "--top-k", "2"], capsys)
     assert code == 1 and err.strip() == "error: RuntimeError: disk on fire"
 

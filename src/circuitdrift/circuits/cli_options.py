@@ -15,6 +15,8 @@ import typer
 
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
+from circuitdrift.models.load import load_model, load_tokenizer
+from circuitdrift.tasks.registry import resolve_task
 
 MODEL_HELP = "hub id, local model folder, or 'organism'"  # the lower-case help texts of `train` and `eval`
 TASK_HELP = "built-in task name (science-qa, ...) or a JSONL task file"
@@ -66,7 +68,6 @@ RemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Run the mo
 
 
 def load(name: str, device: str, dtype: Dtype, attn: str, allow_pickle: bool = False, remote: bool = False):
-    from circuitdrift.models.load import load_model  # deferred: torch loads only when a command runs
 
     return load_model(name, dtype=dtype.value, device=device, attn_implementation=attn,
                       trust_remote_code=remote, allow_pickle=allow_pickle)
@@ -74,8 +75,6 @@ def load(name: str, device: str, dtype: Dtype, attn: str, allow_pickle: bool = F
 
 def task_for(spec: str, split: str, n: int | None, model: str, remote: bool = False):
     """The task, built for ``model``'s tokenizer where the task needs one (chat template, single tokens)."""
-    from circuitdrift.models.load import load_tokenizer  # deferred: transformers loads only when a command runs
-    from circuitdrift.tasks.registry import resolve_task
 
     return resolve_task(spec, split=split, n=n, tokenizer=load_tokenizer(model, trust_remote_code=remote))
 

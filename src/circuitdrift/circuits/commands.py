@@ -34,6 +34,9 @@ from circuitdrift.circuits.cli_options import (
     load,
     task_for,
 )
+from circuitdrift.circuits.results import cmap_result, dcm_result, dcv_result, faithfulness_result, heads_result
+from circuitdrift.circuits.scores import circuit_from_json
+from circuitdrift.circuits.vulnerability import check_tau
 from circuitdrift.errors import InputError
 from circuitdrift.io import read_json
 
@@ -67,7 +70,6 @@ def heads(
     out: OutOpt = None,
 ) -> None:
     """Score every attention head for TASK and pick the circuit."""
-    from circuitdrift.circuits.results import heads_result  # deferred: torch loads only when a command runs
 
     check_output_path(out)
     the_task = task_for(task, split, n, model, trust_remote_code)
@@ -94,7 +96,6 @@ def cmap(
     out: OutOpt = None,
 ) -> None:
     """Cross-model activation patching: dF(h) of FINETUNED's heads inside BASE."""
-    from circuitdrift.circuits.results import cmap_result  # deferred: torch loads only when a command runs
 
     check_output_path(out)
     the_task = task_for(task, split, n, base, trust_remote_code)
@@ -126,10 +127,8 @@ def dcv(
     out: OutOpt = None,
 ) -> None:
     """Differential circuit vulnerability of BASE's heads under SFT and RL."""
-    from circuitdrift.circuits.results import dcv_result  # deferred: torch loads only when a command runs
 
-    if tau < 0:
-        raise InputError(f"--tau {tau}: must be non-negative")
+    check_tau(tau)  # before any model is loaded
     check_output_path(out)
     the_task = task_for(task, split, n, base, trust_remote_code)
     models, tokenizers = {}, {}
@@ -159,7 +158,6 @@ def dcm(
     out: OutOpt = None,
 ) -> None:
     """Learn a mask per head (DCM): the heads whose counterfactual outputs produce the desideratum."""
-    from circuitdrift.circuits.results import dcm_result  # deferred: torch loads only when a command runs
 
     check_output_path(out)
     target_list = None
@@ -190,8 +188,6 @@ def faithfulness_cmd(
     out: OutOpt = None,
 ) -> None:
     """F(C|M)/F(M) of a circuit, against random circuits of the same size."""
-    from circuitdrift.circuits.results import faithfulness_result  # deferred: torch loads only when a command runs
-    from circuitdrift.circuits.scores import circuit_from_json
 
     check_output_path(out)
     heads_list = circuit_from_json(read_json(circuit, "circuit file"), str(circuit))

@@ -13,7 +13,7 @@ from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import Head, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
-from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.circuits.vulnerability import check_tau, differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
@@ -98,8 +98,7 @@ def dcv_result(
     metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
 ) -> dict:
     """CMAP of both fine-tuned models, V(h), vulnerable heads, D(h) and preservation."""
-    if tau < 0:
-        raise InputError(f"--tau {tau}: must be non-negative")
+    check_tau(tau)  # before the CMAP passes, not after them
     top_k = check_top_k(base, top_k)
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))

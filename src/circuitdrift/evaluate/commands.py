@@ -13,7 +13,10 @@ import typer
 
 from circuitdrift.circuits.cli_options import MODEL_HELP, TASK_HELP
 from circuitdrift.errors import InputError
+from circuitdrift.evaluate.measure import EvalSettings, evaluate_model
 from circuitdrift.io import write_json
+from circuitdrift.models.load import load_model
+from circuitdrift.tasks.registry import resolve_task
 
 
 def register(app: typer.Typer) -> None:
@@ -44,10 +47,6 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16"),
 ) -> None:
-    # deferred: torch and transformers load only when the command runs, not for `circuitdrift --help`
-    from circuitdrift.evaluate.measure import EvalSettings, evaluate_model
-    from circuitdrift.models.load import load_model
-    from circuitdrift.tasks.registry import resolve_task
 
     if temperature <= 0 or top_p <= 0:
         raise InputError("--temperature and --top-p must be positive")

@@ -12,6 +12,11 @@ from typing import Annotated
 import typer
 
 from circuitdrift.errors import InputError
+from circuitdrift.organism.build import build_organism
+from circuitdrift.organism.card import print_card, read_card
+from circuitdrift.organism.paths import organism_dir
+from circuitdrift.organism.recipe import FULL
+from circuitdrift.organism.recipe import reduced as reduced_recipe
 
 
 def register(app: typer.Typer) -> None:
@@ -30,11 +35,6 @@ def build(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Pretrain the organism from scratch (about 15 minutes on 2 CPU cores) and measure its card."""
-    from circuitdrift.organism.build import build_organism
-    from circuitdrift.organism.card import print_card
-    from circuitdrift.organism.recipe import FULL
-    from circuitdrift.organism.recipe import reduced as reduced_recipe
-
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     card = build_organism(out, seed=seed, recipe=reduced_recipe() if reduced else FULL, progress=not quiet)
@@ -49,9 +49,6 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw card.")] = False,
 ) -> None:
     """Print the organism's card: size, architecture, training recipe and measured capabilities."""
-    from circuitdrift.organism.card import print_card, read_card
-    from circuitdrift.organism.paths import organism_dir
-
     folder = model or organism_dir()
     if not folder.is_dir():
         raise InputError(f"--model {folder}: no such folder")

@@ -16,21 +16,23 @@ from pathlib import Path
 import typer
 
 from circuitdrift.circuits.cli_options import MODEL_HELP, TASK_HELP
+from circuitdrift.train.config import load_train_config
+from circuitdrift.train.run import train
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` sub-app (``sft``, ``rl``) to ``app``."""
     train_app = typer.Typer(help="Fine-tune a model with SFT or RL (GRPO), keeping a checkpoint trajectory.",
                             no_args_is_help=True)
-    train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(_train_sft)
-    train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(_train_rl)
+    train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(
+        _train_command("sft"))
+    train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(
+        _train_command("rl"))
     app.add_typer(train_app, name="train")
 
 
 def _train(method: str, model: str, task: str, config: Path | None, out: Path, steps: int | None,
            learning_rate: float | None, seed: int | None, progress: bool) -> None:
-    from circuitdrift.train.config import load_train_config
-    from circuitdrift.train.run import train
 
     cfg = load_train_config(config, steps=steps, learning_rate=learning_rate, seed=seed)
     checkpoints = train(method, model, task, cfg, out, progress=progress)
@@ -38,27 +40,20 @@ def _train(method: str, model: str, task: str, config: Path | None, out: Path, s
         typer.echo(json.dumps({"method": method, "checkpoints": [str(c) for c in checkpoints]}, indent=2))
 
 
-def _train_sft(
-    model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: str = typer.Option(..., "--task", help=TASK_HELP),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
-    config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
-    steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
-    seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
-    progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
-) -> None:
-    _train("sft", model, task, config, out, steps, learning_rate, seed, progress)
+def _train_command(method: str):
+    """The ``train <method>`` command: the same options for every method, so their budgets match."""
 
+    def command(
+        model: str = typer.Option(..., "--model", help=MODEL_HELP),
+        task: str = typer.Option(..., "--task", help=TASK_HELP),
+        out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
+        config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
+        steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
+        learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
+        seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
+        progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
+    ) -> None:
+        _train(method, model, task, config, out, steps, learning_rate, seed, progress)
 
-def _train_rl(
-    model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: str = typer.Option(..., "--task", help=TASK_HELP),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
-    config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
-    steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
-    seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
-    progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
-) -> None:
-    _train("rl", model, task, config, out, steps, learning_rate, seed, progress)
+    command.__name__ = f"train_{method}"
+    return command
