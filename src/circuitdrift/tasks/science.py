@@ -41,7 +41,6 @@ one).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import random
@@ -52,19 +51,13 @@ from pathlib import Path
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 LETTERS = ("A", "B", "C", "D")
-SPLITS = ("train", "validation", "test")
 INSTRUCTION = "Answer with the letter of the correct option."
 DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 METADATA_STEMS = {"dataset_info", "dataset_infos", "dataset_dict", "state"}
 SPLIT_WORDS = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
-
-
-def split_of(text: str) -> str:
-    """The split of a pooled item: a stable hash of its text, 80 % train, 10 % validation, 10 % test."""
-    bucket = int.from_bytes(hashlib.sha256(text.strip().encode()).digest()[:4], "big") % 10
-    return "test" if bucket == 9 else "validation" if bucket == 8 else "train"
 
 
 def multiple_choice_turn(stem: str, options: Sequence[str]) -> str:
