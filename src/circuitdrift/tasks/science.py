@@ -46,7 +46,7 @@ import os
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from circuitdrift.errors import InputError
@@ -68,9 +68,13 @@ def multiple_choice_turn(stem: str, options: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Question:
+    """A four-option question, from a dataset row or the organism's world (which also records what it asks)."""
+
     stem: str
     options: tuple[str, str, str, str]
     correct: int  # index into options
+    kind: str = ""  # the organism's question kind (color, category, smell); "" for dataset rows
+    subject: str = ""  # the organism's substance asked about; "" for dataset rows
 
     @property
     def letter(self) -> str:
@@ -81,7 +85,7 @@ class Question:
 
     def permuted(self, order: Sequence[int]) -> Question:
         """The options in ``order`` (``order[i]`` is the old index shown at slot i)."""
-        return Question(self.stem, tuple(self.options[i] for i in order), list(order).index(self.correct))
+        return replace(self, options=tuple(self.options[i] for i in order), correct=list(order).index(self.correct))
 
 
 class MultipleChoiceTask(Task):
