@@ -9,9 +9,10 @@ from __future__ import annotations
 from torch import nn
 
 from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
+from circuitdrift.circuits.dcm import dcm_masks
 from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.scores import Head, head_name
+from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
 from circuitdrift.circuits.vulnerability import check_tau, differential_vulnerability
 from circuitdrift.errors import InputError
@@ -61,9 +62,6 @@ def heads_result(
 def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
                lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
     """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
-    from circuitdrift.circuits.dcm import dcm_masks
-    from circuitdrift.circuits.scores import HeadScores
-
     result = dcm_masks(model, tokenizer, task, targets, lam, lr, steps, seed)
     ranking = HeadScores(-result.masks.scores, result.masks.meta)
     layout = HeadLayout.of(model)

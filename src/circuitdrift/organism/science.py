@@ -103,7 +103,7 @@ def questions(
 
 def chat_prompt(user_turn: str, tokenizer=None) -> str:
     """The chat-templated prompt (default system turn, the user turn, an open assistant turn)."""
-    from circuitdrift.organism.tokenizer import organism_tokenizer
+    from circuitdrift.organism.tokenizer import organism_tokenizer  # a cycle: tokenizer imports this module
 
     tokenizer = tokenizer or organism_tokenizer()
     messages = [{"role": "user", "content": user_turn}]
