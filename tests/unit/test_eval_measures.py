@@ -20,9 +20,9 @@ class LetterTask(Task):
 
 
 @pytest.fixture(scope="module")
-def toy():
+def toy(device):
     tokenizer = toy_tokenizer()
-    return tokenizer, toy_task(tokenizer, n=24), toy_model(tokenizer)
+    return tokenizer, toy_task(tokenizer, n=24), toy_model(tokenizer, device=device)
 
 
 def _letter_bias(model, tokenizer, strength=6.0):

@@ -20,12 +20,12 @@ RL = {"num_generations": 4, "max_completion_length": 2}
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory, device):
     """A tiny model SFT-warmed to answer with letters (~30% right), so GRPO groups have reward variance."""
     tokenizer = toy_tokenizer()
     task = toy_task(tokenizer, n=64)
     root = tmp_path_factory.mktemp("warm")
-    model = toy_model(tokenizer)
+    model = toy_model(tokenizer, device=device)
     train_sft(model, task, {"steps": 30, "prompts_per_step": 8, "learning_rate": 3e-3}, root / "run",
               tokenizer=tokenizer)
     save_model_folder(model, tokenizer, root / "warm")
