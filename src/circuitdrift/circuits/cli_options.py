@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from circuitdrift.circuits.vocabulary import ABLATIONS, CIRCUIT_METHODS, CMAP_METHODS, METRICS
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.models.load import load_model, load_tokenizer
@@ -22,29 +23,15 @@ MODEL_HELP = "hub id, local model folder, or 'organism'"  # the lower-case help 
 TASK_HELP = "built-in task name (science-qa, ...) or a JSONL task file"
 
 
-class Method(str, Enum):
-    exact = "exact"
-    attribution = "attribution"
-    eap_ig = "eap-ig"
-    prune = "prune"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice type whose values are circuits/vocabulary.py's (member names: '-' -> '_')."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-class CmapMethod(str, Enum):
-    exact = "exact"
-    attribution = "attribution"
-
-
-class Metric(str, Enum):
-    prob = "prob"
-    logit_diff = "logit-diff"
-    logprob = "logprob"
-    accuracy = "accuracy"
-
-
-class Ablation(str, Enum):
-    corrupt = "corrupt"
-    zero = "zero"
-    mean = "mean"
+Method = _choices("Method", CIRCUIT_METHODS)
+CmapMethod = _choices("CmapMethod", CMAP_METHODS)
+Metric = _choices("Metric", METRICS)
+Ablation = _choices("Ablation", ABLATIONS)
 
 
 class Dtype(str, Enum):

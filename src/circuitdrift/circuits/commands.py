@@ -74,8 +74,9 @@ def heads(
     check_output_path(out)
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(heads_result(loaded, tokenizer, the_task, model, method.value, metric.value, ablation.value, top_k,
-                      threshold, batch_size, ig_steps), out)
+    emit(heads_result(loaded, tokenizer, the_task, model, method=method.value, metric=metric.value,
+                      ablation=ablation.value, top_k=top_k, threshold=threshold, batch_size=batch_size,
+                      ig_steps=ig_steps), out)
 
 
 def cmap(
@@ -101,8 +102,9 @@ def cmap(
     the_task = task_for(task, split, n, base, trust_remote_code)
     base_model, tokenizer = load(base, device, dtype, attn, allow_pickle, trust_remote_code)
     ft_model, ft_tokenizer = load(finetuned, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(cmap_result(base_model, ft_model, tokenizer, the_task, base, finetuned, method.value, metric.value,
-                     batch_size, ft_tokenizer, reverse), out)
+    emit(cmap_result(base_model, ft_model, tokenizer, the_task, base, finetuned, method=method.value,
+                     metric=metric.value, batch_size=batch_size, finetuned_tokenizer=ft_tokenizer, reverse=reverse),
+         out)
 
 
 def dcv(
@@ -135,8 +137,9 @@ def dcv(
     for role, name in (("base", base), ("sft", sft), ("rl", rl)):
         models[role], tokenizers[role] = load(name, device, dtype, attn, allow_pickle, trust_remote_code)
     emit(dcv_result(models["base"], models["sft"], models["rl"], tokenizers["base"], the_task,
-                    {"base": base, "sft": sft, "rl": rl}, tau, top_k, method.value, circuit_method.value,
-                    metric.value, ablation.value, batch_size, tokenizers), out)
+                    names={"base": base, "sft": sft, "rl": rl}, tau=tau, top_k=top_k, method=method.value,
+                    circuit_method=circuit_method.value, metric=metric.value, ablation=ablation.value,
+                    batch_size=batch_size, tokenizers=tokenizers), out)
 
 
 def dcm(
@@ -167,7 +170,8 @@ def dcm(
             raise InputError(f"{targets}: expected a JSON list of strings, one target per example")
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(dcm_result(loaded, tokenizer, the_task, model, target_list, lam, lr, steps, seed), out)
+    emit(dcm_result(loaded, tokenizer, the_task, model, targets=target_list, lam=lam, lr=lr, steps=steps, seed=seed),
+         out)
 
 
 def faithfulness_cmd(
@@ -193,5 +197,5 @@ def faithfulness_cmd(
     heads_list = circuit_from_json(read_json(circuit, "circuit file"), str(circuit))
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(faithfulness_result(loaded, tokenizer, the_task, heads_list, model, ablation.value, n_random, seed,
-                             batch_size), out)
+    emit(faithfulness_result(loaded, tokenizer, the_task, heads_list, model, ablation=ablation.value,
+                             n_random=n_random, seed=seed, batch_size=batch_size), out)

@@ -12,11 +12,9 @@ from torch import nn
 
 from circuitdrift.circuits.pruning import prune_circuit
 from circuitdrift.circuits.scores import Head, HeadScores
-from circuitdrift.circuits.scoring import METHODS, head_scores
+from circuitdrift.circuits.scoring import head_scores
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task
-
-CIRCUIT_METHODS = (*METHODS, "prune")
 
 
 def find_circuit(

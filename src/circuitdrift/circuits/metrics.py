@@ -13,10 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.vocabulary import METRICS
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
 
-METRICS = ("prob", "logit-diff", "logprob", "accuracy")
 ACCURACY_TIE_BREAK = 0.01  # weight of the answer log-probability in the ``accuracy`` metric
 MetricFn = Callable[[Tensor, TaskBatch], Tensor]  # (logits [R*B, T, V], batch) -> values [R*B]
 

@@ -42,8 +42,8 @@ def heads_result(
 ) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
     top_k = check_top_k(model, top_k)
-    scores, circuit = find_circuit(model, tokenizer, task, method, metric, ablation, top_k, batch_size, ig_steps,
-                                   threshold)
+    scores, circuit = find_circuit(model, tokenizer, task, method=method, metric=metric, ablation=ablation,
+                                   top_k=top_k, batch_size=batch_size, ig_steps=ig_steps, threshold=threshold)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     layout = HeadLayout.of(model)
     return {
@@ -62,7 +62,7 @@ def heads_result(
 def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
                lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
     """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
-    result = dcm_masks(model, tokenizer, task, targets, lam, lr, steps, seed)
+    result = dcm_masks(model, tokenizer, task, targets=targets, lam=lam, lr=lr, steps=steps, seed=seed)
     ranking = HeadScores(-result.masks.scores, result.masks.meta)
     layout = HeadLayout.of(model)
     if not result.circuit:
@@ -83,8 +83,8 @@ def cmap_result(
     method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,
     reverse: bool = False,
 ) -> dict:
-    delta = cross_model_patch(base, finetuned, tokenizer, task, method, metric, batch_size, reverse,
-                              finetuned_tokenizer)
+    delta = cross_model_patch(base, finetuned, tokenizer, task, method=method, metric=metric, batch_size=batch_size,
+                              reverse=reverse, finetuned_tokenizer=finetuned_tokenizer)
     return {"base": base_name, "finetuned": finetuned_name, "task": task.name, "method": method, "metric": metric,
             "direction": delta.meta["direction"], "n_examples": len(task), "n_layers": delta.shape[0],
             "n_heads": delta.shape[1], "delta": delta.as_lists(), "timing": delta.meta["timing"]}
@@ -101,10 +101,11 @@ def dcv_result(
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
-    delta_sft = cross_model_patch(base, sft, tokenizer, task, method, metric, batch_size)
-    delta_rl = cross_model_patch(base, rl, tokenizer, task, method, metric, batch_size)
+    delta_sft = cross_model_patch(base, sft, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
+    delta_rl = cross_model_patch(base, rl, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
     circuits = {
-        name: find_circuit(model, tokenizer, task, circuit_method, metric, ablation, top_k, batch_size)[1]
+        name: find_circuit(model, tokenizer, task, method=circuit_method, metric=metric, ablation=ablation,
+                           top_k=top_k, batch_size=batch_size)[1]
         for name, model in (("base", base), ("sft", sft), ("rl", rl))
     }
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])
@@ -121,7 +122,8 @@ def faithfulness_result(
     model: nn.Module, tokenizer, task: Task, circuit: list[Head], model_name: str, ablation: str = "mean",
     n_random: int = 10, seed: int = 0, batch_size: int = 32,
 ) -> dict:
-    result = faithfulness(model, tokenizer, task, circuit, ablation, n_random, seed, batch_size)
+    result = faithfulness(model, tokenizer, task, circuit, ablation=ablation, n_random=n_random, seed=seed,
+                          batch_size=batch_size)
     return {"model": model_name, "task": task.name, "n_examples": len(task),
             "circuit": [head_name(*head) for head in circuit], "n_random": n_random, "seed": seed,
             **result.to_json()}

@@ -61,11 +61,11 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
     a = ctx.config.analysis
     model, tokenizer = ctx.base
     task = ctx.task(spec, a.n_examples)
-    scores, circuit = find_circuit(model, tokenizer, task, a.circuit_method, a.metric, a.ablation, a.top_k,
-                                   a.batch_size)
+    scores, circuit = find_circuit(model, tokenizer, task, method=a.circuit_method, metric=a.metric,
+                                   ablation=a.ablation, top_k=a.top_k, batch_size=a.batch_size)
     try:
-        faith = faithfulness(model, tokenizer, task, circuit, a.faithfulness_ablation, a.n_random, seed=0,
-                             batch_size=a.batch_size)
+        faith = faithfulness(model, tokenizer, task, circuit, ablation=a.faithfulness_ablation, n_random=a.n_random,
+                             seed=0, batch_size=a.batch_size)
         accuracy, ratio, random_mean, random_all = (faith.full_accuracy, faith.faithfulness,
                                                     faith.random_faithfulness, faith.random_faithfulness_all)
     except InputError:  # the base model gets no example right: faithfulness is undefined
