@@ -1,7 +1,4 @@
-"""What the commands share: the option vocabulary, loading by name, and JSON output.
-
-Imports nothing heavy: torch and transformers load inside the helpers, when a command runs.
-"""
+"""What the commands share: the option vocabulary, loading by name, and JSON output."""
 
 from __future__ import annotations
 
@@ -53,16 +50,14 @@ PickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="Allow loading p
 RemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Run the model repo's own code.")]
 
 
-
 def load(name: str, device: str, dtype: Dtype, attn: str, allow_pickle: bool = False, remote: bool = False):
-
+    """(model, tokenizer) by name, with the command's device, dtype and attention kernel."""
     return load_model(name, dtype=dtype.value, device=device, attn_implementation=attn,
                       trust_remote_code=remote, allow_pickle=allow_pickle)
 
 
 def task_for(spec: str, split: str, n: int | None, model: str, remote: bool = False):
     """The task, built for ``model``'s tokenizer where the task needs one (chat template, single tokens)."""
-
     return resolve_task(spec, split=split, n=n, tokenizer=load_tokenizer(model, trust_remote_code=remote))
 
 

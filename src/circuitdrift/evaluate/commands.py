@@ -47,7 +47,6 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16"),
 ) -> None:
-
     if temperature <= 0 or top_p <= 0:
         raise InputError("--temperature and --top-p must be positive")
     settings = EvalSettings(

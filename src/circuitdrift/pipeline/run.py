@@ -118,7 +118,6 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
 
 def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
     """Each RL run's rollout monitor summary (train_summary.json), keyed "method/lr/seed"."""
-
     out = {}
     for method, lr, seed in ctx.config.runs():
         path = ctx.store.path(stages.run_folder(method, lr, seed), "train_summary.json")

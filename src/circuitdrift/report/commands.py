@@ -22,6 +22,5 @@ def register(app: typer.Typer) -> None:
 def report_command(
     run_dir: Path = typer.Argument(..., help="run folder holding results.json"),
 ) -> None:
-
     for path in build_report(run_dir):
         typer.echo(str(path))
