@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from circuitdrift.compare.aggregate import aggregate, parse_head
+from circuitdrift.circuits.scores import parse_head
+from circuitdrift.compare.aggregate import aggregate
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement, Results
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
