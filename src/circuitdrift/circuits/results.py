@@ -10,7 +10,7 @@ from torch import nn
 
 from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
 from circuitdrift.circuits.dcm import dcm_masks
-from circuitdrift.circuits.discovery import find_circuit
+from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
@@ -42,8 +42,9 @@ def heads_result(
 ) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
     top_k = check_top_k(model, top_k)
-    scores, circuit = find_circuit(model, tokenizer, task, method=method, metric=metric, ablation=ablation,
-                                   top_k=top_k, batch_size=batch_size, ig_steps=ig_steps, threshold=threshold)
+    settings = CircuitSettings(method=method, metric=metric, ablation=ablation, top_k=top_k, batch_size=batch_size,
+                               ig_steps=ig_steps, threshold=threshold)
+    scores, circuit = settings.find(model, tokenizer, task)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     layout = HeadLayout.of(model)
     return {
@@ -103,11 +104,10 @@ def dcv_result(
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
     delta_sft = cross_model_patch(base, sft, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
     delta_rl = cross_model_patch(base, rl, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
-    circuits = {
-        name: find_circuit(model, tokenizer, task, method=circuit_method, metric=metric, ablation=ablation,
-                           top_k=top_k, batch_size=batch_size)[1]
-        for name, model in (("base", base), ("sft", sft), ("rl", rl))
-    }
+    settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
+                               batch_size=batch_size)
+    circuits = {name: settings.find(model, tokenizer, task)[1] for name, model in (("base", base), ("sft", sft),
+                                                                                   ("rl", rl))}
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])
     return {
         "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,

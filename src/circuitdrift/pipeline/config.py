@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, Metric
 from circuitdrift.errors import InputError, config_error
 from circuitdrift.train.config import TrainConfig
@@ -52,6 +53,11 @@ class AnalysisSettings(_Section):
     exact_cmap_steps: list[int] = Field(default_factory=list, description="checkpoint steps that get exact CMAP")
     target_goal: float = Field(0.6, ge=0.0, le=1.0, description="target accuracy for 'steps to reach'")
     batch_size: int = Field(16, ge=1)
+
+    def circuit(self, method: str) -> CircuitSettings:
+        """How circuits are found with ``method`` (circuit_method or rediscovery_method) under these settings."""
+        return CircuitSettings(method=method, metric=self.metric, ablation=self.ablation, top_k=self.top_k,
+                               batch_size=self.batch_size)
 
     @model_validator(mode="after")
     def _gradient_metric(self) -> AnalysisSettings:

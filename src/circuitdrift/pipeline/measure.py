@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from circuitdrift.circuits.crossmodel import cross_model_patch
-from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, head_name, parse_head
 from circuitdrift.circuits.vulnerability import circuit_preservation
@@ -85,8 +84,7 @@ class BaseReference:
 
 def rediscover(config: ExperimentConfig, model, tokenizer, task) -> list[Head]:
     a = config.analysis
-    _, circuit = find_circuit(model, tokenizer, task, method=a.rediscovery_method, metric=a.metric,
-                              ablation=a.ablation, top_k=a.top_k, batch_size=a.batch_size)
+    _, circuit = a.circuit(a.rediscovery_method).find(model, tokenizer, task)
     return circuit
 
 

@@ -12,7 +12,6 @@ import math
 
 import torch
 
-from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import HeadScores, head_name, parse_head
 from circuitdrift.circuits.vulnerability import differential_vulnerability
@@ -61,8 +60,7 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
     a = ctx.config.analysis
     model, tokenizer = ctx.base
     task = ctx.task(spec, a.n_examples)
-    scores, circuit = find_circuit(model, tokenizer, task, method=a.circuit_method, metric=a.metric,
-                                   ablation=a.ablation, top_k=a.top_k, batch_size=a.batch_size)
+    scores, circuit = a.circuit(a.circuit_method).find(model, tokenizer, task)
     try:
         faith = faithfulness(model, tokenizer, task, circuit, ablation=a.faithfulness_ablation, n_random=a.n_random,
                              seed=0, batch_size=a.batch_size)
