@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +31,9 @@ from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset, sft_dataset
 from circuitdrift.train.grpo import grpo_args
 from circuitdrift.train.sft import sft_args
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: the toy task is a test helper
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer  # noqa: E402
 
 
 def setup(model_name: str):

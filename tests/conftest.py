@@ -1,4 +1,8 @@
-"""Shared fixtures: random-init tiny models, a locally built tokenizer, toy tasks. No downloads."""
+"""Shared fixtures: random-init tiny models, a locally built tokenizer, toy tasks. No downloads.
+
+``pytest --device cuda`` runs the tests that build models on that device (default ``cpu``): the
+``device`` fixture names it, and :func:`make_model` puts its models there.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,30 @@ from circuitdrift.models.wordlevel import build_word_tokenizer  # noqa: E402
 from circuitdrift.tasks.base import Example, Task  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(48)]
+DEVICE = "cpu"  # set from --device in pytest_configure
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="device of the models the tests build: cpu (default), cuda, cuda:1, ...")
+
+
+def pytest_configure(config):
+    global DEVICE
+    name = config.getoption("--device")
+    try:
+        kind = torch.device(name).type
+    except RuntimeError as err:
+        raise pytest.UsageError(f"--device {name}: not a torch device ({err})") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {name}: CUDA is not available on this machine")
+    DEVICE = name
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The --device the model-building tests run on."""
+    return DEVICE
 
 
 @pytest.fixture(scope="session")
@@ -44,16 +72,17 @@ def toy_task() -> Task:
     return Task("toy", toy_examples())
 
 
-def make_model(family: str = "qwen2", tokenizer=None, seed: int = 0, **kwargs):
+def make_model(family: str = "qwen2", tokenizer=None, seed: int = 0, device: str | None = None, **kwargs):
+    """A random-init tiny model on ``device`` (default: the session's --device); weights depend on the seed only."""
     vocab = len(tokenizer) if tokenizer is not None else 128
     defaults = dict(n_layers=3, hidden=32, n_heads=4, n_kv_heads=2)
     defaults.update(kwargs)
-    return tiny_model(family, vocab_size=vocab, seed=seed, **defaults)
+    return tiny_model(family, vocab_size=vocab, seed=seed, **defaults).to(device or DEVICE)
 
 
 @pytest.fixture
-def qwen2(word_tokenizer):
-    return make_model("qwen2", word_tokenizer)
+def qwen2(word_tokenizer, device):
+    return make_model("qwen2", word_tokenizer, device=device)
 
 
 def self_consistent_task(model, tokenizer, n: int = 8, seed: int = 0) -> Task:

@@ -7,11 +7,11 @@ import math
 import pytest
 from scipy import stats as sps
 
-from circuitdrift.pipeline.aggregate import aggregate, degraded_heads
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
-from circuitdrift.pipeline.stats import difference, line_fit, stat
-from circuitdrift.pipeline.tables import format_stat, summary_markdown
+from circuitdrift.compare.aggregate import aggregate, degraded_heads
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement
+from circuitdrift.compare.stats import difference, line_fit, stat
 from circuitdrift.report.findings import findings
+from circuitdrift.report.tables import format_stat, summary_markdown
 
 ZERO_CMAP = [[0.0, 0.0], [0.0, 0.0]]
 
@@ -73,16 +73,16 @@ def test_forgetting_is_base_minus_checkpoint_per_seed():
     measurements = [m("sft", 0, 0, acc=0.9), m("sft", 0, 10, acc=0.6),
                     m("sft", 1, 0, acc=0.8), m("sft", 1, 10, acc=0.85)]
     agg, _ = run(measurements)
-    end = agg["endpoints"]["sft"]["forgetting"]["p"]
+    end = agg.endpoints["sft"]["forgetting"]["p"]
     assert end["mean"] == pytest.approx(((0.9 - 0.6) + (0.8 - 0.85)) / 2)  # lost 0.3, gained 0.05
-    assert agg["base_accuracy"]["sft"] == {"0": {"p": 0.9}, "1": {"p": 0.8}}
-    curve = agg["curves"]["sft"]["probes"]["p"]["forgetting"]
+    assert agg.base_accuracy["sft"] == {"0": {"p": 0.9}, "1": {"p": 0.8}}
+    curve = agg.curves["sft"].probes["p"]["forgetting"]
     assert curve[0]["mean"] == 0.0 and curve[1]["mean"] == end["mean"]
     # no step 0: the base dict is the fallback; neither: forgetting is missing, not zero
     agg, _ = aggregate({"probe_accuracy": {"p": 0.7}}, {}, [m("rl", 0, 5, acc=0.5)], {}, 0.8, 0.1)
-    assert agg["endpoints"]["rl"]["forgetting"]["p"]["mean"] == pytest.approx(0.2)
+    assert agg.endpoints["rl"]["forgetting"]["p"]["mean"] == pytest.approx(0.2)
     agg, summary = aggregate({}, {}, [m("rl", 0, 5, acc=0.5)], {}, 0.8, 0.1)
-    assert agg["endpoints"]["rl"]["forgetting"]["p"]["n"] == 0
+    assert agg.endpoints["rl"]["forgetting"]["p"]["n"] == 0
     assert "n/a" in summary_markdown(summary)
 
 
@@ -100,11 +100,11 @@ def _two_methods(seeds_sft=(0, 1, 2), seeds_rl=(0, 1, 2)):
 
 def test_differences_are_paired_with_same_seeds_else_welch():
     agg, _ = run(_two_methods())
-    diff = agg["sft_minus_rl"]["forgetting_mean"]
+    diff = agg.sft_minus_rl["forgetting_mean"]
     assert diff["test"] == "paired" and diff["n"] == 3
     assert diff["mean"] == pytest.approx((0.04 - 0.01) * 6) and diff["lo"] == pytest.approx(diff["hi"])
     agg, _ = run(_two_methods(seeds_rl=(0, 1, 5)))
-    diff = agg["sft_minus_rl"]["forgetting_mean"]
+    diff = agg.sft_minus_rl["forgetting_mean"]
     sft = [0.24 + 0.003 * s for s in (0, 1, 2)]
     rl = [0.06 + 0.003 * s for s in (0, 1, 5)]
     ci = sps.ttest_ind(sft, rl, equal_var=False).confidence_interval(0.95)
@@ -115,16 +115,16 @@ def test_steps_to_goal_and_never_reached():
     measurements = _two_methods()
     agg, summary = run(measurements, goal=0.75)
     # SFT: 0.4 + 0.09 step + 0.01 seed >= 0.75 first at step 4 for every seed; RL (0.05/step) never by step 6
-    assert agg["endpoints"]["sft"]["steps_to_goal"]["mean"] == 4 and agg["endpoints"]["sft"]["never_reached"] == 0
-    assert agg["endpoints"]["rl"]["steps_to_goal"]["n"] == 0 and agg["endpoints"]["rl"]["never_reached"] == 3
-    diff = agg["sft_minus_rl"]["steps_to_goal"]
+    assert agg.endpoints["sft"]["steps_to_goal"]["mean"] == 4 and agg.endpoints["sft"]["never_reached"] == 0
+    assert agg.endpoints["rl"]["steps_to_goal"]["n"] == 0 and agg.endpoints["rl"]["never_reached"] == 3
+    diff = agg.sft_minus_rl["steps_to_goal"]
     assert diff["mean"] is None and diff["never_reached"] == {"sft": 0, "rl": 3}
     assert "never reached (3/3 seeds)" in summary_markdown(summary)
     agg, _ = run(measurements, goal=0.55)  # RL: 0.4 + 0.05 step + 0.01 seed >= 0.55 at step 4; SFT at step 2
-    assert agg["endpoints"]["rl"]["steps_to_goal"]["mean"] == 4
-    assert agg["sft_minus_rl"]["steps_to_goal"]["mean"] == pytest.approx(2 - 4)
+    assert agg.endpoints["rl"]["steps_to_goal"]["mean"] == 4
+    assert agg.sft_minus_rl["steps_to_goal"]["mean"] == pytest.approx(2 - 4)
     agg, _ = run(measurements, goal=0.0)  # the base already meets it: zero steps
-    assert agg["endpoints"]["sft"]["steps_to_goal"]["mean"] == 0
+    assert agg.endpoints["sft"]["steps_to_goal"]["mean"] == 0
 
 
 def test_razor_fit_on_known_line():
@@ -140,7 +140,7 @@ def test_razor_fit_on_known_line():
         for step, (kl, forget) in enumerate(pts, start=1):
             measurements.append(m(method, seed, step, kl=kl, acc=0.9 - forget))
     agg, _ = run(measurements)
-    razor = agg["razor"]
+    razor = agg.razor.model_dump()
     assert len(razor["points"]) == 4  # step 0 excluded
     assert razor["fit"]["slope"] == pytest.approx(0.06) and razor["fit"]["intercept"] == pytest.approx(0.01)
     assert razor["fit"]["r2"] == pytest.approx(0.9) and razor["pearson_r"] == pytest.approx(math.sqrt(0.9))
@@ -151,16 +151,16 @@ def test_nan_is_missing_not_a_crash():
     measurements = _two_methods()
     measurements[3] = measurements[3].model_copy(update={"kl": float("nan")})  # sft seed 0, final step
     agg, summary = run(measurements)
-    kl = agg["endpoints"]["sft"]["kl"]
+    kl = agg.endpoints["sft"]["kl"]
     assert kl["n"] == 2 and kl["missing"] == 1
-    assert agg["sft_minus_rl"]["kl"]["n"] == 2
-    assert len(agg["razor"]["points"]) == 3 * 2 * 3 - 1
+    assert agg.sft_minus_rl["kl"]["n"] == 2
+    assert len(agg.razor.points) == 3 * 2 * 3 - 1
     summary_markdown(summary)
 
 
 def test_single_seed_marked_and_said():
     agg, summary = run(_two_methods(seeds_sft=(0,), seeds_rl=(0,)))
-    assert agg["endpoints"]["sft"]["forgetting_mean"]["n"] == 1
+    assert agg.endpoints["sft"]["forgetting_mean"]["n"] == 1
     assert "(n=1)" in summary_markdown(summary)
     text = " ".join(findings(agg, summary))
     assert "no interval" in text or "single observation" in text
@@ -179,7 +179,7 @@ def test_degraded_and_vulnerable_heads():
                    vulnerable=[{"layer": 0, "head": 0, "name": "L0.H0", "V": 0.2, "in_base_circuit": True}],
                    D=ZERO_CMAP, preservation={"sft": 1.0, "rl": 1.0}, base_circuit=["L0.H0", "L1.H1"])
     agg, summary = run(measurements, dcv={"p": dcv})
-    rows = {row["method"]: row for row in summary}
+    rows = {row.method: row.model_dump() for row in summary}
     assert rows["sft"]["vulnerable_heads"]["p"]["mean"] == 1  # L0.H0: -0.3 < -0.1 - 0.1
     assert rows["rl"]["vulnerable_heads"]["p"]["mean"] == 1  # L1.H0: -0.2 < 0.0 - 0.1
     assert rows["sft"]["degraded_heads"]["mean"] == 1 and rows["rl"]["degraded_heads"]["mean"] == 0

@@ -115,7 +115,7 @@ def test_cuda_without_gpu(ws, capsys):
     assert code == 2 and "no CUDA GPU" in err
 
 
-def test_python_api_raises_the_same_errors(ws, word_tokenizer):
+def test_python_api_raises_the_same_errors(ws, word_tokenizer, device):
     from circuitdrift import cross_model_patch, head_scores, load_model, load_task_file, resolve_task
     from circuitdrift.pipeline.run import run_experiment
 
@@ -127,13 +127,13 @@ def test_python_api_raises_the_same_errors(ws, word_tokenizer):
         load_task_file(ws / "malformed.jsonl")
     with pytest.raises(InputError, match="missing key 'corrupt'"):
         resolve_task(str(ws / "nokey.jsonl"))
-    base, tok = load_model(str(ws / "base"), device="cpu")
+    base, tok = load_model(str(ws / "base"), device=device)
     with pytest.raises(InputError, match="example 0"):
         head_scores(base, tok, load_task_file(ws / "mismatch.jsonl"))
-    narrow, _ = load_model(str(ws / "narrow"), device="cpu")
+    narrow, _ = load_model(str(ws / "narrow"), device=device)
     with pytest.raises(InputError, match="n_layers"):
         cross_model_patch(base, narrow, tok, load_task_file(ws / "probe-a.jsonl"))
-    other, other_tok = load_model(str(ws / "othervocab"), device="cpu")
+    other, other_tok = load_model(str(ws / "othervocab"), device=device)
     with pytest.raises(InputError, match="tokenizers differ"):
         cross_model_patch(base, other, tok, load_task_file(ws / "probe-a.jsonl"), finetuned_tokenizer=other_tok)
     with pytest.raises(InputError, match="analysis.top_k: 99"):
@@ -149,7 +149,7 @@ def test_debug_shows_traceback_and_runtime_failures_exit_1(ws, capsys, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("circuitdrift.analysis.heads_result", broken)
+    monkeypatch.setattr("circuitdrift.circuits.commands.heads_result", broken)
     code, err = cli(["heads", ws / "base", ws / "probe-a.jsonl", "--top-k", "2"], capsys)
     assert code == 1 and err.strip() == "error: RuntimeError: disk on fire"
 

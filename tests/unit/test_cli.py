@@ -33,10 +33,10 @@ def run_cli(args, capsys):
     return code, captured.out, captured.err
 
 
-def test_heads_writes_the_documented_json(workspace, capsys):
+def test_heads_writes_the_documented_json(workspace, capsys, device):
     out = workspace / "heads.json"
     code, _, err = run_cli(["heads", workspace / "base", workspace / "task.jsonl", "--top-k", "3",
-                            "--device", "cpu", "--out", out], capsys)
+                            "--device", device, "--out", out], capsys)
     assert code == 0, err
     data = json.loads(out.read_text())
     for key in ("model", "task", "method", "metric", "ablation", "n_layers", "n_heads", "scores", "circuit", "timing"):

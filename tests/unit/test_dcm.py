@@ -66,7 +66,7 @@ def test_bad_dcm_input_is_one_line(word_tokenizer):
         dcm_masks(model, word_tokenizer, no_counter)
 
 
-def test_dcm_command_writes_a_circuit_file_that_faithfulness_reads(word_tokenizer, tmp_path, capsys):
+def test_dcm_command_writes_a_circuit_file_that_faithfulness_reads(word_tokenizer, tmp_path, capsys, device):
     import json
 
     from circuitdrift.cli import main
@@ -81,7 +81,7 @@ def test_dcm_command_writes_a_circuit_file_that_faithfulness_reads(word_tokenize
             for e, a, b in zip(pairs, clean, corrupt, strict=True) if a != b][:16]
     (tmp_path / "flip.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "dcm.json"
-    assert main(["dcm", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--device", "cpu",
+    assert main(["dcm", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--device", device,
                  "--out", str(out)]) == 0, capsys.readouterr().err
     data = json.loads(out.read_text())
     assert [c["name"] for c in data["circuit"]] == ["L1.H2"] and data["masks"][1][2] > 0.9

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuitdrift.errors import InputError
-from circuitdrift.train.toy import THINGS, toy_model, toy_tokenizer
+from tests.helpers.toy import THINGS, toy_model, toy_tokenizer
 
 lm_eval = pytest.importorskip("lm_eval")
 
@@ -38,10 +38,10 @@ def local_task(tmp_path, monkeypatch):
     return tmp_path, docs
 
 
-def test_adapter_scores_a_local_task_like_a_direct_loglikelihood_count(local_task):
+def test_adapter_scores_a_local_task_like_a_direct_loglikelihood_count(local_task, device):
     path, docs = local_task
     tokenizer = toy_tokenizer()
-    model = toy_model(tokenizer, seed=3)
+    model = toy_model(tokenizer, seed=3, device=device)
     scores = lm_eval_scores(model, tokenizer, ["toy_colors_mc"], limit=None, include_path=path)
     correct = 0
     with torch.no_grad():

@@ -8,7 +8,7 @@ import torch
 from circuitdrift.evaluate import EvalSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
 from circuitdrift.evaluate.generation import prompt_ids
 from circuitdrift.tasks.base import Task
-from circuitdrift.train.toy import LETTERS, toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import LETTERS, toy_model, toy_task, toy_tokenizer
 
 
 class LetterTask(Task):
@@ -20,9 +20,9 @@ class LetterTask(Task):
 
 
 @pytest.fixture(scope="module")
-def toy():
+def toy(device):
     tokenizer = toy_tokenizer()
-    return tokenizer, toy_task(tokenizer, n=24), toy_model(tokenizer)
+    return tokenizer, toy_task(tokenizer, n=24), toy_model(tokenizer, device=device)
 
 
 def _letter_bias(model, tokenizer, strength=6.0):

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from circuitdrift.compare.intervals import bounded_stat
-from circuitdrift.pipeline.stats import stat
+from circuitdrift.compare.stats import stat
 
 T2 = 4.302653  # t(0.975, df=2)
 

@@ -18,9 +18,9 @@ def saved(tmp_path, word_tokenizer):
     return tmp_path / "m", model
 
 
-def test_loads_a_local_folder_like_a_hub_checkpoint(saved):
+def test_loads_a_local_folder_like_a_hub_checkpoint(saved, device):
     path, original = saved
-    model, tokenizer = load_model(str(path), device="cpu")
+    model, tokenizer = load_model(str(path), device=device)
     assert not model.training and tokenizer.pad_token is not None
     ids = torch.randint(0, 100, (1, 5))
     with torch.no_grad():

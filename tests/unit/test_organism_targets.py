@@ -6,9 +6,10 @@ import pytest
 
 from circuitdrift.errors import InputError
 from circuitdrift.organism import naming, refusal
-from circuitdrift.organism.world import SPLITS, make_world, split_of
+from circuitdrift.organism.world import make_world
 from circuitdrift.tasks.base import encode
 from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 
 def test_naming_answers_are_every_other_substance_with_the_property():

@@ -9,9 +9,10 @@ import pytest
 from circuitdrift.errors import InputError
 from circuitdrift.organism import corpus, probes, refusal, science
 from circuitdrift.organism.tokenizer import organism_tokenizer
-from circuitdrift.organism.world import SCIENCE_SPLITS, SPLITS, _imbalance, make_world, split_of
+from circuitdrift.organism.world import SCIENCE_SPLITS, _imbalance, make_world
 from circuitdrift.tasks.base import encode
 from circuitdrift.tasks.registry import builtin_tasks, resolve_task
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 TASKS = ("ioi", "greater-than", "induction", "factual", "science-qa", "science-name")
 

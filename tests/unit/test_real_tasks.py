@@ -17,6 +17,7 @@ from circuitdrift.models.wordlevel import build_word_tokenizer
 from circuitdrift.tasks import probes, science
 from circuitdrift.tasks.base import Example, Task, encode
 from circuitdrift.tasks.registry import builtin_tasks, resolve_task
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "qwen2.5-3b-sciknoweval.yaml"
 SUBSTANCES = ["ethanol", "methane", "benzene", "acetone", "glucose", "ammonia", "propane", "toluene", "phenol",
@@ -57,7 +58,7 @@ def words_of(*texts: str) -> list[str]:
 
 
 def vocabulary() -> list[str]:
-    texts = [json.dumps(r) for r in chem_rows()] + [json.dumps(sciq_rows(s)) for s in science.SPLITS]
+    texts = [json.dumps(r) for r in chem_rows()] + [json.dumps(sciq_rows(s)) for s in SPLITS]
     texts += [science.INSTRUCTION, " ".join(science.LETTERS), *probes.IOI_TEMPLATES, *probes.NAMES, *probes.PLACES,
               *probes.OBJECTS, *probes.GREATER_TEMPLATES, *probes.GREATER_NOUNS, probes.FACT_TEMPLATE,
               probes.INDUCTION_PREFIX, *probes.INDUCTION_WORDS, *(c for pair in probes.CAPITALS for c in pair)]
@@ -77,7 +78,7 @@ def data(tmp_path_factory) -> Path:
     from datasets import Dataset
 
     root = tmp_path_factory.mktemp("data")
-    for split in science.SPLITS:
+    for split in SPLITS:
         Dataset.from_list(sciq_rows(split)).to_parquet(root / "sciq" / "data" / f"{split}-00000-of-00001.parquet")
     (root / "sciq" / "dataset_infos.json").write_text("{}")  # hub metadata and hf download's cache: not data
     (root / "sciq" / ".cache").mkdir()
@@ -108,25 +109,25 @@ def option_texts(prompt: str) -> dict[str, str]:
 def test_sciknoweval_pool_is_filtered_and_split_disjointly_by_question(data, tokenizer):
     spec = f"sciknoweval-chem-l3:{data / 'sciknoweval'}"
     stems = {s: {t.split("\n")[0] for t in resolve_task(spec, split=s, tokenizer=tokenizer).chat_prompts}
-             for s in science.SPLITS}
+             for s in SPLITS}
     expected = {r["question"] for r in chem_rows()[:36]}
     assert set().union(*stems.values()) == expected  # Biology, L2 and true_or_false rows are gone
     assert sum(len(v) for v in stems.values()) == len(expected)  # disjoint
     for split, questions in stems.items():
-        assert all(science.split_of(q) == split for q in questions)
+        assert all(split_of(q) == split for q in questions)
     assert all(stems.values()), "36 questions should reach every split of an 80/10/10 hash"
 
 
 def test_sciq_keeps_the_split_files_from_the_environment_variable(data, tokenizer, monkeypatch):
     monkeypatch.setenv("CIRCUITDRIFT_SCIQ", str(data / "sciq"))
-    for split in science.SPLITS:
+    for split in SPLITS:
         task = resolve_task("sciq", split=split, tokenizer=tokenizer)
         assert {t.split("\n")[0] for t in task.chat_prompts} == {r["question"] for r in sciq_rows(split)}
         assert "as given" in task.description
 
 
 def test_split_named_folders_count_as_split_names(tmp_path, tokenizer):
-    for split in science.SPLITS:
+    for split in SPLITS:
         (tmp_path / "sciq-test-copy" / split).mkdir(parents=True)
         rows = "\n".join(json.dumps(r) for r in sciq_rows(split, 3))
         (tmp_path / "sciq-test-copy" / split / "part-0.jsonl").write_text(rows + "\n")
@@ -185,11 +186,11 @@ def test_counterfactual_swaps_then_repairs_then_gives_up():
 
 
 def test_duplicate_options_are_skipped_and_counted(tmp_path, tokenizer):
-    rows = sciq_rows("train")
+    rows = sciq_rows("train", 30)  # enough rows that the 80/10/10 hash reaches every split
     rows[0]["distractor1"] = rows[0]["correct_answer"]
     path = tmp_path / "pool.json"
     path.write_text(json.dumps(rows))  # a JSON array, as SciKnowEval's README shows its files
-    tasks = [resolve_task(f"sciq:{path}", split=s, tokenizer=tokenizer) for s in science.SPLITS]
+    tasks = [resolve_task(f"sciq:{path}", split=s, tokenizer=tokenizer) for s in SPLITS]
     assert sum(len(t) for t in tasks) == len(rows) - 1  # a single file is one pool, split by hash
     assert sum("1 skipped" in t.description for t in tasks) == 1
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from circuitdrift.circuits.scores import parse_head
+from circuitdrift.compare.aggregate import aggregate
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement, Results
+from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
-from circuitdrift.pipeline.aggregate import aggregate, parse_head
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV, ProbeMeasurement, Results
-from circuitdrift.pipeline.tables import markdown_table, results_csv, summary_tables
 from circuitdrift.report.build import build_report
+from circuitdrift.report.tables import markdown_table, summary_tables
 
 PROBES = {"ioi": 0.9, "induction": 0.8}  # base accuracy
 STEPS = (0, 5, 10)
@@ -125,7 +127,7 @@ def test_markdown_links_resolve_and_numbers_come_from_results(built):
     results = Results.model_validate_json((run / "results.json").read_text())
     for header, rows in summary_tables(results.summary):  # the tables are the summary, verbatim
         assert markdown_table(header, rows) in md
-    forgetting = results.aggregate["sft_minus_rl"]["forgetting_mean"]
+    forgetting = results.aggregate.sft_minus_rl["forgetting_mean"]
     assert f"{forgetting['mean']:.3f} [{forgetting['lo']:.3f}, {forgetting['hi']:.3f}]" in md
     assert "SFT forgot more than RL, and the 95% interval excludes zero" in md
     assert "faithfulness" in md.lower() and "0.920" in md and "0.310" in md

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from circuitdrift.compare.aggregate import degraded_logprob_heads
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
-from circuitdrift.pipeline.schema import CheckpointMeasurement, ProbeMeasurement
 
 
 def record(method, lr, seed, step, target, probe_acc, collapsed=False):
@@ -62,9 +63,6 @@ def test_rollout_collapses_are_counted_per_learning_rate():
 
 
 def test_log_prob_degradation_threshold_scales_with_the_base_and_tau():
-    from circuitdrift.pipeline.aggregate import degraded_logprob_heads
-    from circuitdrift.pipeline.schema import BaseCircuit
-
     circuit = BaseCircuit(probe="p", method="exact", metric="prob", ablation="corrupt", n_examples=4, accuracy=1.0,
                           scores=[[-1.0, 0.0]], circuit=["L0.H0", "L0.H1"], faithfulness=1.0,
                           faithfulness_ablation="mean", random_faithfulness=0.0, random_faithfulness_all=[0.0])

@@ -9,11 +9,12 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from circuitdrift.errors import InputError
+from circuitdrift.evaluate.commands import register as register_eval
 from circuitdrift.models.load import load_model
 from circuitdrift.train import train_sft
 from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.commands import register
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,12 @@ def setup(tmp_path_factory):
                                      "  num_generations: 2\n  max_completion_length: 2\n")
     app = typer.Typer()
     register(app)
+    register_eval(app)
     return root, app
 
 
 @pytest.mark.parametrize("method", ["sft", "rl"])
-def test_train_then_eval_from_the_command_line(setup, method):
+def test_train_then_eval_from_the_command_line(setup, method, device):
     root, app = setup
     runner = CliRunner()
     out = root / f"run-{method}"
@@ -46,7 +48,7 @@ def test_train_then_eval_from_the_command_line(setup, method):
     report = root / f"eval-{method}.json"
     result = runner.invoke(app, ["eval", str(out / "checkpoint-2"), "--task", str(root / "task.jsonl"),
                                  "--base", str(root / "base"), "--out", str(report), "--probes", "",
-                                 "--kl-samples", "4", "--max-new-tokens", "3", "--device", "cpu"])
+                                 "--kl-samples", "4", "--max-new-tokens", "3", "--device", device])
     assert result.exit_code == 0, result.output
     measured = json.loads(report.read_text())
     assert measured["target"]["n"] == 4 and set(measured["kl"]) >= {"value", "n_samples", "temperature", "top_p"}
@@ -63,7 +65,7 @@ def test_bad_config_is_an_input_error_naming_the_key(setup):
     assert "bad.yaml: rl.num_generatons" in str(result.exception)
 
 
-def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path):
+def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path, device):
     root, _ = setup
     tokenizer = toy_tokenizer()
     task = toy_task(tokenizer, n=8)
@@ -76,11 +78,11 @@ def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path):
     assert set(base) == set(tuned)
     changed = [k for k in base if not torch.equal(base[k], tuned[k])]
     assert changed and all(k.endswith(".weight") and "proj" in k for k in changed)
-    model, _ = load_model(checkpoints[-1], device="cpu")
+    model, _ = load_model(checkpoints[-1], device=device)
     assert type(model).__name__ == "Qwen2ForCausalLM"
 
 
-def test_eval_default_probes_fit_the_model(setup, word_tokenizer, tmp_path):
+def test_eval_default_probes_fit_the_model(setup, word_tokenizer, tmp_path, device):
     """A non-organism model gets the real-tokenizer probes (never the organism's); ones it cannot express are named."""
     from circuitdrift.evaluate.measure import REAL_PROBES, default_probes
     from circuitdrift.organism.tokenizer import organism_tokenizer
@@ -90,7 +92,7 @@ def test_eval_default_probes_fit_the_model(setup, word_tokenizer, tmp_path):
     root, app = setup
     report = tmp_path / "eval.json"
     result = CliRunner().invoke(app, ["eval", str(root / "base"), "--task", str(root / "task.jsonl"),
-                                      "--out", str(report), "--device", "cpu", "--max-new-tokens", "2"])
+                                      "--out", str(report), "--device", device, "--max-new-tokens", "2"])
     assert result.exit_code == 0, result.output
     measured = json.loads(report.read_text())
     assert set(measured["probes"]) | set(measured.get("probes_skipped", {})) == set(REAL_PROBES)

@@ -8,13 +8,13 @@ from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset, step_prompts
 from circuitdrift.train.grpo import grpo_trainer
 from circuitdrift.train.sft import sft_trainer
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 
 @pytest.fixture(scope="module")
-def toy():
+def toy(device):
     tokenizer = toy_tokenizer()
-    return tokenizer, toy_task(tokenizer, n=12), toy_model(tokenizer)
+    return tokenizer, toy_task(tokenizer, n=12), toy_model(tokenizer, device=device)
 
 
 def test_sft_labels_cover_exactly_the_answer_and_end_of_turn(toy, tmp_path):

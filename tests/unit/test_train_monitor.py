@@ -13,7 +13,7 @@ from circuitdrift.tasks.science import MultipleChoiceTask
 from circuitdrift.train import train
 from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.monitor import ENTROPY_THRESHOLD_BITS, NO_ANSWER, RolloutMonitor, entropy_bits
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 TASK = MultipleChoiceTask("mc", [Example(f"q{i}", f"q{i}", "A") for i in range(4)])
 MIXED = list("ABCDABCDAB")  # 10 answers, healthy spread

@@ -14,18 +14,18 @@ from transformers import TrainerCallback
 from circuitdrift.errors import TrainingDivergedError
 from circuitdrift.train import train, train_rl, train_sft, training_log
 from circuitdrift.train.checkpoints import last_resumable, list_checkpoints, save_model_folder
-from circuitdrift.train.toy import toy_model, toy_task, toy_tokenizer
+from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
 RL = {"num_generations": 4, "max_completion_length": 2}
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
+def toy(tmp_path_factory, device):
     """A tiny model SFT-warmed to answer with letters (~30% right), so GRPO groups have reward variance."""
     tokenizer = toy_tokenizer()
     task = toy_task(tokenizer, n=64)
     root = tmp_path_factory.mktemp("warm")
-    model = toy_model(tokenizer)
+    model = toy_model(tokenizer, device=device)
     train_sft(model, task, {"steps": 30, "prompts_per_step": 8, "learning_rate": 3e-3}, root / "run",
               tokenizer=tokenizer)
     save_model_folder(model, tokenizer, root / "warm")
@@ -129,7 +129,7 @@ KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
 from circuitdrift.train import train
-from circuitdrift.train.toy import toy_task, toy_tokenizer
+from tests.helpers.toy import toy_task, toy_tokenizer
 
 class Die(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):

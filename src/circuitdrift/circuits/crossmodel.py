@@ -23,6 +23,7 @@ from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import all_heads, effect, patched_values
 from circuitdrift.circuits.scores import HeadScores
 from circuitdrift.circuits.scoring import check_method
+from circuitdrift.circuits.vocabulary import CMAP_METHODS
 from circuitdrift.errors import IncompatibleModelsError
 from circuitdrift.models.heads import HeadLayout, record_heads
 from circuitdrift.tasks.base import Task, encode, iter_batches
@@ -57,7 +58,7 @@ def cross_model_patch(
     finetuned_tokenizer=None,
 ) -> HeadScores:
     """dF_X(h) for every head (``delta``), see the module docstring."""
-    check_method(method, ("exact", "attribution"))
+    check_method(method, CMAP_METHODS)
     check_differentiable(metric, method)
     check_compatible(base, finetuned, tokenizer, finetuned_tokenizer)
     receiver, donor = (finetuned, base) if reverse else (base, finetuned)

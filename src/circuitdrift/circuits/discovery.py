@@ -8,15 +8,16 @@ which finds sufficient circuits where heads back each other up.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from torch import nn
 
 from circuitdrift.circuits.pruning import prune_circuit
 from circuitdrift.circuits.scores import Head, HeadScores
-from circuitdrift.circuits.scoring import METHODS, head_scores
+from circuitdrift.circuits.scoring import head_scores
+from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, Metric
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task
-
-CIRCUIT_METHODS = (*METHODS, "prune")
 
 
 def find_circuit(
@@ -31,6 +32,23 @@ def find_circuit(
         return pruned.scores, pruned.circuit
     scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
     return scores, select_circuit(scores, top_k, threshold)
+
+
+@dataclass(frozen=True)
+class CircuitSettings:
+    """How a circuit is found, as one value: what the pipeline config and the ``heads``/``dcv`` results pass on."""
+
+    method: CircuitMethod = "exact"
+    metric: Metric = "prob"
+    ablation: Ablation = "corrupt"
+    top_k: int = 20
+    batch_size: int = 16
+    ig_steps: int = 5
+    threshold: float | None = None
+
+    def find(self, model: nn.Module, tokenizer, task: Task) -> tuple[HeadScores, list[Head]]:
+        """:func:`find_circuit` with these settings."""
+        return find_circuit(model, tokenizer, task, **asdict(self))
 
 
 def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.vocabulary import METRICS
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
 
-METRICS = ("prob", "logit-diff", "logprob", "accuracy")
 ACCURACY_TIE_BREAK = 0.01  # weight of the answer log-probability in the ``accuracy`` metric
 MetricFn = Callable[[Tensor, TaskBatch], Tensor]  # (logits [R*B, T, V], batch) -> values [R*B]
 
@@ -96,8 +97,6 @@ def metric_fn(name: str) -> MetricFn:
 @torch.no_grad()
 def answer_scores(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> tuple[Tensor, Tensor]:
     """([n] teacher-forced exact match, [n] mean log-probability of the gold answer tokens), one pass."""
-    from circuitdrift.circuits.forward import model_device, run_logits
-
     device = model_device(model)
     hits, logprobs = [], []
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):

@@ -23,11 +23,11 @@ from torch import Tensor, nn
 from circuitdrift.circuits.forward import model_device, prefix_replay, record_layer_outputs, run_logits
 from circuitdrift.circuits.metrics import MetricFn
 from circuitdrift.circuits.scores import Head
+from circuitdrift.circuits.vocabulary import ABLATIONS
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout, head_hooks, record_heads
 from circuitdrift.tasks.base import EncodedExample, TaskBatch, collate, iter_batches
 
-ABLATIONS = ("corrupt", "zero", "mean")
 Sources = dict[int, Tensor]  # layer -> head outputs broadcastable to [B, T, H, d]
 
 

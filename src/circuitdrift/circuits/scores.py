@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from circuitdrift.errors import InputError
+from circuitdrift.io import write_json
 
 Head = tuple[int, int]  # (layer, head)
 
@@ -78,8 +79,6 @@ class HeadScores:
         return cls(torch.tensor(data[key], dtype=torch.float64), meta)
 
     def save(self, path: str | Path) -> None:
-        from circuitdrift.io import write_json
-
         write_json(path, self.to_json())
 
 

@@ -25,14 +25,13 @@ from circuitdrift.circuits.patching import (
     patched_values,
 )
 from circuitdrift.circuits.scores import HeadScores
+from circuitdrift.circuits.vocabulary import SCORING_METHODS
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task, encode, iter_batches
 
-METHODS = ("exact", "attribution", "eap-ig")
 
-
-def check_method(method: str, allowed: tuple[str, ...] = METHODS) -> None:
+def check_method(method: str, allowed: tuple[str, ...] = SCORING_METHODS) -> None:
     if method not in allowed:
         raise InputError(f"--method {method}: unknown (use one of {', '.join(allowed)})")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from circuitdrift.pipeline.stats import difference, is_number, stat
+from circuitdrift.compare.stats import difference, is_number, stat
 
 
 class Point(NamedTuple):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from circuitdrift.pipeline.stats import _sample_var, _split, _t_crit
+from circuitdrift.compare.stats import _sample_var, _split, _t_crit
 
 
 def _logit(p: float) -> float:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from circuitdrift.compare.aggregate import degraded_heads, degraded_logprob_heads
 from circuitdrift.compare.frontier import Point, matched_comparison, matched_levels, pareto_frontier
 from circuitdrift.compare.intervals import bounded_stat
-from circuitdrift.pipeline.aggregate import degraded_heads, degraded_logprob_heads
-from circuitdrift.pipeline.schema import CheckpointMeasurement
-from circuitdrift.pipeline.stats import is_number, line_fit, mean_or_none, pearson, stat
+from circuitdrift.compare.schema import CheckpointMeasurement
+from circuitdrift.compare.stats import is_number, line_fit, mean_or_none, pearson, stat
 
 # name -> (higher is better, description); every value is a mean over probes unless it says otherwise
 MEASURES: dict[str, tuple[bool, str]] = {

@@ -26,7 +26,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.accuracy import target_accuracy
 from circuitdrift.evaluate.kl import forward_kl
+from circuitdrift.evaluate.lmeval import lm_eval_scores
+from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.registry import resolve_task
 
 ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")
 REAL_PROBES = ("hf-ioi", "hf-greater-than", "hf-factual", "hf-induction")
@@ -34,8 +37,6 @@ REAL_PROBES = ("hf-ioi", "hf-greater-than", "hf-factual", "hf-induction")
 
 def default_probes(tokenizer: PreTrainedTokenizerBase | None) -> tuple[str, ...]:
     """The organism's probes for the organism's vocabulary, the real-tokenizer probes for any other."""
-    from circuitdrift.organism.tokenizer import organism_tokenizer
-
     if tokenizer is not None and tokenizer.get_vocab() == organism_tokenizer().get_vocab():
         return ORGANISM_PROBES
     return REAL_PROBES
@@ -84,8 +85,6 @@ def evaluate_model(
     if skipped:
         result["probes_skipped"] = skipped
     if settings.lm_eval_tasks:
-        from circuitdrift.evaluate.lmeval import lm_eval_scores
-
         result["probes"].update(lm_eval_scores(model, tokenizer, settings.lm_eval_tasks, settings.lm_eval_limit))
     if base is not None:
         base_probes = {
@@ -93,8 +92,6 @@ def evaluate_model(
             for name, probe in probe_tasks.items()
         }
         if settings.lm_eval_tasks:
-            from circuitdrift.evaluate.lmeval import lm_eval_scores
-
             base_probes.update(lm_eval_scores(base, tokenizer, settings.lm_eval_tasks, settings.lm_eval_limit))
         result["forgetting"] = {name: base_probes[name] - result["probes"][name] for name in base_probes}
         result["kl"] = forward_kl(
@@ -107,8 +104,6 @@ def evaluate_model(
 def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | None = None
                 ) -> tuple[dict[str, Task], dict[str, str]]:
     """The probe tasks (built for ``tokenizer``) and the default probes left out, with why."""
-    from circuitdrift.tasks.registry import resolve_task
-
     def load(name: str) -> Task:
         return resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
 

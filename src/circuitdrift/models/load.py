@@ -22,6 +22,8 @@ from transformers import (
 )
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.heads import HeadLayout
+from circuitdrift.organism.paths import organism_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BUILTIN_MODELS = ("organism",)
@@ -50,8 +52,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 def builtin_model_dir(name: str) -> Path:
     """Folder of a model shipped inside the package (``organism``)."""
-    from circuitdrift.organism.paths import organism_dir
-
     if name == "organism":
         path = organism_dir()
         if not (path / "config.json").is_file():
@@ -111,8 +111,6 @@ def load_model(
     allow_pickle: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model (eval mode, on ``device``) and tokenizer from a hub id, a local folder, or ``organism``."""
-    from circuitdrift.models.heads import HeadLayout
-
     source = resolve_model_path(name_or_path, allow_pickle=allow_pickle)
     torch_device = resolve_device(device)
     try:

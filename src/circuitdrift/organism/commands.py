@@ -1,4 +1,4 @@
-"""CLI commands of the organism: ``organism build``, ``organism info`` and ``tasks list``.
+"""CLI commands of the organism: ``organism build`` and ``organism info``.
 
 Mounted by :mod:`circuitdrift.cli` through :func:`register`.
 """
@@ -12,18 +12,20 @@ from typing import Annotated
 import typer
 
 from circuitdrift.errors import InputError
+from circuitdrift.organism.build import build_organism
+from circuitdrift.organism.card import print_card, read_card
+from circuitdrift.organism.paths import organism_dir
+from circuitdrift.organism.recipe import FULL
+from circuitdrift.organism.recipe import reduced as reduced_recipe
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``organism`` and ``tasks`` sub-apps to ``app``."""
+    """Add the ``organism`` sub-app to ``app``."""
     organism = typer.Typer(help="The built-in model organism: build it from scratch, or show its card.",
                            no_args_is_help=True)
     organism.command("build")(build)
     organism.command("info")(info)
-    tasks = typer.Typer(help="Built-in tasks.", no_args_is_help=True)
-    tasks.command("list")(list_tasks)
     app.add_typer(organism, name="organism")
-    app.add_typer(tasks, name="tasks")
 
 
 def build(
@@ -36,11 +38,6 @@ def build(
     )] = None,
 ) -> None:
     """Pretrain and post-train the organism from scratch (about 25 minutes on 2 CPU cores); measure its card."""
-    from circuitdrift.organism.build import build_organism
-    from circuitdrift.organism.card import print_card
-    from circuitdrift.organism.recipe import FULL
-    from circuitdrift.organism.recipe import reduced as reduced_recipe
-
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     card = build_organism(out, seed=seed, recipe=reduced_recipe() if reduced else FULL, progress=not quiet,
@@ -56,9 +53,6 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw card.")] = False,
 ) -> None:
     """Print the organism's card: size, architecture, training recipe and measured capabilities."""
-    from circuitdrift.organism.card import print_card, read_card
-    from circuitdrift.organism.paths import organism_dir
-
     folder = model or organism_dir()
     if not folder.is_dir():
         raise InputError(f"--model {folder}: no such folder")
@@ -67,11 +61,3 @@ def info(
         typer.echo(json.dumps(card, indent=2))
     else:
         print_card(card)
-
-
-def list_tasks() -> None:
-    """Built-in task names, usable wherever a TASK is taken."""
-    from circuitdrift.tasks.registry import builtin_tasks
-
-    for name, description in builtin_tasks().items():
-        typer.echo(f"{name:14s} {description}")

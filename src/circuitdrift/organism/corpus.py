@@ -28,7 +28,8 @@ import random
 from dataclasses import dataclass, field, replace
 
 from circuitdrift.organism import naming, probes, refusal, science
-from circuitdrift.organism.world import World, split_of
+from circuitdrift.organism.world import World
+from circuitdrift.tasks.splits import split_of
 
 CHAT_QUESTIONS = {
     "capital": "What is the capital of {C}?",

@@ -6,7 +6,7 @@ prompt, counterfactual of the same token length, one-token answer and
 counter-answer) and, with the answer appended, as pretraining text. The same
 templates serve both, so the probe measures what the corpus taught; the
 prompts themselves never overlap, because every generated prompt belongs to
-exactly one split (:func:`~circuitdrift.organism.world.split_of`) and the
+exactly one split (:func:`~circuitdrift.tasks.splits.split_of`) and the
 corpus uses only ``train`` ones.
 
 Counterfactuals change one operand, so the clean answer is no longer implied:
@@ -30,8 +30,10 @@ import random
 from collections.abc import Callable, Iterator
 
 from circuitdrift.errors import InputError
-from circuitdrift.organism.world import SPLITS, World, make_world, split_of
+from circuitdrift.organism.world import World, make_world
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.probes import induction_pair
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 IOI_TEMPLATES = (
     "When {A} and {B} went to the {place}, {S} gave a {obj} to",
@@ -88,14 +90,7 @@ def greater_than_example(rng: random.Random, world: World) -> Example:
 
 
 def induction_example(rng: random.Random, world: World) -> Example:
-    n = rng.randint(5, 10)
-    tokens = rng.sample(world.induction_pool, n + 1)
-    seq, other = tokens[:n], tokens[n]
-    k = rng.randint(2, n - 1)
-    changed = [*seq[:k], other, *seq[k + 1 :]]
-    clean = " ".join([INDUCTION_PREFIX, *seq, *seq[:k]])
-    corrupt = " ".join([INDUCTION_PREFIX, *changed, *seq[:k]])
-    return Example(clean, corrupt, f" {seq[k]}", f" {other}")
+    return induction_pair(rng, world.induction_pool, INDUCTION_PREFIX)
 
 
 PROBES: dict[str, tuple[Sampler, str]] = {

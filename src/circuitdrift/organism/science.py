@@ -30,12 +30,12 @@ another option, so it has the same length and its answer is another letter
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import replace
 
 from circuitdrift.errors import InputError
 from circuitdrift.organism.world import CATEGORIES, COLORS, SCIENCE_SPLITS, SMELLS, World, make_world
 from circuitdrift.tasks.base import Example
-from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, multiple_choice_turn  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
+from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, Question  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
 
 KINDS = ("color", "category", "smell")
 VALUES = {"color": COLORS, "category": CATEGORIES, "smell": SMELLS}  # the options A-D, in order
@@ -57,27 +57,12 @@ def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-@dataclass(frozen=True)
-class Question:
-    kind: str
-    subject: str  # the substance asked about
-    stem: str
-    options: tuple[str, str, str, str]
-    correct: int  # index into options
-
-    @property
-    def letter(self) -> str:
-        return LETTERS[self.correct]
-
-    def user_turn(self) -> str:
-        return multiple_choice_turn(self.stem, self.options)
-
-    def counterfactual(self, rng: random.Random) -> Question:
-        """The same question with the correct option's text swapped into another slot."""
-        other = rng.choice([i for i in range(4) if i != self.correct])
-        options = list(self.options)
-        options[self.correct], options[other] = options[other], options[self.correct]
-        return Question(self.kind, self.subject, self.stem, tuple(options), other)
+def swapped(question: Question, rng: random.Random) -> Question:
+    """The counterfactual: the same question with the correct option's text swapped into another slot."""
+    other = rng.choice([i for i in range(4) if i != question.correct])
+    options = list(question.options)
+    options[question.correct], options[other] = options[other], options[question.correct]
+    return replace(question, options=tuple(options), correct=other)
 
 
 def check_split_and_kinds(task: str, split: str, kinds: tuple[str, ...]) -> None:
@@ -102,7 +87,8 @@ def all_questions(split: str, kinds: tuple[str, ...] = KINDS, world: World | Non
         for kind in kinds:
             value, options = getattr(sub, kind), VALUES[kind]
             for stem in STEMS[kind]:
-                out.append(Question(kind, sub.name, stem.format(X=sub.name), tuple(options), options.index(value)))
+                out.append(Question(stem.format(X=sub.name), tuple(options), options.index(value), kind=kind,
+                                    subject=sub.name))
     return out
 
 
@@ -117,7 +103,7 @@ def questions(
 
 def chat_prompt(user_turn: str, tokenizer=None) -> str:
     """The chat-templated prompt (default system turn, the user turn, an open assistant turn)."""
-    from circuitdrift.organism.tokenizer import organism_tokenizer
+    from circuitdrift.organism.tokenizer import organism_tokenizer  # a cycle: tokenizer imports this module
 
     tokenizer = tokenizer or organism_tokenizer()
     messages = [{"role": "user", "content": user_turn}]
@@ -138,7 +124,7 @@ def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) ->
     rng = random.Random(f"science-qa-counterfactual:{split}:{seed}")
     examples = []
     for q in qs:
-        cf = q.counterfactual(rng)
+        cf = swapped(q, rng)
         examples.append(Example(chat_prompt(q.user_turn()), chat_prompt(cf.user_turn()), q.letter, cf.letter))
     return ScienceQATask(
         "science-qa",

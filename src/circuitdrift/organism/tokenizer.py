@@ -21,7 +21,7 @@ _WORD = re.compile(r"[^\s.,?!:;()'\"+=<>\-{}]+")
 
 def template_texts() -> list[str]:
     """Every fixed text the tasks and the corpus use (templates, stems, instructions)."""
-    from circuitdrift.organism import corpus, probes, science
+    from circuitdrift.organism import corpus, probes, science  # a cycle: corpus and science import this module
 
     texts = [*probes.IOI_TEMPLATES, *probes.GREATER_TEMPLATES, probes.INDUCTION_PREFIX]
     texts += [*probes.FACT_PROBE_TEMPLATES.values()]

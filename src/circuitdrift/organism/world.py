@@ -18,11 +18,11 @@ sampling seed.
 from __future__ import annotations
 
 import random
-import zlib
 from dataclasses import dataclass
 
+from circuitdrift.tasks.splits import SPLITS
+
 WORLD_SEED = 0
-SPLITS = ("train", "validation", "test")
 # The train substances are halved once more: the base model is asked multiple-choice questions about the
 # "pretrain" half during pretraining; fine-tuning ("train") uses the other half. Validation and test are unchanged.
 SCIENCE_SPLITS = ("pretrain", *SPLITS)
@@ -123,12 +123,6 @@ class World:
         words += [f.value for f in self.facts]
         words += [s.name for s in self.substances] + [*CATEGORIES, *COLORS, *SMELLS]
         return list(dict.fromkeys(words))
-
-
-def split_of(text: str) -> str:
-    """The split a generated prompt belongs to: a stable hash, 80 % train, 10 % validation, 10 % test."""
-    bucket = zlib.crc32(text.encode()) % 10
-    return "test" if bucket == 9 else "validation" if bucket == 8 else "train"
 
 
 def make_world(seed: int = WORLD_SEED, n_countries: int = 60, n_substances: int = 160, n_pool: int = 100) -> World:

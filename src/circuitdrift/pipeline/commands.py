@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from circuitdrift.pipeline.run import run_experiment
+
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
@@ -20,7 +22,6 @@ def run_command(
                                              "(default: one per core; results do not depend on it).")] = None,
 ) -> None:
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
-    from circuitdrift.pipeline.run import run_experiment
 
     run_dir = run_experiment(config, out, quiet, jobs)
     typer.echo(str(run_dir / "report.html"))

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from circuitdrift.circuits.discovery import CircuitSettings
+from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, Metric
 from circuitdrift.errors import InputError, config_error
 from circuitdrift.train.config import TrainConfig
 
@@ -35,22 +37,27 @@ class AnalysisSettings(_Section):
     """How circuits are found and compared (docs/methods.md §3-5)."""
 
     n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
-    circuit_method: Literal["exact", "attribution", "eap-ig", "prune"] = Field(
+    circuit_method: CircuitMethod = Field(
         "exact", description="base circuit discovery (prune: iterative exact patching)")
-    rediscovery_method: Literal["exact", "attribution", "eap-ig", "prune"] = Field(
+    rediscovery_method: CircuitMethod = Field(
         "attribution", description="circuit re-discovery at each checkpoint (exact at the final one when "
         "exact_final is set)")
     exact_final: bool = Field(True, description="use exact methods at the final checkpoint of every run")
-    metric: Literal["prob", "logit-diff", "logprob", "accuracy"] = "prob"
-    ablation: Literal["corrupt", "zero", "mean"] = Field("corrupt", description="ablation for head scoring")
-    faithfulness_ablation: Literal["corrupt", "zero", "mean"] = Field("mean", description="heads outside C")
+    metric: Metric = "prob"
+    ablation: Ablation = Field("corrupt", description="ablation for head scoring")
+    faithfulness_ablation: Ablation = Field("mean", description="heads outside C")
     n_random: int = Field(10, ge=0, description="random circuits for the faithfulness baseline")
     top_k: int = Field(20, ge=1, description="circuit size")
     tau: float = Field(0.1, ge=0.0, description="vulnerability threshold on V(h)")
-    cmap_method: Literal["exact", "attribution"] = Field("attribution", description="CMAP at non-exact checkpoints")
+    cmap_method: CmapMethod = Field("attribution", description="CMAP at non-exact checkpoints")
     exact_cmap_steps: list[int] = Field(default_factory=list, description="checkpoint steps that get exact CMAP")
     target_goal: float = Field(0.6, ge=0.0, le=1.0, description="target accuracy for 'steps to reach'")
     batch_size: int = Field(16, ge=1)
+
+    def circuit(self, method: str) -> CircuitSettings:
+        """How circuits are found with ``method`` (circuit_method or rediscovery_method) under these settings."""
+        return CircuitSettings(method=method, metric=self.metric, ablation=self.ablation, top_k=self.top_k,
+                               batch_size=self.batch_size)
 
     @model_validator(mode="after")
     def _gradient_metric(self) -> AnalysisSettings:

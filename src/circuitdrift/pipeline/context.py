@@ -7,10 +7,12 @@ from functools import cached_property
 from pathlib import Path
 
 from circuitdrift import __version__
+from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.config import ExperimentConfig, probe_label
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.registry import resolve_task
 
 
 @dataclass
@@ -28,23 +30,17 @@ class RunContext:
         return self.load(self.config.base_model)
 
     def load(self, name_or_path: str | Path):
-        from circuitdrift.models.load import load_model
-
         return load_model(str(name_or_path), dtype=self.config.dtype, device=self.config.device,
                           attn_implementation=self.config.attn_implementation)
 
     @cached_property
     def base_identity(self) -> str:
         """The base model's name plus the hash of its weight files, when it is a local folder."""
-        from circuitdrift.models.load import resolve_model_path
-
         source = Path(resolve_model_path(self.config.base_model))
         files = sorted(source.glob("*.safetensors")) if source.is_dir() else []
         return key_of(self.config.base_model, [(f.name, sha256_file(f)) for f in files])
 
     def task(self, spec: str, n: int | None, split: str | None = None) -> Task:
-        from circuitdrift.tasks.registry import resolve_task
-
         split = split or self.config.eval.split
         cache_key = (spec, n, split)
         if cache_key not in self._tasks:

@@ -20,17 +20,16 @@ from pathlib import Path
 import torch
 
 from circuitdrift.circuits.crossmodel import cross_model_patch
-from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, head_name, parse_head
 from circuitdrift.circuits.vulnerability import circuit_preservation
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.evaluate.accuracy import greedy_completions, score_completions
 from circuitdrift.evaluate.drift import answer_distribution, answer_kl, answer_logprobs, answer_spread, logprob_drift
 from circuitdrift.evaluate.kl import forward_kl
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 
 
 @dataclass
@@ -85,8 +84,7 @@ class BaseReference:
 
 def rediscover(config: ExperimentConfig, model, tokenizer, task) -> list[Head]:
     a = config.analysis
-    _, circuit = find_circuit(model, tokenizer, task, a.rediscovery_method, a.metric, a.ablation, a.top_k,
-                              a.batch_size)
+    _, circuit = a.circuit(a.rediscovery_method).find(model, tokenizer, task)
     return circuit
 
 
@@ -129,7 +127,8 @@ def _measure_probe(ref: BaseReference, model, tokenizer, label: str, spec: str, 
     hits, logprobs = answer_scores(model, tokenizer, accuracy_task, cfg.batch_size)  # one teacher-forced pass
     accuracy = float(hits.double().mean())
     cmap_method = "exact" if exact else a.cmap_method
-    delta = cross_model_patch(base, model, tokenizer, probe_task, cmap_method, a.metric, a.batch_size)
+    delta = cross_model_patch(base, model, tokenizer, probe_task, method=cmap_method, metric=a.metric,
+                              batch_size=a.batch_size)
     base_heads = [parse_head(h) for h in ref.circuits[label].circuit]
     damage = float(torch.stack([delta.scores[h] for h in base_heads]).mean())
     circuit = ref.rediscovered(label, spec) if model is base else rediscover(config, model, tokenizer, probe_task)
@@ -140,7 +139,8 @@ def _measure_probe(ref: BaseReference, model, tokenizer, label: str, spec: str, 
         drift = logprob_drift(ref.probe_logprobs(label, spec), logprobs)
         out.update(logprob_drift=drift.mean, logprob_drift_se=drift.stderr)
         if a.metric != "logprob":
-            delta_lp = cross_model_patch(base, model, tokenizer, probe_task, cmap_method, "logprob", a.batch_size)
+            delta_lp = cross_model_patch(base, model, tokenizer, probe_task, method=cmap_method, metric="logprob",
+                                         batch_size=a.batch_size)
         else:
             delta_lp = delta
         values = torch.stack([delta_lp.scores[h] for h in base_heads])

@@ -10,11 +10,16 @@ setting recomputes only what depends on it.
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
 
+from circuitdrift.compare.aggregate import aggregate
+from circuitdrift.compare.schema import Results
+from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
+from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json, write_text
 from circuitdrift.models.heads import HeadLayout
@@ -23,8 +28,8 @@ from circuitdrift.pipeline.config import ExperimentConfig, load_config, resolved
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.parallel import default_jobs, set_threads
 from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.schema import Results
 from circuitdrift.pipeline.store import RunStore
+from circuitdrift.report.build import build_report
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
              "matplotlib", "pydantic")
@@ -58,8 +63,6 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     with reporter.stage("comparison", 1) as rep, rep.item("dcv, aggregate, results"):
         compare(ctx, circuits, records)
     with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
-        from circuitdrift.report.build import build_report
-
         build_report(store.root)
     write_json(store.path("timings.json"), reporter.timings)
     reporter.log(f"done: {store.root / 'report.html'}")
@@ -85,10 +88,6 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     The matched-steps view (curves, endpoints, DCV) uses each method's primary learning rate: the one
     whose final target accuracy, averaged over seeds, is highest. The sweep section compares every run.
     """
-    from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
-    from circuitdrift.pipeline.aggregate import aggregate
-    from circuitdrift.pipeline.tables import results_csv
-
     config = ctx.config
     primary = primary_learning_rates(records)
     chosen = [r for r in records if r.learning_rate == primary[r.method]]
@@ -119,8 +118,6 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
 
 def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
     """Each RL run's rollout monitor summary (train_summary.json), keyed "method/lr/seed"."""
-    import json
-
     out = {}
     for method, lr, seed in ctx.config.runs():
         path = ctx.store.path(stages.run_folder(method, lr, seed), "train_summary.json")

@@ -12,13 +12,17 @@ import math
 
 import torch
 
-from circuitdrift.circuits.discovery import find_circuit
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.scores import head_name, parse_head
+from circuitdrift.circuits.scores import HeadScores, head_name, parse_head
 from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.errors import InputError
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
+from circuitdrift.pipeline.measure import measure_job
+from circuitdrift.pipeline.parallel import run_all
+from circuitdrift.pipeline.progress import Reporter
+from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
+from circuitdrift.train.run import train
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
@@ -56,11 +60,10 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
     a = ctx.config.analysis
     model, tokenizer = ctx.base
     task = ctx.task(spec, a.n_examples)
-    scores, circuit = find_circuit(model, tokenizer, task, a.circuit_method, a.metric, a.ablation, a.top_k,
-                                   a.batch_size)
+    scores, circuit = a.circuit(a.circuit_method).find(model, tokenizer, task)
     try:
-        faith = faithfulness(model, tokenizer, task, circuit, a.faithfulness_ablation, a.n_random, seed=0,
-                             batch_size=a.batch_size)
+        faith = faithfulness(model, tokenizer, task, circuit, ablation=a.faithfulness_ablation, n_random=a.n_random,
+                             seed=0, batch_size=a.batch_size)
         accuracy, ratio, random_mean, random_all = (faith.full_accuracy, faith.faithfulness,
                                                     faith.random_faithfulness, faith.random_faithfulness_all)
     except InputError:  # the base model gets no example right: faithfulness is undefined
@@ -87,10 +90,6 @@ def train_key(ctx: RunContext, method: str, lr: float, seed: int) -> str:
 
 def train_job(job: tuple) -> None:
     """Worker: one (method, lr, seed) run into its folder (resumes from the folder's last checkpoint)."""
-    from circuitdrift.pipeline.context import RunContext
-    from circuitdrift.pipeline.progress import Reporter
-    from circuitdrift.train.run import train
-
     config, method, lr, seed, folder = job
     ctx = RunContext(config, None, Reporter(quiet=True))
     model, tokenizer = ctx.load(config.base_model)
@@ -102,8 +101,6 @@ Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {st
 
 def training(ctx: RunContext) -> Runs:
     """Every (method, lr, seed) run, ``ctx.jobs`` at a time; returns each run's checkpoint folders by step."""
-    from circuitdrift.pipeline.parallel import run_all
-
     runs = ctx.config.runs()
     todo = []
     with ctx.reporter.stage("training", len(runs)) as rep:
@@ -124,8 +121,6 @@ def training(ctx: RunContext) -> Runs:
 
 
 def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> dict[int, str]:
-    from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
-
     rel = run_folder(method, lr, seed)
     out = {checkpoint_step(p): f"{rel}/{p.name}" for p in list_checkpoints(ctx.store.path(rel))}
     missing = set(ctx.config.steps()) - set(out)
@@ -145,9 +140,6 @@ def measure_key(ctx: RunContext, method: str, lr: float | None, seed: int, step:
 
 def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:
     """Every checkpoint of every run, ``ctx.jobs`` at a time. Step 0 is the base model in every run: measured once."""
-    from circuitdrift.pipeline.measure import measure_job
-    from circuitdrift.pipeline.parallel import run_all
-
     ref_key = ctx.key("reference", ctx.base_identity, ctx.config.model_dump(mode="json"))
     items = [("base", None, 0, 0, None)]
     items += [(m, lr, s, step, folder) for (m, lr, s), steps in checkpoints.items()
@@ -189,8 +181,6 @@ def _label(method: str, lr: float | None, seed: int, step: int) -> str:
 
 def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement], circuit: BaseCircuit) -> ProbeDCV:
     """V, vulnerable heads, D and preservation from the final checkpoints, averaged over seeds."""
-    from circuitdrift.circuits.scores import HeadScores
-
     final = ctx.final_step()
     by_method = {m: [r for r in records if r.method == m and r.step == final] for m in ("sft", "rl")}
     mean_delta = {m: torch.tensor([r.probes[label].cmap for r in rs], dtype=torch.float64).mean(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def build_report(run_dir):
     """See :func:`circuitdrift.report.build.build_report` (imported on call, so importing this package is cheap)."""
-    from circuitdrift.report.build import build_report as _build
+    from circuitdrift.report.build import build_report as _build  # defers torch (compare/ imports circuits/)
 
     return _build(run_dir)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from circuitdrift.report.build import build_report
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``report`` command to ``app``."""
@@ -20,7 +22,5 @@ def register(app: typer.Typer) -> None:
 def report_command(
     run_dir: Path = typer.Argument(..., help="run folder holding results.json"),
 ) -> None:
-    from circuitdrift.report.build import build_report
-
     for path in build_report(run_dir):
         typer.echo(str(path))

@@ -7,13 +7,13 @@ differential circuit vulnerability per probe. Every caption says what to look at
 
 from __future__ import annotations
 
-from circuitdrift.pipeline.aggregate import base_probe_entries
-from circuitdrift.pipeline.schema import Results
-from circuitdrift.pipeline.stats import is_number
-from circuitdrift.pipeline.tables import format_number, summary_tables
+from circuitdrift.compare.aggregate import base_probe_entries
+from circuitdrift.compare.schema import Aggregate, Results
+from circuitdrift.compare.stats import is_number
 from circuitdrift.report.findings import describe_diff, direction, findings
 from circuitdrift.report.render import Block, Bullets, Figure, Heading, Paragraph, Table
 from circuitdrift.report.sweep import sweep_blocks
+from circuitdrift.report.tables import format_number, summary_tables
 
 INTERVAL_NOTE = ("Cells: mean over seeds [95% Student-t interval]; '(n=1)' marks a single seed (no interval); "
                  "n/a = not measured or not finite. Forgetting = base accuracy − checkpoint accuracy (> 0 = lost). "
@@ -44,19 +44,19 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
 
 
 def _what_was_run(results: Results) -> list[Block]:
-    settings = results.aggregate.get("settings", {})
+    settings = results.aggregate.settings
     n_seeds = len(results.seeds)
     return [Heading(2, "What was run"), Bullets((
         f"Base model: {results.base_model}",
         f"Target task: {results.target_task}; goal for 'steps to goal': target accuracy ≥ "
-        f"{format_number(settings.get('target_goal'))}",
+        f"{format_number(settings.target_goal)}",
         f"Methods: {', '.join(m.upper() for m in results.methods)}; seeds: {', '.join(map(str, results.seeds))} "
         f"({n_seeds} per method)",
         f"Checkpoints (optimizer steps): {', '.join(map(str, results.steps))}; step 0 is the base model",
         f"Prior-capability probes: {', '.join(results.probes)}",
         f"Base model accuracy: target {format_number(results.base.get('target_accuracy'))}; "
         + ", ".join(f"{p} {format_number(_base_probe(results.base, p))}" for p in results.probes),
-        f"Degradation threshold τ = {format_number(settings.get('tau'), 'real')} (a head is degraded where dF < −τ)",
+        f"Degradation threshold τ = {format_number(settings.tau, 'real')} (a head is degraded where dF < −τ)",
         f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
         "SFT − RL differences are paired by seed when both methods share their seeds, else Welch",
     ))]
@@ -67,8 +67,8 @@ def _base_probe(base: dict, probe: str):
     return value.get("accuracy") if isinstance(value, dict) else value
 
 
-def _differences(agg: dict) -> list[Block]:
-    diff = agg.get("sft_minus_rl", {})
+def _differences(agg: Aggregate) -> list[Block]:
+    diff = agg.sft_minus_rl
     if not diff.get("available"):
         return []
     labels = [("steps_to_goal", "steps to goal (optimizer steps)", "count"),
@@ -78,7 +78,7 @@ def _differences(agg: dict) -> list[Block]:
               ("preservation_mean", "preservation, mean over probes", "frac"),
               ("damage_mean", "damage dF, mean over probes", "frac")]
     rows = [(label, describe_diff(diff.get(key), kind), direction(diff.get(key))) for key, label, kind in labels]
-    for probe in agg.get("probes", []):
+    for probe in agg.probes:
         for name in ("forgetting", "preservation"):
             d = diff.get(name, {}).get(probe)
             rows.append((f"{name}: {probe}", describe_diff(d), direction(d)))
@@ -89,8 +89,8 @@ def _differences(agg: dict) -> list[Block]:
             Table(("quantity", "SFT − RL [95% CI]", "interval vs 0"), tuple(rows), note)]
 
 
-def _curves(agg: dict, figures: dict[str, str]) -> list[Block]:
-    goal = format_number(agg.get("settings", {}).get("target_goal"))
+def _curves(agg: Aggregate, figures: dict[str, str]) -> list[Block]:
+    goal = format_number(agg.settings.target_goal)
     blocks: list[Block] = [Heading(2, "Training curves")]
     captions = {
         "target_accuracy": ("Target-task accuracy over training",
@@ -112,12 +112,12 @@ def _curves(agg: dict, figures: dict[str, str]) -> list[Block]:
     for key, (title, caption) in captions.items():
         if key in figures:
             blocks.append(Figure(figures[key], title, caption))
-    fit = agg.get("razor", {}).get("fit", {})
-    if fit.get("slope") is not None:
-        blocks.append(Paragraph(f"Fit: forgetting = {format_number(fit['slope'], 'real')} · KL + "
-                                f"{format_number(fit['intercept'], 'real')}, R² = {format_number(fit.get('r2'))}, "
-                                f"n = {fit['n']} checkpoints; pooled Pearson r = "
-                                f"{format_number(agg['razor'].get('pearson_r'))}."))
+    fit = agg.razor.fit
+    if fit.slope is not None:
+        blocks.append(Paragraph(f"Fit: forgetting = {format_number(fit.slope, 'real')} · KL + "
+                                f"{format_number(fit.intercept, 'real')}, R² = {format_number(fit.r2)}, "
+                                f"n = {fit.n} checkpoints; pooled Pearson r = "
+                                f"{format_number(agg.razor.pearson_r)}."))
     return blocks
 
 

@@ -13,8 +13,9 @@ import io
 import math
 from pathlib import Path
 
+from circuitdrift.circuits.scores import parse_head
+from circuitdrift.compare.schema import BaseCircuit, MethodCurves, ProbeDCV, Razor
 from circuitdrift.io import write_bytes
-from circuitdrift.pipeline.schema import BaseCircuit, ProbeDCV
 
 METHOD_COLORS = {"sft": "#E69F00", "rl": "#0072B2"}
 _OTHER_COLORS = ("#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
@@ -98,8 +99,6 @@ def _outline(ax, heads: list[tuple[int, int]], label: str) -> None:
 
 
 def _heads(names: list[str]) -> list[tuple[int, int]]:
-    from circuitdrift.circuits.scores import parse_head
-
     return [parse_head(name) for name in names]
 
 
@@ -159,13 +158,13 @@ def _curve(ax, method: str, methods: list[str], steps: list[int], stats: list[di
 
 
 @_styled
-def target_accuracy_curves(curves: dict, goal: float | None, path: Path) -> Path:
+def target_accuracy_curves(curves: dict[str, MethodCurves], goal: float | None, path: Path) -> Path:
     """Target accuracy over training per method, mean and 95 % band over seeds, the goal dashed."""
     methods = list(curves)
     fig = _figure(6.0, 3.8)
     ax = fig.add_subplot()
     for method in methods:
-        _curve(ax, method, methods, curves[method]["steps"], curves[method]["target_accuracy"])
+        _curve(ax, method, methods, curves[method].steps, curves[method].target_accuracy)
     if goal is not None:
         ax.axhline(goal, color="grey", linestyle="--", linewidth=1, label=f"goal = {goal:g}")
     ax.set_xlabel("optimizer steps")
@@ -176,7 +175,7 @@ def target_accuracy_curves(curves: dict, goal: float | None, path: Path) -> Path
 
 
 @_styled
-def probe_curves(curves: dict, probes: list[str], quantity: str, ylabel: str, title: str, path: Path,
+def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: str, ylabel: str, title: str, path: Path,
                  zero_line: bool = True) -> Path:
     """One panel per probe of a per-probe quantity over training (forgetting, preservation, ...)."""
     methods = list(curves)
@@ -189,9 +188,9 @@ def probe_curves(curves: dict, probes: list[str], quantity: str, ylabel: str, ti
             ax.set_visible(False)
             continue
         for method in methods:
-            block = curves[method]["probes"].get(probes[i])
+            block = curves[method].probes.get(probes[i])
             if block:
-                _curve(ax, method, methods, curves[method]["steps"], block[quantity])
+                _curve(ax, method, methods, curves[method].steps, block[quantity])
         if zero_line:
             ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(f"probe '{probes[i]}'")
@@ -204,38 +203,38 @@ def probe_curves(curves: dict, probes: list[str], quantity: str, ylabel: str, ti
     return _save(fig, path)
 
 
-def forgetting_curves(curves: dict, probes: list[str], path: Path) -> Path:
+def forgetting_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
     return probe_curves(curves, probes, "forgetting", "forgetting: base − checkpoint accuracy (fraction)",
                         "Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path)
 
 
-def preservation_curves(curves: dict, probes: list[str], path: Path) -> Path:
+def preservation_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
     return probe_curves(curves, probes, "preservation", "preservation |C_base ∩ C_X| / |C_base| (fraction)",
                         "Base-circuit preservation over training (mean, 95% CI over seeds)", path, zero_line=False)
 
 
 @_styled
-def kl_forgetting_scatter(razor: dict, methods: list[str], path: Path) -> Path:
+def kl_forgetting_scatter(razor: Razor, methods: list[str], path: Path) -> Path:
     """Every checkpoint after step 0: forward KL against mean forgetting over probes, with the pooled fit."""
     import numpy as np
 
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
-    points = razor.get("points", [])
+    points = razor.points
     for method in methods:
-        mine = [p for p in points if p["method"] == method]
+        mine = [p for p in points if p.method == method]
         if mine:
-            r = razor.get("by_method", {}).get(method, {}).get("r")
+            r = razor.by_method[method].r if method in razor.by_method else None
             label = f"{method_label(method)} ({len(mine)} checkpoints, r = {r:.2f})" if r is not None else \
                 f"{method_label(method)} ({len(mine)} checkpoints, r = n/a)"
-            ax.scatter([p["kl"] for p in mine], [p["forgetting"] for p in mine], color=method_color(method, methods),
+            ax.scatter([p.kl for p in mine], [p.forgetting for p in mine], color=method_color(method, methods),
                        s=22, alpha=0.85, label=label)
-    fit = razor.get("fit", {})
-    if fit.get("slope") is not None and points:
-        xs = np.linspace(min(p["kl"] for p in points), max(p["kl"] for p in points), 50)
-        r2 = "n/a" if fit.get("r2") is None else f"{fit['r2']:.2f}"
-        ax.plot(xs, fit["intercept"] + fit["slope"] * xs, color="black", linewidth=1.2,
-                label=f"least squares: slope {fit['slope']:.3g}, R² = {r2}, n = {fit['n']}")
+    fit = razor.fit
+    if fit.slope is not None and points:
+        xs = np.linspace(min(p.kl for p in points), max(p.kl for p in points), 50)
+        r2 = "n/a" if fit.r2 is None else f"{fit.r2:.2f}"
+        ax.plot(xs, fit.intercept + fit.slope * xs, color="black", linewidth=1.2,
+                label=f"least squares: slope {fit.slope:.3g}, R² = {r2}, n = {fit.n}")
     if not points:
         ax.text(0.5, 0.5, "no checkpoint with both KL and forgetting", ha="center", va="center",
                 transform=ax.transAxes)

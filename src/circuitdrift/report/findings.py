@@ -8,8 +8,9 @@ observation" when there is no interval at all.
 
 from __future__ import annotations
 
-from circuitdrift.pipeline.stats import is_number
-from circuitdrift.pipeline.tables import format_number, format_stat
+from circuitdrift.compare.schema import Aggregate, Razor, SummaryRow
+from circuitdrift.compare.stats import is_number
+from circuitdrift.report.tables import format_number, format_stat
 
 CLAIM = ("The paper's claim: SFT adapts to the target task faster than RL, but forgets more of the "
          "prior capabilities and preserves less of the base circuits.")
@@ -58,22 +59,22 @@ def _claim_check(state: str, expected: str) -> str:
     return "not resolved by these seeds" if state in ("includes zero", "no interval") else "not measurable"
 
 
-def findings(aggregate: dict, summary: list[dict]) -> list[str]:
+def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
     """Paragraphs, in order: adaptation, forgetting, preservation, vulnerable heads, RL's Razor, the claim."""
-    rows = {row["method"]: row for row in summary}
-    diff = aggregate.get("sft_minus_rl", {})
-    goal = aggregate.get("settings", {}).get("target_goal")
+    rows = {row.method: row for row in summary}
+    diff = aggregate.sft_minus_rl
+    goal = aggregate.settings.target_goal
     out = []
     if not diff.get("available") or "sft" not in rows or "rl" not in rows:
         out.append(f"Methods run: {', '.join(m.upper() for m in rows) or 'none'}; SFT and RL were not both run, so "
                    "there is no SFT-versus-RL comparison.")
     else:
-        out += [_adaptation(rows, diff, goal), _forgetting(rows, diff, aggregate.get("probes", [])),
+        out += [_adaptation(rows, diff, goal), _forgetting(rows, diff, aggregate.probes),
                 _preservation(rows, diff)]
         vulnerable = _vulnerable(rows, aggregate)
         if vulnerable:
             out.append(vulnerable)
-    out.append(_razor(aggregate.get("razor", {})))
+    out.append(_razor(aggregate.razor))
     if diff.get("available"):
         checks = {"adapts faster (fewer steps to goal)": _claim_check(direction(diff.get("steps_to_goal")), "below"),
                   "forgets more": _claim_check(direction(diff.get("forgetting_mean")), "above"),
@@ -83,26 +84,26 @@ def findings(aggregate: dict, summary: list[dict]) -> list[str]:
     return out
 
 
-def _adaptation(rows: dict, diff: dict, goal) -> str:
+def _adaptation(rows: dict[str, SummaryRow], diff: dict, goal) -> str:
     parts = []
     for method in ("sft", "rl"):
         row = rows[method]
-        never = row.get("never_reached", 0)
-        tail = f", {never} of {row.get('n_seeds')} seeds never reached it" if never else ""
-        parts.append(f"{method.upper()} {format_stat(row.get('steps_to_goal'), 'count')}{tail}")
+        never = row.never_reached
+        tail = f", {never} of {row.n_seeds} seeds never reached it" if never else ""
+        parts.append(f"{method.upper()} {format_stat(row.steps_to_goal, 'count')}{tail}")
     text = (f"Adaptation: steps to reach target accuracy ≥ {format_number(goal)}: {'; '.join(parts)}. "
             f"{describe_diff(diff.get('steps_to_goal'), 'count')}, over seeds where both reached it. "
             + _verdict(diff.get("steps_to_goal"), "SFT needed more steps than RL", "SFT reached the goal in fewer "
                        "steps than RL"))
     acc = diff.get("target_accuracy")
-    return (text + f" Final target accuracy: SFT {format_stat(rows['sft'].get('final_target_accuracy'))}, RL "
-            f"{format_stat(rows['rl'].get('final_target_accuracy'))}; {describe_diff(acc)}. "
+    return (text + f" Final target accuracy: SFT {format_stat(rows['sft'].final_target_accuracy)}, RL "
+            f"{format_stat(rows['rl'].final_target_accuracy)}; {describe_diff(acc)}. "
             + _verdict(acc, "SFT ended more accurate than RL", "RL ended more accurate than SFT"))
 
 
-def _forgetting(rows: dict, diff: dict, probes: list[str]) -> str:
+def _forgetting(rows: dict[str, SummaryRow], diff: dict, probes: list[str]) -> str:
     text = (f"Forgetting at the final checkpoint (base minus checkpoint accuracy, mean over probes): SFT "
-            f"{format_stat(rows['sft'].get('forgetting_mean'))}, RL {format_stat(rows['rl'].get('forgetting_mean'))}; "
+            f"{format_stat(rows['sft'].forgetting_mean)}, RL {format_stat(rows['rl'].forgetting_mean)}; "
             f"{describe_diff(diff.get('forgetting_mean'))}. "
             + _verdict(diff.get("forgetting_mean"), "SFT forgot more than RL", "RL forgot more than SFT"))
     per_probe = diff.get("forgetting", {})
@@ -115,20 +116,19 @@ def _forgetting(rows: dict, diff: dict, probes: list[str]) -> str:
     return text
 
 
-def _preservation(rows: dict, diff: dict) -> str:
+def _preservation(rows: dict[str, SummaryRow], diff: dict) -> str:
     return (f"Base-circuit preservation at the final checkpoint (fraction of the base top-k heads still in the "
-            f"re-discovered circuit, mean over probes): SFT {format_stat(rows['sft'].get('preservation'))}, RL "
-            f"{format_stat(rows['rl'].get('preservation'))}; {describe_diff(diff.get('preservation_mean'))}. "
+            f"re-discovered circuit, mean over probes): SFT {format_stat(rows['sft'].preservation)}, RL "
+            f"{format_stat(rows['rl'].preservation)}; {describe_diff(diff.get('preservation_mean'))}. "
             + _verdict(diff.get("preservation_mean"), "SFT preserved more of the base circuits than RL",
                        "SFT preserved less of the base circuits than RL"))
 
 
-def _vulnerable(rows: dict, aggregate: dict) -> str:
-    probes = aggregate.get("probes", [])
+def _vulnerable(rows: dict[str, SummaryRow], aggregate: Aggregate) -> str:
     parts = []
-    for probe in probes:
-        sft = rows["sft"].get("vulnerable_heads", {}).get(probe)
-        rl = rows["rl"].get("vulnerable_heads", {}).get(probe)
+    for probe in aggregate.probes:
+        sft = rows["sft"].vulnerable_heads.get(probe)
+        rl = rows["rl"].vulnerable_heads.get(probe)
         if (sft and is_number(sft.get("mean"))) or (rl and is_number(rl.get("mean"))):
             parts.append(f"{probe}: {format_stat(sft, 'count')} heads SFT damaged more, "
                          f"{format_stat(rl, 'count')} heads RL damaged more")
@@ -138,18 +138,17 @@ def _vulnerable(rows: dict, aggregate: dict) -> str:
             "lower than under the other by more than the DCV files' τ): " + "; ".join(parts) + ".")
 
 
-def _razor(razor: dict) -> str:
-    fit = razor.get("fit", {})
-    if fit.get("slope") is None:
-        return (f"RL's Razor: {fit.get('n', 0)} checkpoints with both KL and forgetting; too few (or KL constant) "
+def _razor(razor: Razor) -> str:
+    fit = razor.fit
+    if fit.slope is None:
+        return (f"RL's Razor: {fit.n} checkpoints with both KL and forgetting; too few (or KL constant) "
                 "to fit a line.")
-    r2 = fit.get("r2")
+    r2 = fit.r2
     share = f"KL explains {100 * r2:.0f}% of the variance in mean forgetting" if is_number(r2) else \
         "forgetting does not vary, so there is nothing for KL to explain"
-    trend = "rises" if fit["slope"] > 0 else "falls" if fit["slope"] < 0 else "does not change"
-    by_method = "; ".join(f"{m.upper()} r = {format_number(v.get('r'))} (n = {v.get('n')})"
-                          for m, v in razor.get("by_method", {}).items())
-    return (f"RL's Razor: across {fit['n']} checkpoints of both methods (step > 0), forgetting {trend} with KL: "
-            f"forgetting = {format_number(fit['slope'], 'real')} · KL + {format_number(fit['intercept'], 'real')}, "
+    trend = "rises" if fit.slope > 0 else "falls" if fit.slope < 0 else "does not change"
+    by_method = "; ".join(f"{m.upper()} r = {format_number(v.r)} (n = {v.n})" for m, v in razor.by_method.items())
+    return (f"RL's Razor: across {fit.n} checkpoints of both methods (step > 0), forgetting {trend} with KL: "
+            f"forgetting = {format_number(fit.slope, 'real')} · KL + {format_number(fit.intercept, 'real')}, "
             f"R² = {format_number(r2)}; {share}. Pearson r within each method: {by_method or 'n/a'}. "
             "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test.")

@@ -13,7 +13,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from circuitdrift.pipeline.tables import markdown_table
+from circuitdrift.report.tables import markdown_table
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ levels the SFT − RL interval lies above zero, below zero, or includes it.
 
 from __future__ import annotations
 
-from circuitdrift.pipeline.stats import is_number
-from circuitdrift.pipeline.tables import format_number, format_stat
+from circuitdrift.compare.stats import is_number
 from circuitdrift.report.findings import direction
 from circuitdrift.report.render import Block, Figure, Heading, Paragraph, Table
+from circuitdrift.report.tables import format_number, format_stat
 
 # measure -> (words for SFT - RL > 0, words for SFT - RL < 0, number format)
 VERDICTS = {

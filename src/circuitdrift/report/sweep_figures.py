@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuitdrift.pipeline.stats import is_number
+from circuitdrift.compare.stats import is_number
 from circuitdrift.report.figures import _figure, _save, _styled, method_color, method_label
 
 FRONTIER_PANELS = (

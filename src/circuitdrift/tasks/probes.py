@@ -29,7 +29,7 @@ raises an :class:`~circuitdrift.errors.InputError` that says how many could.
   first copy; counter-answer the new word.
 
 Splits: IOI, greater-than and induction prompts belong to the split their text
-hashes to (:func:`~circuitdrift.tasks.science.split_of`), so splits are
+hashes to (:func:`~circuitdrift.tasks.splits.split_of`), so splits are
 disjoint. The capital facts are too few to split and are never trained on (the
 model knows them or not); every split uses all of them, and the split and seed
 only change the order and the counterfactual pairing.
@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
-from circuitdrift.tasks.science import SPLITS, split_of
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 DEFAULT_N = 200
 MAX_CANDIDATES = 200_000  # draws before a generated probe gives up
@@ -267,6 +267,19 @@ def factual_task(split: str = "test", n: int | None = None, seed: int = 0, token
         "same-length counterpart)"))
 
 
+def induction_pair(rng: random.Random, words: Sequence[str], prefix: str = INDUCTION_PREFIX) -> Example:
+    """A repeated sequence of 5-10 distinct ``words`` cut after 2..n-1 repeated words; the counterfactual
+    changes the next word in the first copy (the organism's induction probe draws from its own pool)."""
+    length = rng.randint(5, 10)
+    tokens = rng.sample(words, length + 1)
+    seq, other = tokens[:length], tokens[length]
+    k = rng.randint(2, length - 1)
+    changed = [*seq[:k], other, *seq[k + 1 :]]
+    clean = " ".join([prefix, *seq, *seq[:k]])
+    corrupt = " ".join([prefix, *changed, *seq[:k]])
+    return Example(clean, corrupt, f" {seq[k]}", f" {other}")
+
+
 def induction_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer=None) -> Task:
     """Continue a repeated random word sequence; counterfactual = the next word changed in the first copy."""
     checker = _check("hf-induction", split, tokenizer)
@@ -275,17 +288,8 @@ def induction_task(split: str = "test", n: int | None = None, seed: int = 0, tok
         raise InputError(f"task 'hf-induction': only {len(words)} built-in words are one token after a space in this "
                          "tokenizer; induction needs at least 12")
 
-    def sample(rng: random.Random) -> Example:
-        length = rng.randint(5, 10)
-        tokens = rng.sample(words, length + 1)
-        seq, other = tokens[:length], tokens[length]
-        k = rng.randint(2, length - 1)
-        changed = [*seq[:k], other, *seq[k + 1 :]]
-        clean = " ".join([INDUCTION_PREFIX, *seq, *seq[:k]])
-        corrupt = " ".join([INDUCTION_PREFIX, *changed, *seq[:k]])
-        return Example(clean, corrupt, f" {seq[k]}", f" {other}")
-
     rng = random.Random(f"hf-induction:{split}:{seed}")
-    examples = _collect("hf-induction", _draws(sample, rng), split, n or DEFAULT_N, checker)
+    examples = _collect("hf-induction", _draws(lambda r: induction_pair(r, words), rng), split, n or DEFAULT_N,
+                        checker)
     return Task("hf-induction", examples, _description(
         "induction: continue a repeated random word sequence", checker, f" ({len(words)} one-token words)"))

@@ -41,30 +41,23 @@ one).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.splits import SPLITS, split_of
 
 LETTERS = ("A", "B", "C", "D")
-SPLITS = ("train", "validation", "test")
 INSTRUCTION = "Answer with the letter of the correct option."
 DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 METADATA_STEMS = {"dataset_info", "dataset_infos", "dataset_dict", "state"}
 SPLIT_WORDS = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
-
-
-def split_of(text: str) -> str:
-    """The split of a pooled item: a stable hash of its text, 80 % train, 10 % validation, 10 % test."""
-    bucket = int.from_bytes(hashlib.sha256(text.strip().encode()).digest()[:4], "big") % 10
-    return "test" if bucket == 9 else "validation" if bucket == 8 else "train"
 
 
 def multiple_choice_turn(stem: str, options: Sequence[str]) -> str:
@@ -75,9 +68,13 @@ def multiple_choice_turn(stem: str, options: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Question:
+    """A four-option question, from a dataset row or the organism's world (which also records what it asks)."""
+
     stem: str
     options: tuple[str, str, str, str]
     correct: int  # index into options
+    kind: str = ""  # the organism's question kind (color, category, smell); "" for dataset rows
+    subject: str = ""  # the organism's substance asked about; "" for dataset rows
 
     @property
     def letter(self) -> str:
@@ -88,7 +85,7 @@ class Question:
 
     def permuted(self, order: Sequence[int]) -> Question:
         """The options in ``order`` (``order[i]`` is the old index shown at slot i)."""
-        return Question(self.stem, tuple(self.options[i] for i in order), list(order).index(self.correct))
+        return replace(self, options=tuple(self.options[i] for i in order), correct=list(order).index(self.correct))
 
 
 class MultipleChoiceTask(Task):

@@ -1,4 +1,4 @@
-"""CLI: ``circuitdrift train sft|rl`` and ``circuitdrift eval``; each calls one plain function.
+"""CLI: ``circuitdrift train sft|rl``; each calls one plain function.
 
 Mounted by ``circuitdrift.cli`` with ``register(app)``. Bad input raises
 :class:`~circuitdrift.errors.InputError` (the CLI exits 2), a diverged loss
@@ -15,26 +15,24 @@ from pathlib import Path
 
 import typer
 
-from circuitdrift.errors import InputError
-
-MODEL_HELP = "hub id, local model folder, or 'organism'"
-TASK_HELP = "built-in task name (science-qa, ...) or a JSONL task file"
+from circuitdrift.circuits.cli_options import MODEL_HELP, TASK_HELP
+from circuitdrift.train.config import load_train_config
+from circuitdrift.train.run import train
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` sub-app (``sft``, ``rl``) and the ``eval`` command to ``app``."""
+    """Add the ``train`` sub-app (``sft``, ``rl``) to ``app``."""
     train_app = typer.Typer(help="Fine-tune a model with SFT or RL (GRPO), keeping a checkpoint trajectory.",
                             no_args_is_help=True)
-    train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(_train_sft)
-    train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(_train_rl)
+    train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(
+        _train_command("sft"))
+    train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(
+        _train_command("rl"))
     app.add_typer(train_app, name="train")
-    app.command("eval", help="Target accuracy, probe accuracy, forgetting and forward KL of one model.")(eval_command)
 
 
 def _train(method: str, model: str, task: str, config: Path | None, out: Path, steps: int | None,
            learning_rate: float | None, seed: int | None, progress: bool) -> None:
-    from circuitdrift.train.config import load_train_config
-    from circuitdrift.train.run import train
 
     cfg = load_train_config(config, steps=steps, learning_rate=learning_rate, seed=seed)
     checkpoints = train(method, model, task, cfg, out, progress=progress)
@@ -42,71 +40,20 @@ def _train(method: str, model: str, task: str, config: Path | None, out: Path, s
         typer.echo(json.dumps({"method": method, "checkpoints": [str(c) for c in checkpoints]}, indent=2))
 
 
-def _train_sft(
-    model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: str = typer.Option(..., "--task", help=TASK_HELP),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
-    config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
-    steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
-    seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
-    progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
-) -> None:
-    _train("sft", model, task, config, out, steps, learning_rate, seed, progress)
+def _train_command(method: str):
+    """The ``train <method>`` command: the same options for every method, so their budgets match."""
 
+    def command(
+        model: str = typer.Option(..., "--model", help=MODEL_HELP),
+        task: str = typer.Option(..., "--task", help=TASK_HELP),
+        out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
+        config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
+        steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
+        learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
+        seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
+        progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
+    ) -> None:
+        _train(method, model, task, config, out, steps, learning_rate, seed, progress)
 
-def _train_rl(
-    model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    task: str = typer.Option(..., "--task", help=TASK_HELP),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
-    config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
-    steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
-    seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
-    progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
-) -> None:
-    _train("rl", model, task, config, out, steps, learning_rate, seed, progress)
-
-
-def eval_command(
-    model: str = typer.Argument(..., help=MODEL_HELP),
-    task: str = typer.Option(..., "--task", help=TASK_HELP),
-    out: Path = typer.Option(..., "--out", help="JSON file to write"),
-    base: str | None = typer.Option(None, "--base", help="base model: adds forgetting and forward KL"),
-    split: str = typer.Option("test", "--split", help="task split to evaluate"),
-    n: int | None = typer.Option(None, "--n", min=1, help="first N target examples (all by default)"),
-    probes: str | None = typer.Option(None, "--probes", help="comma-separated probe tasks ('' for none); "
-                                      "default: the organism's probes for the organism, hf-* for other models"),
-    probe_n: int | None = typer.Option(None, "--probe-n", min=1, help="examples per probe (default: each "
-                                       "probe's own size)"),
-    answer_tokens: int = typer.Option(8, "--answer-tokens", min=1, help="greedy tokens per accuracy prompt"),
-    kl_samples: int = typer.Option(200, "--kl-samples", min=1, help="completions sampled from the base"),
-    temperature: float = typer.Option(0.6, "--temperature", min=0.0, help="KL sampling temperature"),
-    top_p: float = typer.Option(0.85, "--top-p", min=0.0, max=1.0, help="KL sampling top-p"),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, help="KL completion length cap"),
-    lm_eval: str = typer.Option("", "--lm-eval", help="comma-separated LM-Eval benchmarks (needs the lmeval extra)"),
-    lm_eval_limit: int = typer.Option(100, "--lm-eval-limit", min=1, help="examples per LM-Eval benchmark"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16"),
-) -> None:
-    from circuitdrift.evaluate.measure import EvalSettings, evaluate_model
-    from circuitdrift.io import write_json
-    from circuitdrift.models.load import load_model
-    from circuitdrift.tasks.registry import resolve_task
-
-    if temperature <= 0 or top_p <= 0:
-        raise InputError("--temperature and --top-p must be positive")
-    settings = EvalSettings(
-        split=split, n=n, probes=None if probes is None else tuple(p for p in probes.split(",") if p.strip()),
-        probe_n=probe_n, max_new_tokens=answer_tokens, kl_samples=kl_samples, kl_temperature=temperature,
-        kl_top_p=top_p, kl_max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-        lm_eval_tasks=tuple(t for t in lm_eval.split(",") if t.strip()), lm_eval_limit=lm_eval_limit,
-    )
-    fine_tuned, tokenizer = load_model(model, dtype=dtype, device=device)
-    target = resolve_task(task, split=split, n=n, seed=seed, tokenizer=tokenizer)
-    base_model = load_model(base, dtype=dtype, device=device)[0] if base else None
-    result = evaluate_model(fine_tuned, tokenizer, target, base_model, settings, model_name=model)
-    write_json(out, result)
-    typer.echo(json.dumps(result, indent=2))
+    command.__name__ = f"train_{method}"
+    return command

@@ -26,7 +26,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from circuitdrift.errors import InputError, TrainingDivergedError
 from circuitdrift.io import write_json
+from circuitdrift.models.load import load_model
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.registry import resolve_task
 from circuitdrift.train.checkpoints import (
     CheckpointSchedule,
     DivergenceGuard,
@@ -150,7 +152,6 @@ def _as_model(model, tokenizer):
         if tokenizer is None:
             raise InputError("train: a loaded model needs its tokenizer (pass tokenizer=...)")
         return model, tokenizer, getattr(model.config, "_name_or_path", "") or type(model).__name__
-    from circuitdrift.models.load import load_model
 
     loaded, loaded_tokenizer = load_model(model, dtype="float32", device="cpu")
     return loaded, tokenizer or loaded_tokenizer, str(model)
@@ -159,7 +160,6 @@ def _as_model(model, tokenizer):
 def _as_task(task, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> Task:
     if isinstance(task, Task):
         return task.subset(config.train_examples)
-    from circuitdrift.tasks.registry import resolve_task
 
     return resolve_task(task, split=config.train_split, n=config.train_examples, seed=config.seed,
                         tokenizer=tokenizer)

@@ -1,7 +1,10 @@
-"""The files the pipeline stages hand to each other, as typed records.
+"""The files the pipeline stages hand to each other, as typed records, down to results.json.
 
 Every stage writes JSON that validates against one of these models; the
-comparison stage and the report read only these files, never models.
+comparison stage and the report read only these files, never models. They
+live in compare/ because the report reads them and must not depend on the
+pipeline that writes them. Field order is the JSON key order: changing it
+changes results.json's bytes.
 
 Run folder layout::
 
@@ -22,7 +25,14 @@ Run folder layout::
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# An interval statistic over seeds (compare/stats.py, compare/intervals.py): {mean, lo, hi, n, missing}, plus
+# "test", "n_a", "n_b", "df" for differences, "source" where not from per-seed values. Consumers read it with
+# format_stat/describe_diff, which tolerate any of those being absent.
+Stat = dict[str, Any]
 
 
 class _Record(BaseModel):
@@ -101,6 +111,84 @@ class ProbeDCV(_Record):
     base_circuit: list[str]
 
 
+class AggregateSettings(_Record):
+    target_goal: float
+    tau: float
+    level: float  # the interval's coverage
+
+
+class MethodCurves(_Record):
+    """One method's curves over checkpoint steps: one Stat per step."""
+
+    steps: list[int]
+    target_accuracy: list[Stat]
+    kl: list[Stat]
+    forgetting_mean: list[Stat]
+    preservation_mean: list[Stat]
+    damage_mean: list[Stat]
+    probes: dict[str, dict[str, list[Stat]]]  # probe -> accuracy | forgetting | preservation | damage -> per step
+
+
+class LineFit(_Record):
+    slope: float | None
+    intercept: float | None
+    r2: float | None
+    n: int
+
+
+class MethodR(_Record):
+    r: float | None
+    n: int
+
+
+class RazorPoint(_Record):
+    method: str
+    seed: int
+    step: int
+    kl: float
+    forgetting: float
+
+
+class Razor(_Record):
+    """RL's Razor: forgetting (mean over probes) against KL over every checkpoint after step 0."""
+
+    fit: LineFit
+    pearson_r: float | None
+    by_method: dict[str, MethodR]
+    points: list[RazorPoint]
+
+
+class Aggregate(_Record):
+    """results.json "aggregate": the matched-steps view, means and intervals over seeds (compare/aggregate.py)."""
+
+    settings: AggregateSettings
+    methods: list[str]
+    probes: list[str]
+    base_accuracy: dict[str, dict[str, dict[str, float | None]]]  # method -> seed -> probe -> accuracy
+    curves: dict[str, MethodCurves]
+    endpoints: dict[str, dict[str, Any]]  # method -> final-checkpoint Stats (layout in compare/aggregate.py)
+    sft_minus_rl: dict[str, Any]  # {a, b, available} and, when available, one difference Stat per quantity
+    razor: Razor
+
+
+class SummaryRow(_Record):
+    """One method's row of the summary table; every number a Stat over seeds at the final checkpoint."""
+
+    method: str
+    n_seeds: int
+    final_steps: list[int]
+    steps_to_goal: Stat
+    never_reached: int
+    final_target_accuracy: Stat
+    forgetting: dict[str, Stat]
+    forgetting_mean: Stat
+    kl: Stat
+    preservation: Stat
+    damage: Stat
+    degraded_heads: Stat
+    vulnerable_heads: dict[str, Stat]
+
+
 class Results(_Record):
     """results.json: the whole experiment's numbers, deterministic given config and seeds."""
 
@@ -118,8 +206,8 @@ class Results(_Record):
     base_circuits: dict[str, BaseCircuit]
     measurements: list[CheckpointMeasurement]
     dcv: dict[str, ProbeDCV]
-    aggregate: dict = Field(description="means and 95% intervals over seeds; see pipeline/aggregate.py")
-    summary: list[dict] = Field(description="one row per method: the paper-shaped summary table")
+    aggregate: Aggregate
+    summary: list[SummaryRow]
     sweep: dict = Field(default_factory=dict, description="per-run finals, frontiers and the matched-accuracy "
                         "comparison; see compare/sweep.py")
     rollouts: dict = Field(default_factory=dict, description="RL runs' rollout windows and detected collapse, "

@@ -6,7 +6,7 @@ number of steps, and are scored by the same grader on the held-out split. For
 RL it also reports the learning signal TRL logs per step: mean reward and the
 fraction of groups whose rewards differ (the groups that give a gradient).
 
-    python -m circuitdrift.train.curves --model organism --task science-qa --config cfg.yaml --out runs/curves
+    python scripts/curves.py --model organism --task science-qa --config cfg.yaml --out runs/curves
 """
 
 from __future__ import annotations

@@ -46,14 +46,14 @@ def toy_task(tokenizer: PreTrainedTokenizerFast, n: int = 48, seed: int = 0) -> 
     return Task("toy-colors", examples, "toy chat multiple choice", templated=True, chat_prompts=chats)
 
 
-def toy_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, **kwargs) -> PreTrainedModel:
-    """A random-init tiny Qwen2 (hidden 32, 2 layers) sized to the tokenizer."""
+def toy_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0, device: str = "cpu", **kwargs) -> PreTrainedModel:
+    """A random-init tiny Qwen2 (hidden 32, 2 layers) sized to the tokenizer, on ``device``."""
     model = tiny_model("qwen2", seed=seed, vocab_size=len(tokenizer), **kwargs)
     model.config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return model.to(device)
 
 
 def _question(thing: str, options: list[str]) -> str:

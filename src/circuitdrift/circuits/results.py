@@ -9,11 +9,12 @@ from __future__ import annotations
 from torch import nn
 
 from circuitdrift.circuits.crossmodel import check_compatible, cross_model_patch
-from circuitdrift.circuits.discovery import find_circuit
+from circuitdrift.circuits.dcm import dcm_masks
+from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.scores import Head, head_name
+from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
-from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.circuits.vulnerability import check_tau, differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
@@ -41,8 +42,9 @@ def heads_result(
 ) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
     top_k = check_top_k(model, top_k)
-    scores, circuit = find_circuit(model, tokenizer, task, method, metric, ablation, top_k, batch_size, ig_steps,
-                                   threshold)
+    settings = CircuitSettings(method=method, metric=metric, ablation=ablation, top_k=top_k, batch_size=batch_size,
+                               ig_steps=ig_steps, threshold=threshold)
+    scores, circuit = settings.find(model, tokenizer, task)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     layout = HeadLayout.of(model)
     return {
@@ -61,10 +63,7 @@ def heads_result(
 def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
                lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
     """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
-    from circuitdrift.circuits.dcm import dcm_masks
-    from circuitdrift.circuits.scores import HeadScores
-
-    result = dcm_masks(model, tokenizer, task, targets, lam, lr, steps, seed)
+    result = dcm_masks(model, tokenizer, task, targets=targets, lam=lam, lr=lr, steps=steps, seed=seed)
     ranking = HeadScores(-result.masks.scores, result.masks.meta)
     layout = HeadLayout.of(model)
     if not result.circuit:
@@ -85,8 +84,8 @@ def cmap_result(
     method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,
     reverse: bool = False,
 ) -> dict:
-    delta = cross_model_patch(base, finetuned, tokenizer, task, method, metric, batch_size, reverse,
-                              finetuned_tokenizer)
+    delta = cross_model_patch(base, finetuned, tokenizer, task, method=method, metric=metric, batch_size=batch_size,
+                              reverse=reverse, finetuned_tokenizer=finetuned_tokenizer)
     return {"base": base_name, "finetuned": finetuned_name, "task": task.name, "method": method, "metric": metric,
             "direction": delta.meta["direction"], "n_examples": len(task), "n_layers": delta.shape[0],
             "n_heads": delta.shape[1], "delta": delta.as_lists(), "timing": delta.meta["timing"]}
@@ -98,18 +97,17 @@ def dcv_result(
     metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
 ) -> dict:
     """CMAP of both fine-tuned models, V(h), vulnerable heads, D(h) and preservation."""
-    if tau < 0:
-        raise InputError(f"--tau {tau}: must be non-negative")
+    check_tau(tau)  # before the CMAP passes, not after them
     top_k = check_top_k(base, top_k)
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
-    delta_sft = cross_model_patch(base, sft, tokenizer, task, method, metric, batch_size)
-    delta_rl = cross_model_patch(base, rl, tokenizer, task, method, metric, batch_size)
-    circuits = {
-        name: find_circuit(model, tokenizer, task, circuit_method, metric, ablation, top_k, batch_size)[1]
-        for name, model in (("base", base), ("sft", sft), ("rl", rl))
-    }
+    delta_sft = cross_model_patch(base, sft, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
+    delta_rl = cross_model_patch(base, rl, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
+    settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
+                               batch_size=batch_size)
+    circuits = {name: settings.find(model, tokenizer, task)[1] for name, model in (("base", base), ("sft", sft),
+                                                                                   ("rl", rl))}
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])
     return {
         "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,
@@ -124,7 +122,8 @@ def faithfulness_result(
     model: nn.Module, tokenizer, task: Task, circuit: list[Head], model_name: str, ablation: str = "mean",
     n_random: int = 10, seed: int = 0, batch_size: int = 32,
 ) -> dict:
-    result = faithfulness(model, tokenizer, task, circuit, ablation, n_random, seed, batch_size)
+    result = faithfulness(model, tokenizer, task, circuit, ablation=ablation, n_random=n_random, seed=seed,
+                          batch_size=batch_size)
     return {"model": model_name, "task": task.name, "n_examples": len(task),
             "circuit": [head_name(*head) for head in circuit], "n_random": n_random, "seed": seed,
             **result.to_json()}

@@ -7,7 +7,7 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
   base accuracy is the step-0 measurement of the same (method, seed) run, i.e.
   the base model (base["probe_accuracy"] only for a run without step 0);
   positive = capability lost.
-- every statistic is over seeds (pipeline/stats.py): {mean, lo, hi, n, missing}.
+- every statistic is over seeds (compare/stats.py): {mean, lo, hi, n, missing}.
 - a per-seed mean over probes is missing when any probe is missing.
 - steps to goal = first checkpoint step with target_accuracy >= target_goal;
   seeds that never reach it are counted, not averaged in.
@@ -16,7 +16,7 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
 - RL's Razor: one least-squares line of mean forgetting over probes against KL
   through every (method, seed, step > 0) checkpoint.
 
-The aggregate dict (results.json "aggregate")::
+The aggregate (results.json "aggregate", typed as compare.schema.Aggregate)::
 
     settings      {target_goal, tau, level}
     methods, probes
@@ -40,8 +40,8 @@ from collections import defaultdict
 
 from circuitdrift.circuits.scores import parse_head
 from circuitdrift.compare.intervals import bounded_stat
-from circuitdrift.pipeline.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
-from circuitdrift.pipeline.stats import LEVEL, difference, is_number, line_fit, mean_or_none, pearson, stat
+from circuitdrift.compare.schema import Aggregate, BaseCircuit, CheckpointMeasurement, ProbeDCV, SummaryRow
+from circuitdrift.compare.stats import LEVEL, difference, is_number, line_fit, mean_or_none, pearson, stat
 
 PER_PROBE = ("accuracy", "forgetting", "preservation", "damage")
 # quantities with bounds get logit-scale intervals that stay inside them (compare/intervals.py)
@@ -68,8 +68,8 @@ def aggregate(
     dcv: dict[str, ProbeDCV],
     target_goal: float,
     tau: float,
-) -> tuple[dict, list[dict]]:
-    """The aggregate dict (layout in the module docstring) and one summary row per method."""
+) -> tuple[Aggregate, list[SummaryRow]]:
+    """The aggregate (layout in the module docstring) and one summary row per method, typed as results.json's."""
     runs = index_runs(measurements)
     methods = method_order({method for method, _ in runs})
     probes = probe_order(base_circuits, measurements)
@@ -95,7 +95,8 @@ def aggregate(
         "sft_minus_rl": _differences(seeds, finals, probes),
         "razor": razor(values),
     }
-    return result, [summary_row(method, endpoints[method], probes) for method in methods]
+    return (Aggregate.model_validate(result),
+            [SummaryRow.model_validate(summary_row(method, endpoints[method], probes)) for method in methods])
 
 
 def index_runs(measurements: list[CheckpointMeasurement]) -> Runs:
