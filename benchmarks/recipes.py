@@ -2,7 +2,8 @@
 
 Each job is a JSON list ``[method, lr, prompts_per_step, num_generations, steps, checkpoint_every, task,
 out_dir]`` with an optional ninth element: a LoRA rank, or a dict of further training settings merged over
-these (e.g. ``{"rl": {"beta": 0.1}}``). Jobs run in ``--jobs`` worker processes with one
+these (e.g. ``{"rl": {"beta": 0.1}}``), whose key ``base`` names another model folder to start from (default:
+the shipped organism). Jobs run in ``--jobs`` worker processes with one
 torch thread each; every job prints one JSON line: training seconds, then per checkpoint (name, greedy
 accuracy on the task's test split, entropy of the greedy answers in bits, distinct answers), and for RL the
 rollout monitor's windows (index, mean reward, share of groups with reward variance, answer entropy).
@@ -36,13 +37,14 @@ def one(job: list) -> dict:
     method, lr, prompts, generations, steps, every, task_name, out = job[:8]
     config = {"steps": steps, "prompts_per_step": prompts, "learning_rate": lr, "warmup_steps": 3,
               "checkpoint_every": every, "rl": {"num_generations": generations, "max_completion_length": 4}}
-    if len(job) > 8 and isinstance(job[8], dict):
-        for key, value in job[8].items():
-            config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
-    elif len(job) > 8:
+    extra = dict(job[8]) if len(job) > 8 and isinstance(job[8], dict) else {}
+    base = extra.pop("base", "organism")
+    for key, value in extra.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    if len(job) > 8 and not isinstance(job[8], dict):
         config["lora"] = {"r": job[8], "alpha": 2 * job[8]}
     started = time.time()
-    model, tokenizer = load_model("organism", device="cpu")
+    model, tokenizer = load_model(base, device="cpu")
     checkpoints = train(method, model, task_name, config, out, tokenizer=tokenizer)
     seconds = time.time() - started
     test = resolve_task(task_name, split="test", tokenizer=tokenizer)

@@ -31,6 +31,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, Trainer, TrainingArgumen
 
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
+from circuitdrift.organism.card import file_digest, make_card, measure_capabilities
 from circuitdrift.organism.corpus import build_corpus
 from circuitdrift.organism.recipe import FULL, PostTraining, Recipe
 from circuitdrift.organism.tokenizer import organism_tokenizer
@@ -213,8 +214,6 @@ def build_organism(
     holding this recipe's pretrained model (an earlier build); pretraining is skipped, only
     post-training runs, and the card records the folder's weights digest under ``pretrained_from``.
     """
-    from circuitdrift.organism.card import file_digest, make_card, measure_capabilities
-
     out = Path(out)
     tokenizer = organism_tokenizer(WORLD_SEED)
     loaded = None if pretrained is None else load_pretrained(pretrained, recipe, tokenizer)  # refused before writing

@@ -45,8 +45,20 @@ import transformers
 from rich.console import Console
 from rich.table import Table
 
+from circuitdrift.circuits.discovery import find_circuit
+from circuitdrift.circuits.faithfulness import circuit_accuracies, faithfulness
+from circuitdrift.circuits.metrics import task_accuracy
+from circuitdrift.circuits.refine import refine_by_swaps
+from circuitdrift.errors import InputError
+from circuitdrift.evaluate.accuracy import greedy_completions, target_accuracy
+from circuitdrift.models.heads import HeadLayout
+from circuitdrift.organism import refusal
+from circuitdrift.organism.naming import science_name_task
 from circuitdrift.organism.recipe import Recipe
+from circuitdrift.organism.science import KINDS, chat_prompt, questions, science_qa_task
 from circuitdrift.organism.world import WORLD_SEED
+from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.registry import resolve_task
 
 PROBES = ("ioi", "greater-than", "induction", "factual")
 TARGET = "science-qa"
@@ -74,16 +86,12 @@ def circuit_size(n_heads_total: int) -> int:
 
 
 def probe_task(name: str, split: str, n: int | None, seed: int = 0):
-    from circuitdrift.tasks.registry import resolve_task
 
     return resolve_task(name, split=split, n=None if name == "factual" else n, seed=seed)
 
 
 def measure_probe(model, tokenizer, name: str, n: int, circuit_examples: int = CIRCUIT_EXAMPLES) -> dict:
     """Accuracy, circuit and faithfulness (vs random circuits) of one prior probe."""
-    from circuitdrift.circuits.faithfulness import circuit_accuracies, faithfulness
-    from circuitdrift.circuits.metrics import task_accuracy
-    from circuitdrift.models.heads import HeadLayout
 
     test = probe_task(name, "test", n)
     discovery = probe_task(name, "validation", circuit_examples)
@@ -117,13 +125,11 @@ def choose_circuit(model, tokenizer, discovery, k: int) -> tuple[list, str, list
     top-k exact patching. Returns ``(circuit, its method, the one-shot circuit)``. The choice uses
     validation examples only, so the faithfulness the card reports on test examples is not selected on.
     """
-    from circuitdrift.circuits.discovery import find_circuit
-    from circuitdrift.circuits.faithfulness import circuit_accuracies
-    from circuitdrift.circuits.refine import refine_by_swaps
 
-    _, pruned = find_circuit(model, tokenizer, discovery, CIRCUIT_METHOD, CIRCUIT_METRIC, CIRCUIT_ABLATION, k)
-    _, one_shot = find_circuit(model, tokenizer, discovery, "exact", CIRCUIT_METRIC, CIRCUIT_ABLATION, k)
-    swapped, _ = refine_by_swaps(model, tokenizer, discovery, pruned, CIRCUIT_ABLATION)
+    search = {"metric": CIRCUIT_METRIC, "ablation": CIRCUIT_ABLATION, "top_k": k}
+    _, pruned = find_circuit(model, tokenizer, discovery, method=CIRCUIT_METHOD, **search)
+    _, one_shot = find_circuit(model, tokenizer, discovery, method="exact", **search)
+    swapped, _ = refine_by_swaps(model, tokenizer, discovery, pruned, ablation=CIRCUIT_ABLATION)
     candidates = [(pruned, CIRCUIT_METHOD), (swapped, f"{CIRCUIT_METHOD}+swaps"), (one_shot, "exact")]
     kept = circuit_accuracies(model, tokenizer, discovery, [c for c, _ in candidates])
     best = max(range(len(candidates)), key=lambda i: (kept[i], -i))  # ties: the simpler search
@@ -133,8 +139,6 @@ def choose_circuit(model, tokenizer, discovery, k: int) -> tuple[list, str, list
 
 def measure_target(model, tokenizer, n: int, samples: int = CHAT_SAMPLES) -> dict:
     """Base accuracy on science-qa test questions and how often a sampled assistant turn gives a letter."""
-    from circuitdrift.circuits.metrics import task_accuracy
-    from circuitdrift.organism.science import KINDS, questions, science_qa_task
 
     task = science_qa_task("test").subset(n)  # every test question (192), or the first n of them
     kinds = [q.kind for q in questions("test", len(task))]  # the task's questions, in the task's order
@@ -155,8 +159,6 @@ def measure_target(model, tokenizer, n: int, samples: int = CHAT_SAMPLES) -> dic
 
 def measure_naming(model, tokenizer, n: int | None = None) -> dict:
     """Base accuracy on the second target task (any right answer counts) and its chance level."""
-    from circuitdrift.evaluate.accuracy import target_accuracy
-    from circuitdrift.organism.naming import science_name_task
 
     task = science_name_task("test", n)
     acc = target_accuracy(model, tokenizer, task, max_new_tokens=3)
@@ -167,10 +169,6 @@ def measure_naming(model, tokenizer, n: int | None = None) -> dict:
 
 def measure_refusal(model, tokenizer, n: int = REFUSAL_REQUESTS) -> dict:
     """Refusal rate on held-out forbidden requests and answer rate on held-out benign requests (greedy)."""
-    from circuitdrift.evaluate.accuracy import greedy_completions
-    from circuitdrift.organism import refusal
-    from circuitdrift.organism.science import chat_prompt
-    from circuitdrift.tasks.base import Example, Task
 
     def completions(turns: list[str]) -> list[str]:
         examples = [Example(chat_prompt(t, tokenizer), chat_prompt(t, tokenizer), "-") for t in turns]
@@ -259,7 +257,6 @@ def make_card(model, recipe: Recipe, seed: int, capabilities: dict, train_second
 
 
 def read_card(folder: Path) -> dict:
-    from circuitdrift.errors import InputError
 
     path = Path(folder) / "card.json"
     if not path.is_file():
