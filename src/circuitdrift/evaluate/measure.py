@@ -10,10 +10,11 @@ checkpoint. Its JSON::
 ``forgetting`` and ``kl`` appear only when a base model is given. Forgetting is
 the base's probe accuracy minus this model's (positive = capability lost).
 
-Default probes fit the model: the organism's four for a model with the
-organism's vocabulary, the real-tokenizer probes (``hf-*``) for any other, each
-at its own default size; a default probe this tokenizer cannot express is left
-out and named in ``probes_skipped`` with the reason. Probes named explicitly
+Default probes fit the model: the probe set a plug-in registered for the
+model's tokenizer (the organism's four for the organism's vocabulary), else
+the real-tokenizer probes (``hf-*``), each at its own default size
+(:func:`~circuitdrift.tasks.registry.default_probes`); a default probe this
+tokenizer cannot express is left out and named in ``probes_skipped`` with the reason. Probes named explicitly
 are always measured (or fail with a one-line error).
 """
 
@@ -27,19 +28,8 @@ from circuitdrift.errors import InputError
 from circuitdrift.evaluate.accuracy import target_accuracy
 from circuitdrift.evaluate.kl import forward_kl
 from circuitdrift.evaluate.lmeval import lm_eval_scores
-from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.registry import resolve_task
-
-ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")
-REAL_PROBES = ("hf-ioi", "hf-greater-than", "hf-factual", "hf-induction")
-
-
-def default_probes(tokenizer: PreTrainedTokenizerBase | None) -> tuple[str, ...]:
-    """The organism's probes for the organism's vocabulary, the real-tokenizer probes for any other."""
-    if tokenizer is not None and tokenizer.get_vocab() == organism_tokenizer().get_vocab():
-        return ORGANISM_PROBES
-    return REAL_PROBES
+from circuitdrift.tasks.registry import default_probes, resolve_task
 
 
 @dataclass(frozen=True)
