@@ -7,7 +7,7 @@ and circuits only, so any command can call them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -60,5 +60,4 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
     delta_lp = delta if rediscovery.metric == "logprob" else cross_model_patch(
         base, model, tokenizer, task, method=cmap_method, metric="logprob", batch_size=rediscovery.batch_size)
     damage_lp = float(torch.stack([delta_lp.scores[h] for h in base_circuit]).mean())
-    return CircuitDrift(cmap=delta, cmap_method=cmap_method, damage=damage, circuit=circuit,
-                        preservation=out.preservation, cmap_logprob=delta_lp, damage_logprob=damage_lp)
+    return replace(out, cmap_logprob=delta_lp, damage_logprob=damage_lp)
