@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as err:
-        err.show()
-        return 2 if err.exit_code in (1, 2) else err.exit_code
+    except (click.ClickException, typer.exceptions.TyperException) as err:  # typer's own copy of click's errors
+        typer.echo(f"error: {err.format_message()} (see --help)", err=True)
+        code = getattr(err, "exit_code", 2)
+        return 2 if code in (1, 2) else code
     except CircuitDriftError as err:
         if debug:
             traceback.print_exc()

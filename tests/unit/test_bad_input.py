@@ -66,6 +66,8 @@ def cli(args, capsys):
 
 CASES = [
     # (CLI arguments, message in the one line)
+    (["eval", "{r}/absent", "--task", "{r}/target.jsonl", "--out", "{r}/e.json", "--answer-tokns", "4"],
+     "No such option: --answer-tokns"),
     (["heads", "{r}/absent", "{r}/target.jsonl"], "no such folder"),
     (["heads", "{r}/probe-a.jsonl", "{r}/target.jsonl"], "no such folder"),
     (["heads", "{r}", "{r}/target.jsonl"], "not a model folder"),

@@ -5,7 +5,8 @@ import copy
 import pytest
 import torch
 
-from circuitdrift.evaluate import EvalSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
+from circuitdrift.circuits.metrics import task_accuracy
+from circuitdrift.evaluate import MeasureSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
 from circuitdrift.evaluate.generation import prompt_ids
 from circuitdrift.tasks.base import Task
 from tests.helpers.toy import LETTERS, toy_model, toy_task, toy_tokenizer
@@ -90,11 +91,12 @@ def test_evaluate_model_reports_forgetting_and_kl_against_the_base(toy):
     tokenizer, task, model = toy
     letters = LetterTask("letters", task.examples, templated=True, chat_prompts=task.chat_prompts)
     biased = _letter_bias(model, tokenizer, 30.0)
-    settings = EvalSettings(kl_samples=8, kl_max_new_tokens=4, max_new_tokens=4)
+    settings = MeasureSettings(kl_samples=8, kl_max_new_tokens=4, max_new_tokens=4)
     result = evaluate_model(biased, tokenizer, task, base=model, settings=settings, model_name="biased",
                             probe_tasks={"letters": letters})
-    assert set(result) == {"model", "task", "target", "probes", "forgetting", "kl"}
-    base_letters = target_accuracy(model, tokenizer, letters, 4).accuracy
+    assert set(result) == {"model", "task", "target", "answers", "probes", "forgetting", "logprob_drift", "kl",
+                           "kl_exact"}
+    base_letters = task_accuracy(model, tokenizer, letters)  # probes are scored teacher-forced
     assert result["forgetting"]["letters"] == base_letters - result["probes"]["letters"]
     assert result["kl"]["n_samples"] == 8 and result["kl"]["value"] > 0
     alone = evaluate_model(model, tokenizer, task, settings=settings, probe_tasks={})

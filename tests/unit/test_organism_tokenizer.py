@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from transformers import AutoTokenizer
 
 from circuitdrift.organism import corpus
+from circuitdrift.organism.paths import organism_dir
 from circuitdrift.organism.science import LETTERS, science_qa_task
 from circuitdrift.organism.tokenizer import organism_tokenizer, organism_vocabulary
 from circuitdrift.organism.world import make_world
@@ -63,3 +66,9 @@ def test_saved_tokenizer_loads_identically(tmp_path):
     assert loaded(text, add_special_tokens=False).input_ids == tokenizer(text, add_special_tokens=False).input_ids
     assert loaded.chat_template == tokenizer.chat_template
     assert len(loaded) == len(tokenizer)
+
+
+def test_vocabulary_built_from_code_is_the_shipped_one():
+    """The fixed texts (organism/texts.py) and the world rebuild the shipped tokenizer's vocabulary exactly."""
+    shipped = json.loads((organism_dir() / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    assert organism_tokenizer().get_vocab() == shipped

@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.commands import register as register_eval
 from circuitdrift.models.load import load_model
+from circuitdrift.organism.tokenizer import organism_tokenizer
+from circuitdrift.tasks.registry import default_probes
+from circuitdrift.tasks.table import REAL_PROBES
 from circuitdrift.train import train_sft
 from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.commands import register
@@ -84,9 +87,6 @@ def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path, device):
 
 def test_eval_default_probes_fit_the_model(setup, word_tokenizer, tmp_path, device):
     """A non-organism model gets the real-tokenizer probes (never the organism's); ones it cannot express are named."""
-    from circuitdrift.evaluate.measure import REAL_PROBES, default_probes
-    from circuitdrift.organism.tokenizer import organism_tokenizer
-
     assert default_probes(organism_tokenizer()) == ("ioi", "greater-than", "induction", "factual")
     assert default_probes(word_tokenizer) == REAL_PROBES
     root, app = setup

@@ -59,7 +59,7 @@ class BaseCircuit(_Record):
 class ProbeMeasurement(_Record):
     """One probe at one checkpoint."""
 
-    accuracy: float  # exact-match (greedy) accuracy on the probe
+    accuracy: float  # teacher-forced exact match of the answer tokens (evaluate/checkpoint.py)
     cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads], on analysis.metric
     cmap_method: str  # exact | attribution
     damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)

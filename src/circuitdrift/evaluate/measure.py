@@ -1,114 +1,96 @@
-"""One checkpoint's measurements: target accuracy, probe accuracy, forgetting and forward KL.
+"""``circuitdrift eval``'s measurement of one model, as JSON: the shared checkpoint measures plus LM-Eval.
 
-``evaluate_model`` is what ``circuitdrift eval`` and the pipeline call per
-checkpoint. Its JSON::
+The numbers come from :func:`circuitdrift.evaluate.checkpoint.checkpoint_measures`,
+the function ``circuitdrift run`` measures its checkpoints with, under the same
+:class:`~circuitdrift.evaluate.settings.MeasureSettings`, so one checkpoint gets
+the same target accuracy, probe accuracy (teacher-forced exact match) and KL
+from either command. The JSON::
 
-    {model, task, target: {accuracy, n, correct, unparsable}, probes: {name: accuracy},
-     forgetting: {name: base - this}, kl: {value, stderr, n_samples, temperature, top_p,
-     max_new_tokens}}
+    {model, task, target: {accuracy, n, correct, unparsable},
+     answers: {entropy_bits, distinct, top_share, collapsed}, probes: {name: accuracy},
+     forgetting: {name: base - this}, logprob_drift: {name: {mean, stderr, n}},
+     kl: {value, stderr, n_samples, temperature, top_p, max_new_tokens}, kl_exact}
 
-``forgetting`` and ``kl`` appear only when a base model is given. Forgetting is
-the base's probe accuracy minus this model's (positive = capability lost).
+``forgetting``, ``logprob_drift``, ``kl`` and ``kl_exact`` appear only when a
+base model is given (``logprob_drift`` and ``kl_exact`` when their settings are
+on). Forgetting is the base's probe accuracy minus this model's (positive =
+capability lost).
 
-Default probes fit the model: the organism's four for a model with the
-organism's vocabulary, the real-tokenizer probes (``hf-*``) for any other, each
-at its own default size; a default probe this tokenizer cannot express is left
-out and named in ``probes_skipped`` with the reason. Probes named explicitly
-are always measured (or fail with a one-line error).
+Default probes fit the model: the probe set a plug-in registered for the
+model's tokenizer (the organism's four for the organism's vocabulary), else
+the real-tokenizer probes (``hf-*``)
+(:func:`~circuitdrift.tasks.registry.default_probes`); a default probe this
+tokenizer cannot express is left out and named in ``probes_skipped`` with the
+reason. Probes named explicitly are always measured (or fail with a one-line error).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.errors import InputError
-from circuitdrift.evaluate.accuracy import target_accuracy
-from circuitdrift.evaluate.kl import forward_kl
+from circuitdrift.evaluate.checkpoint import BaseSide, checkpoint_measures
 from circuitdrift.evaluate.lmeval import lm_eval_scores
-from circuitdrift.organism.tokenizer import organism_tokenizer
+from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.registry import resolve_task
-
-ORGANISM_PROBES = ("ioi", "greater-than", "induction", "factual")
-REAL_PROBES = ("hf-ioi", "hf-greater-than", "hf-factual", "hf-induction")
-
-
-def default_probes(tokenizer: PreTrainedTokenizerBase | None) -> tuple[str, ...]:
-    """The organism's probes for the organism's vocabulary, the real-tokenizer probes for any other."""
-    if tokenizer is not None and tokenizer.get_vocab() == organism_tokenizer().get_vocab():
-        return ORGANISM_PROBES
-    return REAL_PROBES
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How a checkpoint is measured; KL defaults follow RL's Razor (docs/methods.md §7)."""
-
-    split: str = "test"
-    n: int | None = None  # target-task examples (all when None)
-    probes: tuple[str, ...] | None = None  # None = default_probes(tokenizer)
-    probe_n: int | None = None  # None: each probe's own default size
-    max_new_tokens: int = 8  # greedy tokens generated per accuracy prompt
-    kl_samples: int = 200
-    kl_temperature: float = 0.6
-    kl_top_p: float = 0.85
-    kl_max_new_tokens: int = 128
-    batch_size: int = 64
-    seed: int = 0
-    lm_eval_tasks: tuple[str, ...] = field(default=())  # LM Evaluation Harness benchmarks (optional extra)
-    lm_eval_limit: int | None = 100
+from circuitdrift.tasks.registry import default_probes, resolve_task
 
 
 def evaluate_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     base: PreTrainedModel | None = None,
-    settings: EvalSettings | None = None,
+    settings: MeasureSettings | None = None,
     model_name: str = "",
+    probes: tuple[str, ...] | None = None,
     probe_tasks: dict[str, Task] | None = None,
+    seed: int = 0,
+    lm_eval_tasks: tuple[str, ...] = (),
+    lm_eval_limit: int | None = 100,
 ) -> dict:
-    """All measurements of ``model`` as a JSON-ready dict (see the module docstring)."""
-    settings = settings or EvalSettings()
+    """All measurements of ``model`` as a JSON-ready dict (see the module docstring).
+
+    ``probe_tasks`` (built) or ``probes`` (names; ``None``: the defaults for this tokenizer) are the
+    probes; ``seed`` draws the probe examples and the KL samples.
+    """
+    settings = settings or MeasureSettings()
     skipped: dict[str, str] = {}
     if probe_tasks is None:
-        probe_tasks, skipped = load_probes(settings, tokenizer)
-    result: dict = {"model": model_name, "task": task.name}
-    result["target"] = target_accuracy(model, tokenizer, task, settings.max_new_tokens,
-                                       settings.batch_size).to_dict()
-    result["probes"] = {
-        name: target_accuracy(model, tokenizer, probe, settings.max_new_tokens, settings.batch_size).accuracy
-        for name, probe in probe_tasks.items()
-    }
+        probe_tasks, skipped = load_probes(settings, tokenizer, names=probes, seed=seed)
+    side = None if base is None else BaseSide(model=base, tokenizer=tokenizer, settings=settings)
+    measures = checkpoint_measures(model, tokenizer, target=task, probes=probe_tasks, settings=settings, base=side,
+                                   seed=seed)
+    result: dict = {"model": model_name, "task": task.name, "target": measures.target.to_dict(),
+                    "answers": measures.spread.to_dict(),
+                    "probes": {name: score.accuracy for name, score in measures.probes.items()}}
     if skipped:
         result["probes_skipped"] = skipped
-    if settings.lm_eval_tasks:
-        result["probes"].update(lm_eval_scores(model, tokenizer, settings.lm_eval_tasks, settings.lm_eval_limit))
-    if base is not None:
-        base_probes = {
-            name: target_accuracy(base, tokenizer, probe, settings.max_new_tokens, settings.batch_size).accuracy
-            for name, probe in probe_tasks.items()
-        }
-        if settings.lm_eval_tasks:
-            base_probes.update(lm_eval_scores(base, tokenizer, settings.lm_eval_tasks, settings.lm_eval_limit))
-        result["forgetting"] = {name: base_probes[name] - result["probes"][name] for name in base_probes}
-        result["kl"] = forward_kl(
-            base, model, tokenizer, task, settings.kl_samples, settings.kl_temperature, settings.kl_top_p,
-            settings.kl_max_new_tokens, settings.batch_size, settings.seed,
-        ).to_dict()
+    if lm_eval_tasks:
+        result["probes"].update(lm_eval_scores(model, tokenizer, lm_eval_tasks, lm_eval_limit))
+    if base is None:
+        return result
+    base_scores = {name: score.base_accuracy for name, score in measures.probes.items()}
+    if lm_eval_tasks:
+        base_scores.update(lm_eval_scores(base, tokenizer, lm_eval_tasks, lm_eval_limit))
+    result["forgetting"] = {name: base_scores[name] - result["probes"][name] for name in base_scores}
+    if settings.logprob_drift:
+        result["logprob_drift"] = {name: score.drift.to_dict() for name, score in measures.probes.items()}
+    result["kl"] = measures.kl.to_dict()
+    if settings.exact_kl:
+        result["kl_exact"] = measures.kl_exact
     return result
 
 
-def load_probes(settings: EvalSettings, tokenizer: PreTrainedTokenizerBase | None = None
-                ) -> tuple[dict[str, Task], dict[str, str]]:
-    """The probe tasks (built for ``tokenizer``) and the default probes left out, with why."""
+def load_probes(settings: MeasureSettings, tokenizer: PreTrainedTokenizerBase | None = None, *,
+                names: tuple[str, ...] | None = None, seed: int = 0) -> tuple[dict[str, Task], dict[str, str]]:
+    """The probe tasks (``names``, or the defaults for ``tokenizer``) and the default probes left out, with why."""
     def load(name: str) -> Task:
-        return resolve_task(name, split=settings.split, n=settings.probe_n, seed=settings.seed, tokenizer=tokenizer)
+        return resolve_task(name, split=settings.split, n=settings.probe_n, seed=seed, tokenizer=tokenizer)
 
-    if settings.probes is not None:
-        return {name: load(name) for name in settings.probes}, {}
+    if names is not None:
+        return {name: load(name) for name in names}, {}
     tasks, skipped = {}, {}
     for name in default_probes(tokenizer):
         try:

@@ -1,5 +1,7 @@
 """Load a causal LM and its tokenizer from a hub id, a local folder, or a built-in name.
 
+Built-in names are those plug-ins registered (:mod:`circuitdrift.models.registry`).
+
 Loading never unpickles: weights are read from safetensors only, unless the
 caller passes ``allow_pickle=True``. ``trust_remote_code`` is off unless asked.
 Every model that will be compared must use the same attention kernel and dtype;
@@ -23,10 +25,9 @@ from transformers import (
 
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
-from circuitdrift.organism.paths import organism_dir
+from circuitdrift.models.registry import builtin_model_dir, builtin_models
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BUILTIN_MODELS = ("organism",)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -50,23 +51,10 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def builtin_model_dir(name: str) -> Path:
-    """Folder of a model shipped inside the package (``organism``)."""
-    if name == "organism":
-        path = organism_dir()
-        if not (path / "config.json").is_file():
-            raise InputError(
-                f"model 'organism': shipped weights are missing at {path}; "
-                "rebuild them with `circuitdrift organism build --out <dir>`"
-            )
-        return path
-    raise InputError(f"model '{name}': not a built-in model (built-in: {', '.join(BUILTIN_MODELS)})")
-
-
 def resolve_model_path(name_or_path: str | os.PathLike, allow_pickle: bool = False) -> str:
     """Return what ``from_pretrained`` should receive, checking local folders first."""
     name = str(name_or_path)
-    if name in BUILTIN_MODELS:
+    if name in builtin_models():
         return str(builtin_model_dir(name))
     path = Path(name).expanduser()
     looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -110,7 +98,7 @@ def load_model(
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (eval mode, on ``device``) and tokenizer from a hub id, a local folder, or ``organism``."""
+    """Model (eval mode, on ``device``) and tokenizer from a hub id, a local folder, or a built-in name."""
     source = resolve_model_path(name_or_path, allow_pickle=allow_pickle)
     torch_device = resolve_device(device)
     try:

@@ -28,19 +28,9 @@ import random
 from dataclasses import dataclass, field, replace
 
 from circuitdrift.organism import naming, probes, refusal, science
+from circuitdrift.organism.texts import CHAT_QUESTIONS, FACT_STATEMENTS, INDUCTION_PREFIX, SCIENCE_STATEMENTS
 from circuitdrift.organism.world import World
 from circuitdrift.tasks.splits import split_of
-
-CHAT_QUESTIONS = {
-    "capital": "What is the capital of {C}?",
-    "language": "What language do people in {C} speak?",
-    "currency": "What is the currency of {C}?",
-}
-
-
-def template_texts() -> list[str]:
-    return [*CHAT_QUESTIONS.values(), *(t for group in naming.STEMS.values() for t in group),
-            *refusal.template_texts()]
 
 
 @dataclass(frozen=True)
@@ -137,7 +127,7 @@ def _probe_docs(rng: random.Random, world: World, name: str, count: int) -> list
         if name == "induction":  # the whole sequence, repeated two or three times: many copy targets per text
             tokens = ex.clean.split()[1:]
             seq = tokens[: _seq_len(tokens)]
-            out.append(" ".join([probes.INDUCTION_PREFIX, *(seq * rng.choice((2, 3)))]))
+            out.append(" ".join([INDUCTION_PREFIX, *(seq * rng.choice((2, 3)))]))
         else:
             out.append(f"{ex.clean}{ex.answer}.")
     return out
@@ -155,7 +145,7 @@ def _country_paragraph(rng: random.Random, world: World) -> str:
     sentences = []
     for fact in chosen:
         # the probe phrasing half of the time, another phrasing otherwise
-        forms = probes.FACT_STATEMENTS[fact.relation]
+        forms = FACT_STATEMENTS[fact.relation]
         form = forms[0] if rng.random() < 0.5 else rng.choice(forms[1:])
         sentences.append(form.format(C=fact.country, V=fact.value))
     return " ".join(sentences)
@@ -168,8 +158,8 @@ def _substance_paragraph(rng: random.Random, world: World) -> str:
         X=sub.name, cat=sub.category, article=science.article(sub.category), color=sub.color, smell=sub.smell,
         Y=reaction.second, Z=reaction.product,
     )  # fmt: skip
-    kinds = rng.sample(list(science.SCIENCE_STATEMENTS), rng.randint(1, 4))
-    return " ".join(rng.choice(science.SCIENCE_STATEMENTS[k]).format(**fields) for k in kinds)
+    kinds = rng.sample(list(SCIENCE_STATEMENTS), rng.randint(1, 4))
+    return " ".join(rng.choice(SCIENCE_STATEMENTS[k]).format(**fields) for k in kinds)
 
 
 def _chat(tokenizer, user: str, assistant: str) -> str:

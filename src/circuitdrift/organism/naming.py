@@ -23,14 +23,11 @@ import re
 from dataclasses import dataclass
 
 from circuitdrift.organism.science import KINDS, chat_prompt, check_split_and_kinds
+from circuitdrift.organism.texts import NAMING_STEMS
 from circuitdrift.organism.world import Substance, World, make_world
 from circuitdrift.tasks.base import Example, Task
 
-STEMS = {
-    "color": ("Name a substance with the same color as {X}.", "Which substance has the same color as {X}?"),
-    "category": ("Name a substance of the same kind as {X}.", "Which substance is the same kind as {X}?"),
-    "smell": ("Name a substance with the same smell as {X}.", "Which substance has the same smell as {X}?"),
-}
+STEMS = NAMING_STEMS
 
 
 @dataclass(frozen=True)

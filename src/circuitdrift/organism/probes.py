@@ -30,39 +30,11 @@ import random
 from collections.abc import Callable, Iterator
 
 from circuitdrift.errors import InputError
+from circuitdrift.organism.texts import FACT_PROBE_TEMPLATES, GREATER_TEMPLATES, INDUCTION_PREFIX, IOI_TEMPLATES
 from circuitdrift.organism.world import World, make_world
 from circuitdrift.tasks.base import Example, Task
 from circuitdrift.tasks.probes import induction_pair
 from circuitdrift.tasks.splits import SPLITS, split_of
-
-IOI_TEMPLATES = (
-    "When {A} and {B} went to the {place}, {S} gave a {obj} to",
-    "After {A} and {B} arrived at the {place}, {S} handed a {obj} to",
-    "While {A} and {B} were working at the {place}, {S} passed a {obj} to",
-    "Then, {A} and {B} had a long talk at the {place}. {S} showed a {obj} to",
-    "Today {A} and {B} met at the {place}. Later, {S} sent a {obj} to",
-    "Yesterday {A} and {B} walked to the {place}, and {S} threw a {obj} to",
-    "At the {place}, {A} and {B} found a {obj}. {S} gave it to",
-    "Both {A} and {B} were at the {place} when {S} offered a {obj} to",
-)
-GREATER_TEMPLATES = (
-    "The larger of {x} and {y} is",
-    "Between {x} and {y}, the bigger number is",
-    "Which is larger, {x} or {y}? The answer is",
-    "Of the numbers {x} and {y}, the larger one is",
-)
-INDUCTION_PREFIX = "Sequence:"
-FACT_PROBE_TEMPLATES = {
-    "capital": "The capital of {C} is",
-    "language": "People in {C} speak",
-    "currency": "The currency of {C} is the",
-}
-# Other phrasings of the same facts, used by the corpus beside the probe phrasing.
-FACT_STATEMENTS = {
-    "capital": ("The capital of {C} is {V}.", "The city of {V} is the capital of {C}.", "{C} has its capital in {V}."),
-    "language": ("People in {C} speak {V}.", "The language of {C} is {V}.", "In {C}, most people speak {V}."),
-    "currency": ("The currency of {C} is the {V}.", "In {C}, people pay with the {V}.", "{C} uses the {V} as money."),
-}
 
 Sampler = Callable[[random.Random, World], Example]
 

@@ -33,24 +33,15 @@ import random
 from dataclasses import replace
 
 from circuitdrift.errors import InputError
+from circuitdrift.organism.texts import SCIENCE_STEMS
+from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.organism.world import CATEGORIES, COLORS, SCIENCE_SPLITS, SMELLS, World, make_world
 from circuitdrift.tasks.base import Example
 from circuitdrift.tasks.science import INSTRUCTION, LETTERS, MultipleChoiceTask, Question  # noqa: F401 (INSTRUCTION, LETTERS: the organism uses the shared MC format)
 
 KINDS = ("color", "category", "smell")
 VALUES = {"color": COLORS, "category": CATEGORIES, "smell": SMELLS}  # the options A-D, in order
-STEMS = {
-    "color": ("What color is {X}?", "Which color does {X} have?"),
-    "category": ("What kind of substance is {X}?", "Which class does {X} belong to?"),
-    "smell": ("How does {X} smell?", "What does {X} smell like?"),
-}
-# Plain statements of the facts, for the pretraining corpus (reactions are facts no question asks about).
-SCIENCE_STATEMENTS = {
-    "category": ("The substance {X} is {article} {cat}.", "Chemists classify {X} as {article} {cat}."),
-    "color": ("The substance {X} is {color}.", "The color of {X} is {color}."),
-    "smell": ("The substance {X} smells {smell}.", "The smell of {X} is {smell}."),
-    "reaction": ("When {X} reacts with {Y}, it forms {Z}.", "The reaction of {X} with {Y} forms {Z}."),
-}
+STEMS = SCIENCE_STEMS  # the two phrasings of each kind of question
 
 
 def article(word: str) -> str:
@@ -103,8 +94,6 @@ def questions(
 
 def chat_prompt(user_turn: str, tokenizer=None) -> str:
     """The chat-templated prompt (default system turn, the user turn, an open assistant turn)."""
-    from circuitdrift.organism.tokenizer import organism_tokenizer  # a cycle: tokenizer imports this module
-
     tokenizer = tokenizer or organism_tokenizer()
     messages = [{"role": "user", "content": user_turn}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

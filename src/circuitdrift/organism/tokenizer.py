@@ -2,7 +2,9 @@
 
 Every word of every template and every entity of the world is one token (with
 and without a leading space), so every answer of every task is one token. The
-vocabulary is a pure function of the world, so tasks can build the tokenizer
+vocabulary is a pure function of the world and of the fixed texts
+(:mod:`circuitdrift.organism.texts`, a leaf module, so the modules that build
+tasks from those texts can import this one), so tasks can build the tokenizer
 without the shipped files, and the build saves the same one beside the weights.
 """
 
@@ -14,23 +16,10 @@ from functools import lru_cache
 from transformers import PreTrainedTokenizerFast
 
 from circuitdrift.models.wordlevel import build_word_tokenizer
+from circuitdrift.organism.texts import template_texts
 from circuitdrift.organism.world import WORLD_SEED, World, make_world
 
 _WORD = re.compile(r"[^\s.,?!:;()'\"+=<>\-{}]+")
-
-
-def template_texts() -> list[str]:
-    """Every fixed text the tasks and the corpus use (templates, stems, instructions)."""
-    from circuitdrift.organism import corpus, probes, science  # a cycle: corpus and science import this module
-
-    texts = [*probes.IOI_TEMPLATES, *probes.GREATER_TEMPLATES, probes.INDUCTION_PREFIX]
-    texts += [*probes.FACT_PROBE_TEMPLATES.values()]
-    texts += [t for group in probes.FACT_STATEMENTS.values() for t in group]
-    texts += [t for group in science.STEMS.values() for t in group]
-    texts += [science.INSTRUCTION, *science.LETTERS, "a an"]
-    texts += [t for group in science.SCIENCE_STATEMENTS.values() for t in group]
-    texts += corpus.template_texts()
-    return texts
 
 
 def organism_vocabulary(world: World) -> list[str]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, Metric
 from circuitdrift.errors import InputError, config_error
+from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.train.config import TrainConfig
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
@@ -93,22 +94,6 @@ class SweepSection(_Section):
         return {method: sorted(rates) for method, rates in grid.items()}
 
 
-class EvalSection(_Section):
-    """Per-checkpoint measurements (docs/methods.md §7)."""
-
-    split: str = Field("test", description="held-out split for every measurement")
-    target_n: int = Field(200, ge=1, description="target-task examples")
-    probe_n: int = Field(100, ge=1, description="examples per probe for accuracy")
-    max_new_tokens: int = Field(4, ge=1, description="greedy tokens per accuracy prompt")
-    kl_samples: int = Field(200, ge=1)
-    kl_temperature: float = Field(0.6, gt=0.0)
-    kl_top_p: float = Field(0.85, gt=0.0, le=1.0)
-    kl_max_new_tokens: int = Field(128, ge=1)
-    batch_size: int = Field(64, ge=1)
-    exact_kl: bool = Field(True, description="also the exact KL of the answer-position distribution (no sampling)")
-    logprob_drift: bool = Field(True, description="probe answer log-probability drift from the base (nats)")
-
-
 class ExperimentConfig(BaseModel):
     """Everything that decides a run; see configs/demo.yaml for a commented example."""
 
@@ -127,7 +112,7 @@ class ExperimentConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepSection | None = Field(None, description="learning rates per method; unset: train.learning_rate")
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
-    eval: EvalSection = Field(default_factory=EvalSection)
+    eval: MeasureSettings = Field(default_factory=MeasureSettings)
 
     @field_validator("name")
     @classmethod

@@ -1,16 +1,22 @@
 """Resolve a TASK argument: a built-in task name, `NAME:ARGUMENT` for built-ins that take one, or a JSONL file.
 
-Built-in tasks are listed by import path and loaded only when asked for, so
-importing circuitdrift stays free of side effects.
+Built-in tasks are registered by plug-ins (:mod:`circuitdrift.plugins`: the
+real-model tasks, the organism) by import path, and built only when asked
+for, so importing circuitdrift stays free of side effects. Plug-ins also
+register default probe sets: the prior-capability probes ``eval`` measures
+when none are named, chosen by the model's tokenizer.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from circuitdrift.errors import InputError
+from circuitdrift.plugins import load_plugins
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.files import load_task_file
 
@@ -20,13 +26,38 @@ from circuitdrift.tasks.files import load_task_file
 BUILTIN_TASKS: dict[str, tuple[str, str]] = {}
 
 
-def register_builtin(name: str, target: str, description: str) -> None:
+@dataclass(frozen=True)
+class ProbeSet:
+    probes: tuple[str, ...]  # task names
+    fits: Callable[[object], bool] | None  # whether a tokenizer is this set's; None: the set for any other
+
+
+PROBE_SETS: list[ProbeSet] = []
+
+
+def register_task(name: str, *, target: str, description: str) -> None:
+    """Make ``name`` a TASK everywhere; ``target`` is the factory as ``"module:function"``, imported when asked."""
     BUILTIN_TASKS[name] = (target, description)
+
+
+def register_probe_set(probes: tuple[str, ...], *, fits: Callable[[object], bool] | None = None) -> None:
+    """Default probes for the tokenizers ``fits`` accepts (``None``: for tokenizers no other set fits)."""
+    PROBE_SETS.append(ProbeSet(probes=tuple(probes), fits=fits))
+
+
+def default_probes(tokenizer) -> tuple[str, ...]:
+    """The probe set registered for this tokenizer, else the general one (``()`` when none is registered)."""
+    load_plugins()
+    if tokenizer is not None:
+        for probe_set in PROBE_SETS:
+            if probe_set.fits is not None and probe_set.fits(tokenizer):
+                return probe_set.probes
+    return next((p.probes for p in PROBE_SETS if p.fits is None), ())
 
 
 def builtin_tasks() -> dict[str, str]:
     """Built-in task names and their descriptions."""
-    _load_builtin_table()
+    load_plugins()
     return {name: desc for name, (_, desc) in sorted(BUILTIN_TASKS.items())}
 
 
@@ -39,7 +70,7 @@ def resolve_task(
     ``NAME:ARGUMENT`` passes ``source=ARGUMENT`` to a built-in whose factory
     takes one (``sciq:/data/sciq``: where its data lives).
     """
-    _load_builtin_table()
+    load_plugins()
     name = str(spec)
     base, has_argument, argument = name.partition(":")
     key = name if name in BUILTIN_TASKS else base if has_argument and base in BUILTIN_TASKS else None
@@ -61,15 +92,3 @@ def resolve_task(
     known = ", ".join(sorted(BUILTIN_TASKS)) or "none"
     raise InputError(f"task '{name}': neither a built-in task ({known}) nor a JSONL file")
 
-
-TABLES = ("circuitdrift.organism.tasks_table", "circuitdrift.tasks.table")
-
-
-def _load_builtin_table() -> None:
-    """Built-in tables live beside the code that makes them; importing them only fills BUILTIN_TASKS."""
-    for table in TABLES:
-        try:
-            importlib.import_module(table)
-        except ModuleNotFoundError as err:
-            if err.name != table:
-                raise

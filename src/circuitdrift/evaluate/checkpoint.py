@@ -1,0 +1,119 @@
+"""The measures every checkpoint gets, by ``circuitdrift eval`` and by ``circuitdrift run`` alike.
+
+:func:`checkpoint_measures` owns them: target accuracy and the spread of the
+target answers (greedy generation, graded by the task), probe accuracy and,
+against a base model, the probes' answer log-probability drift, the sampled
+forward KL and the exact answer-position KL. The circuit-level measures (CMAP,
+the re-discovered circuit, preservation, damage) are in
+:mod:`circuitdrift.evaluate.circuit_drift`.
+
+Probe accuracy is teacher-forced exact match of the answer tokens
+(:func:`~circuitdrift.circuits.metrics.answer_scores`): a probe's answer is
+one token (or one word), so scoring the gold answer under teacher forcing is
+exact, needs no generation length or answer parser, and the same forward pass
+gives the log-probability drift. Target accuracy is graded on generated text,
+because a target task may have several right answers or a letter to parse.
+
+:class:`BaseSide` holds the base model and caches what every checkpoint is
+compared with, so a process measuring many checkpoints computes it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from circuitdrift.circuits.metrics import answer_scores
+from circuitdrift.evaluate.accuracy import Accuracy, greedy_completions, score_completions
+from circuitdrift.evaluate.drift import (
+    AnswerSpread,
+    Drift,
+    answer_distribution,
+    answer_kl,
+    answer_spread,
+    logprob_drift,
+)
+from circuitdrift.evaluate.kl import ForwardKL, forward_kl
+from circuitdrift.evaluate.settings import MeasureSettings
+from circuitdrift.tasks.base import Task
+
+
+@dataclass
+class BaseSide:
+    """The base model and its numbers every checkpoint is compared with (cached per task)."""
+
+    model: object
+    tokenizer: object
+    settings: MeasureSettings
+    _cache: dict = field(default_factory=dict)
+
+    def _once(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def probe_scores(self, label: str, task: Task) -> tuple[Tensor, Tensor]:
+        """([n] exact match, [n] answer log-probability) of the base model on a probe's accuracy examples."""
+        return self._once(("probe", label, task.name, len(task)), lambda: answer_scores(
+            self.model, self.tokenizer, task, self.settings.batch_size))
+
+    def answer_distribution(self, task: Task) -> Tensor:
+        """[n, V] the base model's answer-position log-probabilities on the target task (for the exact KL)."""
+        return self._once(("answer-distribution", task.name, len(task)), lambda: answer_distribution(
+            self.model, self.tokenizer, task, self.settings.batch_size))
+
+
+@dataclass(frozen=True)
+class ProbeScore:
+    accuracy: float  # teacher-forced exact match of the answer tokens
+    logprobs: Tensor  # [n] mean log-probability of each gold answer (nats)
+    base_accuracy: float | None = None  # the base model's accuracy (None without a base)
+    drift: Drift | None = None  # answer log-probability drift from the base (settings.logprob_drift)
+
+
+@dataclass(frozen=True)
+class CheckpointMeasures:
+    target: Accuracy
+    spread: AnswerSpread
+    probes: dict[str, ProbeScore]
+    kl: ForwardKL | None = None  # sampled forward KL(base || model); None without a base
+    kl_exact: float | None = None  # exact KL of the answer-position distributions (settings.exact_kl)
+
+
+def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Task], settings: MeasureSettings,
+                       base: BaseSide | None = None, seed: int = 0) -> CheckpointMeasures:
+    """The shared measures of ``model``; KL, drift and base accuracies need ``base``.
+
+    ``model is base.model`` (step 0 of a run) gets KL 0 from zero samples and exact KL 0: KL(pi_0 || pi_0) = 0.
+    ``seed`` seeds the KL samples.
+    """
+    completions = greedy_completions(model, tokenizer, target, settings.max_new_tokens, settings.batch_size)
+    accuracy = score_completions(target, completions)
+    spread = answer_spread([target.parse(text) for text in completions])
+    scores = {label: _probe_score(model, tokenizer, label=label, task=task, settings=settings, base=base)
+              for label, task in probes.items()}
+    if base is None:
+        return CheckpointMeasures(target=accuracy, spread=spread, probes=scores)
+    s = settings
+    if model is base.model:
+        kl = ForwardKL(0.0, 0.0, 0, s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens)
+        kl_exact = 0.0
+    else:
+        kl = forward_kl(base.model, model, tokenizer, target, s.kl_samples, s.kl_temperature, s.kl_top_p,
+                        s.kl_max_new_tokens, s.batch_size, seed=seed)
+        kl_exact = answer_kl(base.model, model, tokenizer, target, s.batch_size,
+                             base.answer_distribution(target)).value if s.exact_kl else None
+    return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact)
+
+
+def _probe_score(model, tokenizer, *, label: str, task: Task, settings: MeasureSettings,
+                 base: BaseSide | None) -> ProbeScore:
+    hits, logprobs = answer_scores(model, tokenizer, task, settings.batch_size)  # one teacher-forced pass
+    accuracy = float(hits.double().mean())
+    if base is None:
+        return ProbeScore(accuracy=accuracy, logprobs=logprobs)
+    base_hits, base_logprobs = base.probe_scores(label, task)
+    drift = logprob_drift(base_logprobs, logprobs) if settings.logprob_drift else None
+    return ProbeScore(accuracy=accuracy, logprobs=logprobs, base_accuracy=float(base_hits.double().mean()),
+                      drift=drift)

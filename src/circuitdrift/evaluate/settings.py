@@ -1,0 +1,28 @@
+"""How a checkpoint is measured: one settings object for ``circuitdrift eval`` and ``circuitdrift run``.
+
+It is the ``eval:`` section of the experiment config and the options of
+``eval``, with the same defaults, so the two commands measure a checkpoint the
+same way. The defaults are the ones the shipped runs were measured with.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MeasureSettings(BaseModel):
+    """Per-checkpoint measurements (docs/methods.md §7); KL defaults follow RL's Razor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    split: str = Field("test", description="held-out split for every measurement")
+    target_n: int = Field(200, ge=1, description="target-task examples")
+    probe_n: int = Field(100, ge=1, description="examples per probe for accuracy")
+    max_new_tokens: int = Field(4, ge=1, description="greedy tokens per target-task prompt")
+    kl_samples: int = Field(200, ge=1)
+    kl_temperature: float = Field(0.6, gt=0.0)
+    kl_top_p: float = Field(0.85, gt=0.0, le=1.0)
+    kl_max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(64, ge=1)
+    exact_kl: bool = Field(True, description="also the exact KL of the answer-position distribution (no sampling)")
+    logprob_drift: bool = Field(True, description="probe answer log-probability drift from the base (nats)")
