@@ -83,5 +83,5 @@ def reduced() -> Recipe:
         mixture=FULL.mixture.scaled(0.003),
         warmup_steps=2,
         eval_examples=16,
-        post_training=replace(FULL.post_training, steps=2, prompts_per_step=4),
+        post_training=replace(FULL.post_training, steps=2, prompts_per_step=4, warmup_steps=0),
     )
