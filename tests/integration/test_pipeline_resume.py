@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from circuitdrift.cli import main
 from circuitdrift.pipeline.run import run_experiment
 from tests.conftest import write_tiny_experiment
 
@@ -154,7 +155,7 @@ def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
     assert rl_row["rollout_collapsed_seeds"] == int(bool(results["rollouts"]["rl/0.01/0"]["collapse"]))
 
 
-def test_several_target_tasks_run_one_experiment_each(experiment, tmp_path):
+def test_several_target_tasks_run_one_experiment_each(experiment, tmp_path, capsys):
     root, config, reference = experiment
     data = yaml.safe_load(config.read_text())
     second = root / "target-b.jsonl"
@@ -173,3 +174,8 @@ def test_several_target_tasks_run_one_experiment_each(experiment, tmp_path):
     index = (run_dir / "index.md").read_text()
     assert "Target task: " + data["target_task"][0] in index and "target-b/report.html" in index
     assert (run_dir / "index.html").is_file() and not (run_dir / "results.json").exists()
+    page = (run_dir / "index.html").read_bytes()
+    (run_dir / "index.html").unlink()
+    assert main(["report", str(run_dir)]) == 0  # `circuitdrift report RUN_DIR` rebuilds the tasks and the index
+    written = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    assert run_dir / "target-b" / "report.html" in written and (run_dir / "index.html").read_bytes() == page

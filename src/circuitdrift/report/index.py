@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuitdrift.io import write_text
-from circuitdrift.report.build import load_results
+from circuitdrift.io import read_json, write_json, write_text
+from circuitdrift.report.build import build_report, load_results
 from circuitdrift.report.render import Block, Figure, Heading, Paragraph, render_html, render_markdown
 from circuitdrift.report.sweep import verdict_blocks
 
@@ -33,9 +33,23 @@ def index_blocks(root: Path, name: str, folders: dict[str, str]) -> list[Block]:
     return blocks
 
 
+INDEX = "index.json"  # {"name": ..., "folders": {task: subfolder}}: what `report` needs to rebuild the index
+
+
 def build_index(root: str | Path, name: str, folders: dict[str, str]) -> list[Path]:
-    """Write index.md and index.html in ``root`` for the task folders ``folders`` (task -> subfolder)."""
+    """Write index.json, index.md and index.html in ``root`` for ``folders`` (task -> subfolder)."""
     root = Path(root)
     blocks = index_blocks(root, name, folders)
-    return [write_text(root / "index.md", render_markdown(blocks)),
+    return [write_json(root / INDEX, {"name": name, "folders": folders}),
+            write_text(root / "index.md", render_markdown(blocks)),
             write_text(root / "index.html", render_html(blocks, f"circuitdrift: {name}", root))]
+
+
+def rebuild(root: str | Path) -> list[Path]:
+    """Rebuild every task's report and the index of a several-task run folder from their results.json."""
+    root = Path(root)
+    index = read_json(root / INDEX, "index file")
+    written = []
+    for folder in index["folders"].values():
+        written += build_report(root / folder)
+    return written + build_index(root, index["name"], index["folders"])
