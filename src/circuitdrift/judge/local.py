@@ -70,7 +70,8 @@ class CausalLMJudge:
                                                                                          strict=True)]
         margins = []
         for start in range(0, len(texts), self.batch_size):
-            rows = [self.tokenizer(t, add_special_tokens=False).input_ids for t in texts[start : start + self.batch_size]]
+            chunk = texts[start : start + self.batch_size]
+            rows = [self.tokenizer(t, add_special_tokens=False).input_ids for t in chunk]
             ids, mask = left_pad(rows, self.tokenizer.pad_token_id, device)
             logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1, :].float()  # [b, vocab]
             margins.append(logits[:, self.yes].max(-1).values - logits[:, self.no].max(-1).values)
