@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
                         no_args_is_help=True)
     steer.command("vector")(vector)
     steer.command("generate")(generate)
+    steer.command("curve")(curve)
     app.add_typer(steer, name="steer")
 
 
@@ -117,3 +118,44 @@ def generate(
         texts = chat_completions(loaded, tokenizer, turns, sampling)
     for turn, text in zip(turns, texts, strict=True):
         typer.echo(json.dumps({"prompt": turn, "completion": text, "alpha": alpha}))
+
+
+def curve(
+    model: ModelArg,
+    vector_file: Annotated[Path, typer.Option("--vector", help="A file `steer vector` wrote.")],
+    alphas: Annotated[str, typer.Option("--alphas", help="Comma-separated steering strengths.")],
+    prompts: Annotated[str, typer.Option("--prompts", help=f"Harmful user turns: {PromptsHelp}.")],
+    n: Annotated[int, typer.Option("--n", min=1)] = 100,
+    split: Annotated[str, typer.Option("--split")] = "test",
+    column: Annotated[str, typer.Option("--column")] = "prompt",
+    scale: Annotated[Scale, typer.Option("--scale")] = Scale.relative,
+    span: Annotated[Span, typer.Option("--span")] = Span.from_,
+    layer: Annotated[int | None, typer.Option("--layer", help="Steer from this layer (default: the file's).")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 16,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = Dtype.float32,
+    attn: AttnOpt = "sdpa",
+) -> None:
+    """B (share of prompts complied with, phrase judge, greedy) at each alpha: where steering moves the behaviour."""
+    from circuitdrift.judge.phrases import PhraseJudge
+
+    try:
+        grid = [float(a) for a in alphas.split(",") if a.strip()]
+    except ValueError as err:
+        raise InputError(f"--alphas {alphas}: expected comma-separated numbers") from err
+    turns = resolve_prompts(prompts, n, split, column=column)
+    vectors = SteeringVectors.load(vector_file)
+    loaded, tokenizer = load(model, device, dtype, attn)
+    first = vectors.layer if layer is None else layer
+    if not 0 <= first < vectors.directions.shape[0]:
+        raise InputError(f"--layer {first}: the vectors have layers 0..{vectors.directions.shape[0] - 1}")
+    chosen = layers_from(first, vectors.directions.shape[0], span.value)
+    judge = PhraseJudge()
+    rows = []
+    for alpha in grid:
+        with steering(loaded, vectors.directions[first], chosen, alpha, scale.value):
+            texts = chat_completions(loaded, tokenizer, turns, Sampling(max_new_tokens))
+        complied = judge.complied(turns, texts)
+        rows.append({"alpha": alpha, "B": sum(complied) / len(complied), "n": len(turns)})
+    typer.echo(json.dumps({"layers": chosen, "scale": scale.value, "curve": rows}, indent=1))

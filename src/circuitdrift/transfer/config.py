@@ -47,7 +47,8 @@ class SteeringSettings(_Section):
     negative: str = Field("organism-benign", description="prompts it points away from")
     split: str = "train"
     n: int = Field(120, ge=4, description="prompts per set (a share is held out to choose the layer)")
-    column: str = "prompt"
+    column: str = Field("prompt", description="the prompt column of a file or dataset (positive set)")
+    negative_column: str | None = Field(None, description="the negative set's column (default: column)")
     held_out: float = Field(0.25, gt=0.0, lt=1.0)
     layer: int | None = Field(None, ge=0, description="the layer to steer from (null: the held-out rule)")
     span: Literal["at", "from"] = Field("from", description="steer that layer only, or it and every later one")

@@ -110,7 +110,8 @@ def steering_vector(ctx: TransferContext) -> SteeringVectors:
                 model, tokenizer = ctx.base
                 source = PromptSource(prompts=s.positive, split=s.split, n=s.n, column=s.column)
                 pos = prompts_of(source)
-                neg = prompts_of(source.model_copy(update={"prompts": s.negative}))
+                neg = prompts_of(source.model_copy(update={"prompts": s.negative,
+                                                           "column": s.negative_column or s.column}))
                 vectors = difference_of_means(
                     model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
                     held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
