@@ -23,7 +23,7 @@ def test_defaults_add_the_control_and_order_alphas():
 @pytest.mark.parametrize(("data", "message"), [
     ({"steering": {"spam": 1}}, "config: steering.spam: unknown key"),
     ({"teacher_data": {"temperature": -1}}, "config: teacher_data.temperature: Input should be greater"),
-    ({"alphas": [0.0]}, "alphas: give at least one alpha"),
+    ({"alphas": [0.0]}, "config: alphas: give at least one alpha besides the control 0"),
     ({"alphas": [0.1, 0.1]}, "config: alphas: alphas repeat a value"),
     ({"judge": {"kind": "http", "model": "gpt-4.1"}}, "config: judge: judge kind 'http' needs 'base_url'"),
     ({"student": {"steps": 0}}, "config: student.steps: Input should be greater"),

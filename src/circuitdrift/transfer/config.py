@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from circuitdrift.errors import InputError, config_error
 from circuitdrift.judge.base import JudgeSettings
@@ -60,6 +60,7 @@ class TeacherData(PromptSource):
 
     prompts: str = "organism-countries"
     split: str = "train"
+    n: int | None = Field(90, ge=1, description="the first n prompts (the organism has 90 train-split questions)")
     max_new_tokens: int = Field(16, ge=1)
     temperature: float = Field(1.0, ge=0.0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -115,6 +116,8 @@ class TransferConfig(BaseModel):
     def _with_control(cls, alphas: list[float]) -> list[float]:
         if len(set(alphas)) != len(alphas):
             raise ValueError("alphas repeat a value")
+        if not any(alphas):
+            raise ValueError("give at least one alpha besides the control 0")
         return sorted({0.0, *(float(a) for a in alphas)}, key=lambda a: (abs(a), a))
 
     @field_validator("seeds")
@@ -123,12 +126,6 @@ class TransferConfig(BaseModel):
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds repeat a value")
         return seeds
-
-    @model_validator(mode="after")
-    def _check(self) -> TransferConfig:
-        if len(self.alphas) < 2:
-            raise ValueError("alphas: give at least one alpha besides the control 0")
-        return self
 
     def student_config(self, seed: int) -> TrainConfig:
         return self.student.model_copy(update={"seed": seed})
