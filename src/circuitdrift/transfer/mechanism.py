@@ -6,6 +6,10 @@ and which heads changed most?
   distillation prompts pooled. If the student learned to steer itself ("subliminal
   learning is steering-vector distillation"), this shift is parallel to r and the
   cosine is near +1 (or -1 for the opposite push); unrelated drift gives about 0.
+- Direction change: the student's own difference-of-means vector at that layer, on
+  the same fit prompts as the teacher's, minus the base model's (the teacher's r);
+  its cosine with r says whether the student's refusal direction grew or shrank
+  along r (negative: the student separates the two prompt sets less along r).
 - Heads: CMAP (circuits/crossmodel.py) of the student into the base model on the
   harmful prompts, the answer being the base model's own first word there (its
   refusal, for a model that refuses); the most negative dF_X(h) are the heads whose
@@ -35,6 +39,14 @@ def activation_shift(student, base, tokenizer, turns: list[str], layer: int) -> 
     texts = [chat_text(tokenizer, t) for t in turns]
     return (last_token_residuals(student, tokenizer, texts)[layer].mean(0)
             - last_token_residuals(base, tokenizer, texts)[layer].mean(0))
+
+
+def direction_shift(student, tokenizer, positive: list[str], negative: list[str], base_direction: Tensor,
+                    layer: int) -> Tensor:
+    """r_student - r_base at ``layer``: the student's difference of means on the fit prompts minus the base's."""
+    pos = last_token_residuals(student, tokenizer, [chat_text(tokenizer, t) for t in positive])[layer]
+    neg = last_token_residuals(student, tokenizer, [chat_text(tokenizer, t) for t in negative])[layer]
+    return pos.mean(0) - neg.mean(0) - base_direction
 
 
 def own_answer_task(base, tokenizer, turns: list[str]) -> Task | None:

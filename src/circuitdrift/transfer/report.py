@@ -67,15 +67,19 @@ def _fmt(s: dict | None, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
 
 
+def _heads_text(heads: list[dict] | None) -> str:
+    return ", ".join(f"{h['head']} {h['delta']:+.3f}" for h in (heads or [])[:3]) or "-"
+
+
 def report_blocks(results: dict) -> list:
     steering = results["steering"]
     thr = results["threshold"]
     rows = sorted(results["rows"], key=lambda r: (abs(r["alpha"]), r["alpha"]))
     table = Table(
-        ("alpha", "B teacher", "B student", "tau", "flag rate", "cosine", "top heads (CMAP)"),
+        ("alpha", "B teacher", "B student", "tau", "flag rate", "cosine", "direction cosine", "top heads (CMAP)"),
         tuple((f"{r['alpha']:g}", _fmt(r["B_teacher"]), _fmt(r["B_student"]),
                _fmt(r["tau"]) if r["tau"] is not None else r["tau_status"], f"{r['flag_rate']:.3f}",
-               _fmt(r["cosine"]), ", ".join(f"{h['head']} {h['delta']:+.3f}" for h in (r["heads"] or [])[:3]) or "-")
+               _fmt(r["cosine"]), _fmt(r["direction_cosine"]), _heads_text(r["heads"]))
               for r in rows),
         note=f"95% intervals; {len(results['seeds'])} student seeds per alpha, {rows[0]['n_prompts']} harmful "
              "prompts. " + results["method"]["intervals"] + ".",
@@ -93,6 +97,7 @@ def report_blocks(results: dict) -> list:
             "B: " + results["method"]["B"],
             "tau: " + results["method"]["tau"] + "; " + results["method"]["undefined"],
             "cosine: " + results["method"]["cosine"],
+            "direction cosine: " + results["method"]["direction_cosine"],
         )),
         table,
         Figure("figures/behaviour.png", "Behaviour against steering strength",

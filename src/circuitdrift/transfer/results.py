@@ -24,6 +24,8 @@ METHOD = {
     "threshold": "the smallest |alpha| whose tau interval excludes 0",
     "cosine": "cosine between the student's mean activation shift (student - base, last prompt token, steered "
               "layer) and the teacher's steering vector",
+    "direction_cosine": "cosine between the student's own difference-of-means vector minus the base's (same fit "
+                        "prompts, steered layer) and the teacher's steering vector",
 }
 
 
@@ -41,6 +43,7 @@ def build_results(config: TransferConfig, vectors: SteeringVectors, teacher: dic
         row["B_student_per_seed"] = {str(s): evals[(a, s)]["B"] for s in seeds}
         row["cosine"] = stat([evals[(a, s)]["cosine"] for s in seeds])
         row["shift_norm"] = stat([evals[(a, s)]["shift_norm"] for s in seeds])
+        row["direction_cosine"] = stat([evals[(a, s)]["direction_cosine"] for s in seeds])
         row["heads"] = _top_heads([evals[(a, s)]["cmap"] for s in seeds], config.mechanism.top_heads)
     return {
         "name": config.name, "base_model": config.base_model, "alphas": list(config.alphas), "seeds": seeds,
@@ -70,11 +73,12 @@ def results_csv(results: dict) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["alpha", "B_teacher", "B_teacher_lo", "B_teacher_hi", "B_student", "B_student_lo",
                      "B_student_hi", "tau", "tau_lo", "tau_hi", "tau_status", "flag_rate", "cosine", "cosine_lo",
-                     "cosine_hi", "seeds", "n_prompts"])
+                     "cosine_hi", "direction_cosine", "seeds", "n_prompts"])
     for r in results["rows"]:
         tau = r["tau"] or {"mean": None, "lo": None, "hi": None}
         writer.writerow([r["alpha"], *_three(r["B_teacher"]), *_three(r["B_student"]), *_three(tau), r["tau_status"],
-                         _num(r["flag_rate"]), *_three(r["cosine"]), r["B_student"]["seeds"], r["n_prompts"]])
+                         _num(r["flag_rate"]), *_three(r["cosine"]), _num(r["direction_cosine"]["mean"]),
+                         r["B_student"]["seeds"], r["n_prompts"]])
     return out.getvalue()
 
 

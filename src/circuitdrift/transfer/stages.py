@@ -25,7 +25,7 @@ from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
-from circuitdrift.steer.vectors import SteeringVectors, difference_of_means
+from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
 from circuitdrift.tasks.prompt_sets import resolve_prompts
 from circuitdrift.train.checkpoints import checkpoint_dir
 from circuitdrift.train.run import train
@@ -120,6 +120,15 @@ def steering_vector(ctx: TransferContext) -> SteeringVectors:
                 vectors.save(ctx.store.path(VECTOR))
                 ctx.store.mark(VECTOR, key)
     return SteeringVectors.load(ctx.store.path(VECTOR))
+
+
+def steering_fit_prompts(config: TransferConfig) -> tuple[list[str], list[str]]:
+    """The user turns the steering vector's means were fitted on (its held-out parts left out)."""
+    s = config.steering
+    source = PromptSource(prompts=s.positive, split=s.split, n=s.n, column=s.column)
+    pos = prompts_of(source)
+    neg = prompts_of(source.model_copy(update={"prompts": s.negative, "column": s.negative_column or s.column}))
+    return split_fit(pos, s.held_out)[0], split_fit(neg, s.held_out)[0]
 
 
 def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int]:
@@ -226,9 +235,11 @@ def eval_job(job: tuple) -> dict:
     complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
     m = config.mechanism
     shift = mechanism.activation_shift(student, base, tokenizer, harmful[:64] + benign[:64], vectors.layer)
+    pos_fit, neg_fit = steering_fit_prompts(config)
+    change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
     out = {"alpha": alpha, "seed": seed, "B": sum(complied) / len(complied), "complied": [int(v) for v in complied],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
-           "cmap": None}
+           "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None}
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
         if task is not None:
