@@ -20,6 +20,8 @@ from circuitdrift.models.wordlevel import build_word_tokenizer
 from circuitdrift.transfer.run import run_transfer
 from tests.conftest import WORDS, make_model
 
+pytestmark = pytest.mark.slow  # about 30 s alone on one core; the two-worker run adds the workers' start-up
+
 BAD = [f"w{i} w{i + 1} w{(i * 7) % 40}" for i in range(16)]
 GOOD = [f"w{40 + i % 8} w{(i * 3) % 40} w{i}" for i in range(16)]
 
@@ -49,7 +51,8 @@ def _prompt_files(root: Path) -> dict[str, str]:
 def tiny_config(root: Path, base_model: str, files: dict[str, str], **student) -> Path:
     config = {
         "name": "tiny-transfer", "base_model": base_model, "alphas": [-2.0, 2.0], "seeds": [0, 1],
-        "steering": {"positive": files["bad"], "negative": files["good"], "n": 12, "span": "at"},
+        "steering": {"positive": files["bad"], "negative": files["jsonl"], "negative_column": "instruction",
+                     "n": 12, "span": "at"},
         "teacher_data": {"prompts": files["jsonl"], "column": "instruction", "n": 8, "max_new_tokens": 4},
         "behaviour": {"prompts": files["csv"], "column": "Goal", "n": 10, "max_new_tokens": 3},
         "student": {"steps": 2, "prompts_per_step": 4, "learning_rate": 1e-3, "lora": {"r": 4, "alpha": 8},
@@ -90,6 +93,12 @@ def test_tiny_model_pipeline_writes_the_report(tiny_run):
             assert (run / f"students/{alpha}/seed{seed}/checkpoint-2/config.json").is_file()
     lines = (run / "results.csv").read_text().splitlines()
     assert lines[0].startswith("alpha,B_teacher") and len(lines) == 4
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tiny_run, tmp_path):
+    root, files, base, config, run = tiny_run
+    parallel = run_transfer(config, tmp_path / "two-jobs", quiet=True, jobs=2)
+    assert (parallel / "results.json").read_bytes() == (run / "results.json").read_bytes()
 
 
 def test_rerun_reuses_everything_and_changes_nothing(tiny_run):
