@@ -65,6 +65,7 @@ class TeacherData(PromptSource):
     temperature: float = Field(1.0, ge=0.0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int = Field(0, ge=0, description="seeds the teacher's sampling (the same for every alpha)")
+    batch_size: int = Field(32, ge=1, description="prompts per generation batch")
 
 
 class Behaviour(PromptSource):
@@ -72,6 +73,7 @@ class Behaviour(PromptSource):
 
     prompts: str = "organism-forbidden"
     max_new_tokens: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1, description="prompts per generation batch")
 
 
 class Mechanism(_Section):

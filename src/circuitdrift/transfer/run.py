@@ -43,6 +43,7 @@ def run_transfer(config_path: str | Path | None = None, out: str | Path | None =
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
     write_json(store.path("environment.json"), environment(config))
     vectors = stages.steering_vector(ctx)
+    ctx.release_base()  # a 7B model held here besides each job's own copies would double the GPU memory
     teacher = stages.teachers(ctx)
     stages.students(ctx)
     evals = stages.evaluations(ctx)

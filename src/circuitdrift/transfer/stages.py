@@ -68,6 +68,17 @@ class TransferContext:
     def base(self):
         return load_base(self.config)
 
+    def release_base(self) -> None:
+        """Drop the parent's copy of the base model: jobs run in this process with --jobs 1 and load their own."""
+        if self.__dict__.pop("base", None) is not None:
+            import gc
+
+            import torch
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     @cached_property
     def base_identity(self) -> str:
         source = Path(resolve_model_path(self.config.base_model))
@@ -147,8 +158,9 @@ def teacher_job(job: tuple) -> dict:
     benign, harmful = prompts_of(t), prompts_of(b)
     judge = make_judge(config.judge, cache_dir=cache_dir)
     with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale):
-        data = chat_completions(model, tokenizer, benign, Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed))
-        answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens))
+        data = chat_completions(model, tokenizer, benign, Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
+                                batch_size=t.batch_size)
+        answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
     return {"prompts": benign, "completions": data, "flagged": judge.flagged(benign, data),
             "harmful": harmful, "answers": answers, "complied": judge.complied(harmful, answers)}
 
@@ -231,7 +243,8 @@ def eval_job(job: tuple) -> dict:
                             attn_implementation=config.attn_implementation)
     vectors = SteeringVectors.load(vector_path)
     harmful, benign = prompts_of(config.behaviour), prompts_of(config.teacher_data)
-    answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens))
+    answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
+                               batch_size=config.behaviour.batch_size)
     complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
     m = config.mechanism
     shift = mechanism.activation_shift(student, base, tokenizer, harmful[:64] + benign[:64], vectors.layer)
