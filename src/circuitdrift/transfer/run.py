@@ -1,7 +1,8 @@
 """``circuitdrift transfer``: steer a teacher, distil students on its benign data, measure the transfer ratio.
 
 Rerunning skips what is up to date; a killed run resumes (a student from its
-last Trainer checkpoint); a changed setting recomputes only what depends on it.
+last Trainer checkpoint, when ``student.checkpoint_every`` saved any); a changed
+setting recomputes only what depends on it.
 """
 
 from __future__ import annotations
