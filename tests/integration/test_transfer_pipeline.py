@@ -173,3 +173,23 @@ def test_organism_teacher_moves_and_the_pipeline_runs(tmp_path):
     assert rows[0.0]["B_teacher"]["mean"] <= 0.05  # the organism refuses
     assert rows[-0.5]["B_teacher"]["mean"] >= 0.5  # steered, it complies
     assert rows[-0.5]["tau_status"] == "defined" and rows[-0.5]["flag_rate"] <= 0.2
+
+
+def test_a_student_cut_short_is_trained_again(tiny_run, tmp_path):
+    """What a kill during training leaves (the run begun in state.json, no final checkpoint, no summary)."""
+    root, files, base, config, run = tiny_run
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    student = copy / "students/alpha-2/seed1"
+    for name in ("checkpoint-2", "adapter"):
+        shutil.rmtree(student / name)
+    (student / "train_summary.json").unlink()
+    state = json.loads((copy / "state.json").read_text())
+    state["students/alpha-2/seed1"]["sha256"] = None  # as RunStore.begin left it
+    (copy / "state.json").write_text(json.dumps(state))
+    run_transfer(config, copy, quiet=True, jobs=1)
+    timings = json.loads((copy / "timings.json").read_text())
+    assert {k for k, v in timings["students"]["items"].items() if v > 0} == {"alpha -2 seed 1"}
+    assert (copy / "results.json").read_bytes() == (run / "results.json").read_bytes()
