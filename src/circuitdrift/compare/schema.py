@@ -75,7 +75,7 @@ class ProbeMeasurement(_Record):
 class CheckpointMeasurement(_Record):
     """Everything measured at one checkpoint of one (method, seed) run (stage: measure)."""
 
-    method: str  # sft | rl
+    method: str  # sft | rl | sft-preserve
     seed: int
     learning_rate: float | None = None  # the run's peak learning rate (None: the base model's record)
     step: int  # optimizer steps taken; 0 = the base model
@@ -109,6 +109,8 @@ class ProbeDCV(_Record):
     D: list[list[float]]
     preservation: dict[str, float]
     base_circuit: list[str]
+    delta_preserve: list[list[float]] | None = None  # the third arm's (sft-preserve) CMAP, mean over seeds
+    preserved_heads: list[str] | None = None  # the heads sft-preserve kept (pipeline/stages.py preserve_heads)
 
 
 class AggregateSettings(_Record):
@@ -168,6 +170,7 @@ class Aggregate(_Record):
     curves: dict[str, MethodCurves]
     endpoints: dict[str, dict[str, Any]]  # method -> final-checkpoint Stats (layout in compare/aggregate.py)
     sft_minus_rl: dict[str, Any]  # {a, b, available} and, when available, one difference Stat per quantity
+    preserve_minus_sft: dict[str, Any] = Field(default_factory=dict)  # the same, sft-preserve minus sft
     razor: Razor
 
 
@@ -212,3 +215,5 @@ class Results(_Record):
                         "comparison; see compare/sweep.py")
     rollouts: dict = Field(default_factory=dict, description="RL runs' rollout windows and detected collapse, "
                            "keyed 'method/lr/seed' (train/monitor.py)")
+    preserve: dict = Field(default_factory=dict, description="the heads sft-preserve kept, lambda, and how the "
+                           "heads were chosen (RUN/preserve/heads.json); empty without the third arm")

@@ -58,8 +58,16 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
     write_json(store.path("environment.json"), environment(config))
     circuits = stages.base_circuits(ctx)
-    checkpoints = stages.training(ctx)
-    records = stages.measurements(ctx, checkpoints, circuits)
+    first = [m for m in config.methods if m != stages.PRESERVE]
+    checkpoints = stages.training(ctx, first) if first else {}
+    records = stages.measurements(ctx, checkpoints, circuits) if first else []
+    if stages.PRESERVE in config.methods:  # the third arm: heads chosen from the others' results, then trained
+        ctx.preservation = stages.preserve_heads(ctx, circuits, records)
+        reporter.log(f"sft-preserve keeps {len(ctx.preservation.heads)} heads: {', '.join(ctx.preservation.heads)} "
+                     f"({ctx.preservation.source.get('selection')})")
+        more = stages.training(ctx, [stages.PRESERVE])
+        records = sorted(records + stages.measurements(ctx, more, circuits),
+                         key=lambda r: (r.method, r.learning_rate or 0.0, r.seed, r.step))
     with reporter.stage("comparison", 1) as rep, rep.item("dcv, aggregate, results"):
         compare(ctx, circuits, records)
     with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
@@ -103,6 +111,8 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
                                            config.analysis.tau)
     levels = config.sweep.levels if config.sweep is not None else 5
     rollouts = rollout_summaries(ctx)
+    preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
+                if stages.PRESERVE in config.methods else {})
     results = Results(
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
@@ -110,7 +120,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
                                               circuits, config.analysis.tau),
-        rollouts=rollouts,
+        rollouts=rollouts, preserve=preserve,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))

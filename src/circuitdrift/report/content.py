@@ -58,7 +58,8 @@ def _what_was_run(results: Results) -> list[Block]:
         + ", ".join(f"{p} {format_number(_base_probe(results.base, p))}" for p in results.probes),
         f"Degradation threshold τ = {format_number(settings.tau, 'real')} (a head is degraded where dF < −τ)",
         f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
-        "SFT − RL differences are paired by seed when both methods share their seeds, else Welch",
+        "SFT − RL differences (and SFT-PRESERVE − SFT with the third arm) are paired by seed when both methods "
+        "share their seeds, else Welch",
     ))]
 
 
@@ -68,7 +69,11 @@ def _base_probe(base: dict, probe: str):
 
 
 def _differences(agg: Aggregate) -> list[Block]:
-    diff = agg.sft_minus_rl
+    blocks = _difference_table(agg, agg.sft_minus_rl, "SFT", "RL")
+    return blocks + _difference_table(agg, agg.preserve_minus_sft, "SFT-PRESERVE", "SFT")
+
+
+def _difference_table(agg: Aggregate, diff: dict, a: str, b: str) -> list[Block]:
     if not diff.get("available"):
         return []
     labels = [("steps_to_goal", "steps to goal (optimizer steps)", "count"),
@@ -77,16 +82,17 @@ def _differences(agg: Aggregate) -> list[Block]:
               ("forgetting_mean", "forgetting, mean over probes", "frac"),
               ("preservation_mean", "preservation, mean over probes", "frac"),
               ("damage_mean", "damage dF, mean over probes", "frac")]
-    rows = [(label, describe_diff(diff.get(key), kind), direction(diff.get(key))) for key, label, kind in labels]
+    rows = [(label, describe_diff(diff.get(key), kind, a, b), direction(diff.get(key))) for key, label, kind in labels]
     for probe in agg.probes:
         for name in ("forgetting", "preservation"):
             d = diff.get(name, {}).get(probe)
-            rows.append((f"{name}: {probe}", describe_diff(d), direction(d)))
+            rows.append((f"{name}: {probe}", describe_diff(d, "frac", a, b), direction(d)))
     never = diff.get("steps_to_goal", {}).get("never_reached", {})
     note = ("'above'/'below': the 95% interval lies entirely above/below zero. Steps to goal is compared over "
-            f"seeds that reached the goal (never reached: SFT {never.get('sft', 'n/a')}, RL {never.get('rl', 'n/a')}).")
-    return [Heading(2, "SFT − RL differences at the final checkpoint"),
-            Table(("quantity", "SFT − RL [95% CI]", "interval vs 0"), tuple(rows), note)]
+            f"seeds that reached the goal (never reached: {a} {never.get(diff['a'], 'n/a')}, {b} "
+            f"{never.get(diff['b'], 'n/a')}).")
+    return [Heading(2, f"{a} − {b} differences at the final checkpoint"),
+            Table(("quantity", f"{a} − {b} [95% CI]", "interval vs 0"), tuple(rows), note)]
 
 
 def _curves(agg: Aggregate, figures: dict[str, str]) -> list[Block]:
@@ -106,7 +112,7 @@ def _curves(agg: Aggregate, figures: dict[str, str]) -> list[Block]:
         "kl_forgetting": ("RL's Razor: forgetting against KL",
                           "Each dot is one checkpoint (method, seed, step > 0): forward KL from the base on the "
                           "target task against forgetting averaged over probes; black line = least-squares fit over "
-                          "both methods. Look at whether the two methods fall on one line (KL predicts forgetting "
+                          "every method. Look at whether the methods fall on one line (KL predicts forgetting "
                           "regardless of method) and where each method's points sit along it."),
     }
     for key, (title, caption) in captions.items():
@@ -148,6 +154,18 @@ def _base_circuits(results: Results, figures: dict[str, str]) -> list[Block]:
     return blocks
 
 
+def _preserved_damage(d) -> str:
+    """Mean CMAP dF over the heads sft-preserve kept, per method: did the penalty keep their function?"""
+    from circuitdrift.circuits.scores import parse_head
+
+    heads = [parse_head(n) for n in d.preserved_heads]
+    means = {name: sum(delta[layer][head] for layer, head in heads) / len(heads)
+             for name, delta in (("SFT", d.delta_sft), ("RL", d.delta_rl), ("SFT-PRESERVE", d.delta_preserve))}
+    return (f"The {len(heads)} heads circuit-preserving SFT kept ({', '.join(d.preserved_heads[:10])}"
+            f"{' …' if len(heads) > 10 else ''}): mean CMAP dF over them (mean over seeds; < 0 = degraded) "
+            + ", ".join(f"{m} {format_number(v, 'real')}" for m, v in means.items()) + ".")
+
+
 def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
     if not results.dcv:
         return []
@@ -167,6 +185,8 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
             + (f": {top}{' …' if len(d.vulnerable) > 10 else ''}." if d.vulnerable else ".")
             + f" Circuit membership D(h): {kept_rl} heads where RL's circuit is closer to the base than SFT's "
             f"(D > 0), {kept_sft} where SFT's is closer (D < 0). Preservation (mean over seeds): {pres or 'n/a'}."))
+        if d.preserved_heads and d.delta_preserve is not None:
+            blocks.append(Paragraph(_preserved_damage(d)))
         if f"dcv:{probe}" in figures:
             blocks.append(Figure(figures[f"dcv:{probe}"], f"V(h) heatmap, probe '{probe}'",
                                  "V(h) = dF_RL(h) − dF_SFT(h) per head at the final checkpoint (change in P(answer)); "
