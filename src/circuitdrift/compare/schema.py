@@ -70,6 +70,8 @@ class ProbeMeasurement(_Record):
     cmap_logprob: list[list[float]] | None = None  # dF_X(h) on the answer log-probability metric
     damage_logprob: float | None = None  # mean of cmap_logprob over the base circuit's heads (nats)
     base_logprob: float | None = None  # the base's mean answer log-prob on the CMAP examples (scales the threshold)
+    cmap_reverse: list[list[float]] | None = None  # CMAP the other way (base head into X), final checkpoint only
+    damage_reverse: float | None = None  # mean of cmap_reverse over the base circuit's heads
 
 
 class CheckpointMeasurement(_Record):
@@ -110,6 +112,8 @@ class ProbeDCV(_Record):
     preservation: dict[str, float]
     base_circuit: list[str]
     delta_preserve: list[list[float]] | None = None  # the third arm's (sft-preserve) CMAP, mean over seeds
+    delta_reverse: dict[str, list[list[float]]] = Field(default_factory=dict)  # method -> reverse CMAP (base head
+    # into the fine-tuned model), mean over seeds; empty where it was not measured
     preserved_heads: list[str] | None = None  # the heads sft-preserve kept (pipeline/stages.py preserve_heads)
 
 
@@ -215,5 +219,7 @@ class Results(_Record):
                         "comparison; see compare/sweep.py")
     rollouts: dict = Field(default_factory=dict, description="RL runs' rollout windows and detected collapse, "
                            "keyed 'method/lr/seed' (train/monitor.py)")
+    controls: dict = Field(default_factory=dict, description="the base circuits against random head sets of the "
+                           "same size, and circuit distance along training (compare/controls.py)")
     preserve: dict = Field(default_factory=dict, description="the heads sft-preserve kept, lambda, and how the "
                            "heads were chosen (RUN/preserve/heads.json); empty without the third arm")

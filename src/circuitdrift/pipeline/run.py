@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from circuitdrift.compare.aggregate import aggregate
+from circuitdrift.compare.controls import circuit_controls
 from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
 from circuitdrift.compare.tables import results_csv
@@ -65,8 +66,8 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
         ctx.preservation = stages.preserve_heads(ctx, circuits, records)
         reporter.log(f"sft-preserve keeps {len(ctx.preservation.heads)} heads: {', '.join(ctx.preservation.heads)} "
                      f"({ctx.preservation.source.get('selection')})")
-        more = stages.training(ctx, [stages.PRESERVE])
-        records = sorted(records + stages.measurements(ctx, more, circuits),
+        more = stages.training(ctx, [stages.PRESERVE], stage="training (sft-preserve)")
+        records = sorted(records + stages.measurements(ctx, more, circuits, stage="measurements (sft-preserve)"),
                          key=lambda r: (r.method, r.learning_rate or 0.0, r.seed, r.step))
     with reporter.stage("comparison", 1) as rep, rep.item("dcv, aggregate, results"):
         compare(ctx, circuits, records)
@@ -120,7 +121,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
                                               circuits, config.analysis.tau),
-        rollouts=rollouts, preserve=preserve,
+        rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))

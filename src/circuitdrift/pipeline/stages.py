@@ -112,11 +112,11 @@ def train_job(job: tuple) -> None:
 Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {step: checkpoint folder (relative)}
 
 
-def training(ctx: RunContext, methods: list[str] | None = None) -> Runs:
+def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "training") -> Runs:
     """Every (method, lr, seed) run of ``methods`` (default: all), ``ctx.jobs`` at a time; each run's checkpoints."""
     runs = [run for run in ctx.config.runs() if methods is None or run[0] in methods]
     todo = []
-    with ctx.reporter.stage("training", len(runs)) as rep:
+    with ctx.reporter.stage(stage, len(runs)) as rep:
         for method, lr, seed in runs:
             rel, key = run_folder(method, lr, seed), train_key(ctx, method, lr, seed)
             if ctx.store.fresh(rel, key):
@@ -148,11 +148,13 @@ def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> di
 def measure_key(ctx: RunContext, method: str, lr: float | None, seed: int, step: int) -> str:
     source = ctx.base_identity if step == 0 else train_key(ctx, method, lr, seed)
     analysis = ctx.config.analysis.model_dump(include=MEASURE_SETTINGS)
-    return ctx.key("measure", source, step, ctx.exact_at(step), ctx.config.eval.model_dump(), analysis,
+    reverse = step == ctx.final_step()  # the final checkpoint also gets CMAP in the reverse direction
+    return ctx.key("measure", source, step, ctx.exact_at(step), reverse, ctx.config.eval.model_dump(), analysis,
                    ctx.config.target_task, {p: base_circuit_key(ctx, spec) for p, spec in ctx.probe_tasks().items()})
 
 
-def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:
+def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit],
+                 stage: str = "measurements") -> list[CheckpointMeasurement]:
     """Every checkpoint of every run, ``ctx.jobs`` at a time. Step 0 is the base model in every run: measured once."""
     ref_key = ctx.key("reference", ctx.base_identity, ctx.config.model_dump(mode="json"))
     items = [("base", None, 0, 0, None)]
@@ -160,7 +162,7 @@ def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCir
               for step, folder in sorted(steps.items()) if step > 0]
     records: dict[tuple, CheckpointMeasurement] = {}
     todo = []
-    with ctx.reporter.stage("measurements", len(items)) as rep:
+    with ctx.reporter.stage(stage, len(items)) as rep:
         for method, lr, seed, step, folder in items:
             rel, key = measure_rel(method, lr, seed, step), measure_key(ctx, method, lr, seed, step)
             if ctx.store.fresh(rel, key):
@@ -261,4 +263,6 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
         preservation={m: sum(v) / len(v) for m, v in preservation.items() if v}, base_circuit=circuit.circuit,
         delta_preserve=mean_delta[PRESERVE].tolist() if third else None,
         preserved_heads=list(ctx.preservation.heads) if third and ctx.preservation is not None else None,
+        delta_reverse={m: torch.tensor([r.probes[label].cmap_reverse for r in rs], dtype=torch.float64).mean(0).tolist()
+                       for m, rs in by_method.items() if rs and all(r.probes[label].cmap_reverse for r in rs)},
     )
