@@ -40,6 +40,7 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
     blocks += _curves(agg, figures)
     blocks += _base_circuits(results, figures)
     blocks += _dcv(results, figures)
+    blocks += _controls(results, figures)
     return blocks
 
 
@@ -154,6 +155,57 @@ def _base_circuits(results: Results, figures: dict[str, str]) -> list[Block]:
     return blocks
 
 
+def _controls(results: Results, figures: dict[str, str]) -> list[Block]:
+    """Every circuit claim beside random head sets of the same size, and circuit distance along training."""
+    controls = results.controls
+    if not controls.get("random") and not controls.get("distance"):
+        return []
+    n = controls.get("settings", {}).get("n_random", "n/a")
+    rows = []
+    for method, per_probe in controls.get("random", {}).items():
+        for probe, entry in per_probe.items():
+            for name, kind in (("damage", "real"), ("preservation", "frac")):
+                c = entry.get(name, {})
+                interval = (f"{format_number(c.get('random_mean'), kind)} [{format_number(c.get('random_lo'), kind)}, "
+                            f"{format_number(c.get('random_hi'), kind)}]")
+                claim = {True: "differs from random", False: "not distinguishable from random"}.get(
+                    c.get("differs"), "n/a")
+                rows.append((method.upper(), probe, name, str(entry.get("size", "n/a")),
+                             format_number(c.get("circuit"), kind), interval, claim))
+    blocks: list[Block] = [
+        Heading(2, "Controls: the base circuits against random head sets"),
+        Table(("method", "probe", "measure", "k", "base circuit", f"{n} random sets of size k: mean [95%]",
+               "claim"), tuple(rows),
+              "Final checkpoint, primary learning rate, mean over seeds. Damage: mean CMAP dF over the heads; "
+              "preservation: share of the heads still in the re-discovered circuit (for the base circuit, its "
+              "re-discovered form). A circuit claim is made only where the base circuit lies outside the random "
+              "sets' 2.5-97.5 percentile range.")]
+    if "distance" in figures:
+        blocks.append(Figure(figures["distance"], "Circuit distance over training",
+                             "1 − Jaccard of each checkpoint's re-discovered circuit with the base model's (found the "
+                             "same way), per probe; mean over seeds with 95% intervals. 0 = the same heads. Look at "
+                             "which method's circuits move away from the base, and when."))
+    return blocks
+
+
+def _reverse_cmap(d) -> str:
+    """Both CMAP directions over the base circuit, per method (Prakash et al. 2024)."""
+    from circuitdrift.circuits.scores import parse_head
+
+    heads = [parse_head(n) for n in d.base_circuit]
+    forward = {"sft": d.delta_sft, "rl": d.delta_rl, "sft-preserve": d.delta_preserve}
+
+    def mean(table) -> float | None:
+        return None if table is None else sum(table[layer][head] for layer, head in heads) / len(heads)
+
+    parts = [f"{m.upper()} {format_number(mean(forward.get(m)), 'real')} / {format_number(mean(back), 'real')}"
+             for m, back in d.delta_reverse.items()]
+    return ("CMAP in both directions over the base circuit (mean over its heads and seeds), fine-tuned head into "
+            "the base / base head into the fine-tuned model: " + "; ".join(parts) + ". Forward < 0: the fine-tuned "
+            "version of the heads harms the base's computation; reverse > 0: the base's version would raise the "
+            "fine-tuned model's answer probability (the function the heads lost).")
+
+
 def _preserved_damage(d) -> str:
     """Mean CMAP dF over the heads sft-preserve kept, per method: did the penalty keep their function?"""
     from circuitdrift.circuits.scores import parse_head
@@ -185,6 +237,8 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
             + (f": {top}{' …' if len(d.vulnerable) > 10 else ''}." if d.vulnerable else ".")
             + f" Circuit membership D(h): {kept_rl} heads where RL's circuit is closer to the base than SFT's "
             f"(D > 0), {kept_sft} where SFT's is closer (D < 0). Preservation (mean over seeds): {pres or 'n/a'}."))
+        if d.delta_reverse:
+            blocks.append(Paragraph(_reverse_cmap(d)))
         if d.preserved_heads and d.delta_preserve is not None:
             blocks.append(Paragraph(_preserved_damage(d)))
         if f"dcv:{probe}" in figures:
