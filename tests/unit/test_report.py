@@ -210,14 +210,16 @@ def three_arm_results() -> Results:
                    methods=methods, seeds=list(SEEDS), steps=list(STEPS), base=base, base_circuits=circuits,
                    measurements=measurements, dcv=dcv, aggregate=agg, summary=summary,
                    sweep=sweep_analysis(measurements, methods, list(PROBES), 3, {}, circuits, TAU),
-                   controls=circuit_controls(measurements, circuits), preserve={"heads": ["L1.H0", "L1.H1"]})
+                   controls=circuit_controls(measurements, circuits),
+                   preserve={"heads": ["L1.H0", "L1.H1"], "lambda": 0.01, "selection": "vulnerable heads"})
 
 
 def test_the_third_arm_and_the_controls_reach_every_part_of_the_report(tmp_path):
     (tmp_path / "results.json").write_text(three_arm_results().model_dump_json(indent=1), encoding="utf-8")
     build_report(tmp_path)
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    for text in ("Methods: SFT, RL, SFT-PRESERVE", "## SFT − RL differences at the final checkpoint",
+    for text in ("Methods: SFT, RL, SFT-PRESERVE", "Third arm, circuit-preserving SFT: λ = 0.0100, 2 heads kept",
+                 "## SFT − RL differences at the final checkpoint",
                  "## SFT-PRESERVE − SFT differences at the final checkpoint", "The remedy, circuit-preserving SFT",
                  "SFT-PRESERVE and SFT compared at", "| SFT-PRESERVE − SFT |", "the remedy's aim",
                  "Cost in target accuracy", "## Controls: the base circuits against random head sets",

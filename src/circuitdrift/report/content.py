@@ -47,6 +47,10 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
 def _what_was_run(results: Results) -> list[Block]:
     settings = results.aggregate.settings
     n_seeds = len(results.seeds)
+    preserve = results.preserve
+    third = ((f"Third arm, circuit-preserving SFT: λ = {format_number(preserve.get('lambda'), 'real')}, "
+              f"{len(preserve.get('heads', []))} heads kept ({', '.join(preserve.get('heads', []))}); "
+              f"{preserve.get('selection', preserve.get('source', ''))}",) if preserve.get("heads") else ())
     return [Heading(2, "What was run"), Bullets((
         f"Base model: {results.base_model}",
         f"Target task: {results.target_task}; goal for 'steps to goal': target accuracy ≥ "
@@ -61,6 +65,7 @@ def _what_was_run(results: Results) -> list[Block]:
         f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
         "SFT − RL differences (and SFT-PRESERVE − SFT with the third arm) are paired by seed when both methods "
         "share their seeds, else Welch",
+        *third,
     ))]
 
 
