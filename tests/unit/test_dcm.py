@@ -113,6 +113,11 @@ def test_dcm_command_writes_a_circuit_file_that_faithfulness_reads(word_tokenize
     assert main(["faithfulness", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--circuit", str(out),
                  "--n-random", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["circuit_size"] == 1
+    assert main(["heads", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--method", "dcm", "--top-k", "3",
+                 "--device", device, "--out", str(tmp_path / "heads.json")]) == 0, capsys.readouterr().err
+    heads = json.loads((tmp_path / "heads.json").read_text())
+    assert [c["name"] for c in heads["circuit"]] == ["L1.H2"] and heads["masks"][1][2] > 0.9
+    assert heads["method"] == "dcm" and heads["timing"]["total_s"] > 0
     (tmp_path / "targets.json").write_text('{"a": 1}')
     code = main(["dcm", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--targets",
                  str(tmp_path / "targets.json")])

@@ -10,6 +10,7 @@ ends above 0.5, at most ``top_k`` of them, and its scores are -m (most negative 
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 from torch import nn
@@ -36,8 +37,10 @@ def find_circuit(
     if method == "dcm":
         if threshold is not None:
             raise InputError("--threshold: DCM's circuit is the heads with mask > 0.5; give --top-k to cap it")
+        started = time.perf_counter()
         masks = dcm_masks(model, tokenizer, task)  # the authors' settings: Adam lr 0.1, 100 steps, lambda 0.1
-        ranking = HeadScores(-masks.masks.scores, masks.masks.meta)
+        meta = {**masks.masks.meta, "timing": {"total_s": time.perf_counter() - started}}
+        ranking = HeadScores(-masks.masks.scores, meta)
         chosen = ranking.below(-THRESHOLD)
         if not chosen:
             raise InputError(f"dcm on '{task.name}': no head's mask ended above 0.5 (largest "

@@ -54,6 +54,7 @@ def heads_result(
         **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
         **({k: scores.meta[k] for k in PRUNE_KEYS} if method == "prune" else {}),
         "scores": scores.as_lists(),
+        **({"masks": (-scores.scores).tolist()} if method == "dcm" else {}),  # DCM: scores = -m
         "circuit": scores.circuit_entries(circuit),
         "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
         "timing": {"total_s": scores.meta["timing"]["total_s"], "forward_s": forward_s},
