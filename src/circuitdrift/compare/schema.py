@@ -16,6 +16,7 @@ Run folder layout::
       train/<method>/lr<lr>/seed<k>/checkpoint-<step>/   Hugging Face model folders (step 0 = the base)
       measure/base/step0.json                            CheckpointMeasurement of the base model
       measure/<method>/lr<lr>/seed<k>/step<n>.json       CheckpointMeasurement
+      preserve/heads.json             the heads the third arm (sft-preserve) keeps, lambda, how they were chosen
       dcv/<probe>.json                ProbeDCV
       results.json                    Results (deterministic: no timings)
       results.csv                     one row per method x seed x checkpoint x probe

@@ -118,7 +118,9 @@ class ExperimentConfig(BaseModel):
     base_model: str = Field(description="hub id, local folder, or 'organism'")
     target_task: str = Field(description="built-in task name or JSONL file: the new task to learn")
     probes: list[str] = Field(min_length=1, description="prior-capability probes (built-in names or JSONL files)")
-    methods: list[Literal["sft", "rl", "sft-preserve"]] = Field(default_factory=lambda: ["sft", "rl"], min_length=1)
+    methods: list[Literal["sft", "rl", "sft-preserve"]] = Field(
+        default_factory=lambda: ["sft", "rl"], min_length=1,
+        description="sft, rl, and sft-preserve (circuit-preserving SFT, trained after the others; see preserve)")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     device: str = Field("auto", description="auto, cpu or cuda")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
