@@ -64,3 +64,15 @@ def test_a_new_lambda_retrains_only_the_third_arm(three_arms, tmp_path):
     after = mtimes(run, "train/sft-preserve/**/*.safetensors")
     assert after.keys() == before_preserve.keys() and all(after[k] != before_preserve[k] for k in after)
     assert json.loads((run / "preserve" / "heads.json").read_text())["lambda"] == 2.0
+
+
+def test_the_third_arm_alone_keeps_the_base_circuits_heads(tmp_path):
+    config = write_tiny_experiment(tmp_path, seeds=(0,), extra={"methods": ["sft-preserve"],
+                                                                "preserve": {"heads": "circuit"}})
+    run = run_experiment(config, tmp_path / "run", quiet=True, jobs=1)
+    chosen = json.loads((run / "preserve" / "heads.json").read_text())
+    circuits = [json.loads(p.read_text())["circuit"] for p in sorted((run / "circuits" / "base").glob("*.json"))]
+    assert chosen["source"] == "circuit" and chosen["heads"] == list(dict.fromkeys(h for c in circuits for h in c))
+    results = json.loads((run / "results.json").read_text())
+    assert results["methods"] == ["sft-preserve"] and results["dcv"] == {}
+    assert not results["aggregate"]["preserve_minus_sft"]["available"]  # no SFT arm to compare with
