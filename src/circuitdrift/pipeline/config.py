@@ -95,7 +95,7 @@ class SweepSection(_Section):
 
 
 class PreserveSection(_Section):
-    """The third arm, circuit-preserving SFT (docs/methods.md §7): which heads it keeps and how hard.
+    """The third arm, circuit-preserving SFT (docs/methods.md §6): which heads it keeps and how hard.
 
     ``heads: dcv`` takes the heads SFT damaged more than RL (DCV's vulnerable heads, union over probes) from the
     SFT and RL runs at their primary learning rates, so those run first; when no head passes tau, the ``top_k``

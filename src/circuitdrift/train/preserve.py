@@ -1,4 +1,4 @@
-"""Circuit-preserving SFT (docs/methods.md §7): SFT plus a penalty that keeps chosen heads' outputs at the base's.
+"""Circuit-preserving SFT (docs/methods.md §6): SFT plus a penalty that keeps chosen heads' outputs at the base's.
 
     L = L_SFT + lambda * sum_{h in H} mean_t || a_h(pi)_t - a_h(pi_0)_t ||^2
 
