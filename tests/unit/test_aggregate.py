@@ -183,3 +183,17 @@ def test_degraded_and_vulnerable_heads():
     assert rows["sft"]["vulnerable_heads"]["p"]["mean"] == 1  # L0.H0: -0.3 < -0.1 - 0.1
     assert rows["rl"]["vulnerable_heads"]["p"]["mean"] == 1  # L1.H0: -0.2 < 0.0 - 0.1
     assert rows["sft"]["degraded_heads"]["mean"] == 1 and rows["rl"]["degraded_heads"]["mean"] == 0
+
+
+def test_the_third_arm_gets_its_own_paired_difference_with_sft_and_a_summary_row():
+    third = [m("sft-preserve", seed, step, target=0.4 + 0.08 * step, kl=0.1 * step,
+               acc=0.9 - 0.02 * step - 0.001 * seed, preservation=0.95) for seed in (0, 1, 2) for step in (0, 2, 4, 6)]
+    agg, summary = run(_two_methods() + third)
+    assert agg.methods == ["sft", "rl", "sft-preserve"] and [r.method for r in summary] == agg.methods
+    diff = agg.preserve_minus_sft["forgetting_mean"]
+    # forgetting at step 6 (against each run's own step 0): sft-preserve 0.12, sft 0.24 + 0.003 s -> -0.12 - 0.003 s
+    assert agg.preserve_minus_sft["a"] == "sft-preserve" and diff["test"] == "paired" and diff["n"] == 3
+    assert diff["mean"] == pytest.approx(-0.12 - 0.003) and diff["hi"] < 0
+    assert agg.sft_minus_rl["forgetting_mean"]["mean"] == pytest.approx((0.04 - 0.01) * 6)  # unchanged by the arm
+    assert {p.method for p in agg.razor.points} == {"sft", "rl", "sft-preserve"}  # the KL-forgetting fit pools all
+    assert run(_two_methods())[0].preserve_minus_sft == {"a": "sft-preserve", "b": "sft", "available": False}

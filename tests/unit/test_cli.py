@@ -88,6 +88,9 @@ def test_dcv_writes_v_d_and_preservation(workspace, capsys):
         assert key in data
     assert data["preservation"]["rl"] == 1.0  # RL model is the base itself
     assert all(v == 0 for row in data["delta_rl"] for v in row)
+    back = data["reverse"]  # CMAP the other way: the base's head patched into each fine-tuned model
+    assert all(v == 0 for row in back["delta_rl"] for v in row)
+    assert any(v != 0 for row in back["delta_sft"] for v in row) and back["delta_sft"] != data["delta_sft"]
 
 
 @pytest.mark.parametrize(

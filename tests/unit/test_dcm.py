@@ -54,6 +54,30 @@ def test_dcm_selects_the_one_head_that_carries_the_answer(word_tokenizer):
     assert result.losses[-1] < result.losses[0] and result.masks.meta["desideratum"] == "counter-answer"
 
 
+def flip_task(model, tokenizer) -> Task:
+    """Examples whose counterfactual changes an earlier word (not the last one) and, through KEEP, the answer."""
+    pairs = [e for e in toy_examples(200, 1) if e.clean.split()[-1] == e.corrupt.split()[-1]]
+    clean = greedy(model, tokenizer, [e.clean for e in pairs])
+    corrupt = greedy(model, tokenizer, [e.corrupt for e in pairs])
+    return Task("flip", [Example(e.clean, e.corrupt, a, b) for e, a, b in zip(pairs, clean, corrupt, strict=True)
+                         if a != b][:16])
+
+
+def test_dcm_is_a_circuit_method_of_find_circuit_and_the_run_config(word_tokenizer):
+    from circuitdrift.circuits.discovery import CircuitSettings
+    from circuitdrift.pipeline.config import parse_config
+
+    model = single_path_model(word_tokenizer)
+    scores, circuit = CircuitSettings(method="dcm", top_k=3).find(model, word_tokenizer, flip_task(model,
+                                                                                                  word_tokenizer))
+    assert circuit == [KEEP] and scores.meta["method"] == "dcm" and float(scores.scores[KEEP]) < -0.9
+    config = parse_config({"base_model": "organism", "target_task": "science-qa", "probes": ["ioi"],
+                           "analysis": {"circuit_method": "dcm"}})
+    assert config.analysis.circuit("dcm").method == "dcm"
+    with pytest.raises(InputError, match="DCM's circuit is the heads with mask > 0.5"):
+        CircuitSettings(method="dcm", threshold=-0.1).find(model, word_tokenizer, flip_task(model, word_tokenizer))
+
+
 def test_bad_dcm_input_is_one_line(word_tokenizer):
     model = make_model("qwen2", word_tokenizer)
     task = self_consistent_task(model, word_tokenizer, n=3)
@@ -89,6 +113,11 @@ def test_dcm_command_writes_a_circuit_file_that_faithfulness_reads(word_tokenize
     assert main(["faithfulness", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--circuit", str(out),
                  "--n-random", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["circuit_size"] == 1
+    assert main(["heads", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--method", "dcm", "--top-k", "3",
+                 "--device", device, "--out", str(tmp_path / "heads.json")]) == 0, capsys.readouterr().err
+    heads = json.loads((tmp_path / "heads.json").read_text())
+    assert [c["name"] for c in heads["circuit"]] == ["L1.H2"] and heads["masks"][1][2] > 0.9
+    assert heads["method"] == "dcm" and heads["timing"]["total_s"] > 0
     (tmp_path / "targets.json").write_text('{"a": 1}')
     code = main(["dcm", str(tmp_path / "model"), str(tmp_path / "flip.jsonl"), "--targets",
                  str(tmp_path / "targets.json")])

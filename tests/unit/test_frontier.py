@@ -172,3 +172,18 @@ def test_matched_comparison_level_equal_to_peak_accuracy_is_reached():
     assert out["reached"] == {"A": [1]}  # seed 0 peaks at exactly 0.50; seed 1 stops at 0.49
     assert out["by_method"]["A"][0]["mean"] == pytest.approx(0.20) and out["by_method"]["A"][0]["missing"] == 1
     assert "difference" not in out
+
+
+def test_three_arms_give_sft_minus_rl_and_preserve_minus_sft_paired_by_seed():
+    renamed = {("sft" if m == "A" else "rl", lr, s): pts for (m, lr, s), pts in _runs().items()}
+    # the third arm: seed 0 at 0.5 reaches 0.02, seed 1 0.10 (one learning rate)
+    renamed[("sft-preserve", 0.1, 0)] = traj((0, 0.30, 0.0), (10, 0.70, 0.04))
+    renamed[("sft-preserve", 0.1, 1)] = traj((0, 0.30, 0.0), (10, 0.70, 0.20))
+    out = matched_comparison(renamed, [0.5], higher_is_better=False, methods=["sft", "rl", "sft-preserve"])
+    assert list(out["differences"]) == ["sft - rl", "sft-preserve - sft"]
+    assert out["difference"] == out["differences"]["sft - rl"]
+    assert out["differences"]["sft - rl"][0]["mean"] == pytest.approx(-0.175)  # as A - B above
+    # sft-preserve at 0.5: seed 0 = 0.02, seed 1 = 0.10; sft: 0.05, 0.20 -> differences -0.03, -0.10
+    d = out["differences"]["sft-preserve - sft"][0]
+    assert d["test"] == "paired" and d["mean"] == pytest.approx(-0.065)
+    assert d["hi"] - d["mean"] == pytest.approx(12.706205 * 0.035, abs=1e-5)  # sd 0.035 * sqrt(2), se 0.035

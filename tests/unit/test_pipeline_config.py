@@ -40,7 +40,11 @@ def test_defaults_resolve_and_round_trip():
         (with_(analysis__top_k="many"), "cfg.yaml: analysis.top_k: Input should be a valid integer"),
         (with_(train={"steps": 10, "checkpoint_steps": [20]}), "cfg.yaml: train: checkpoint step 20 is outside"),
         (with_(seeds=[1, 1]), "cfg.yaml: seeds: seeds must be distinct"),
-        (with_(methods=["sft", "dpo"]), "cfg.yaml: methods.1: Input should be 'sft' or 'rl'"),
+        (with_(methods=["sft", "dpo"]), "cfg.yaml: methods.1: Input should be 'sft', 'rl' or 'sft-preserve'"),
+        (with_(methods=["sft", "sft-preserve"]), "cfg.yaml: (top level): methods: sft-preserve with preserve.heads "
+                                                  "'dcv' takes its heads from the SFT and RL runs"),
+        (with_(preserve__lam=-1), "cfg.yaml: preserve.lam: Input should be greater than or equal to 0"),
+        (with_(preserve__heads="random"), "cfg.yaml: preserve.heads: Input should be 'dcv' or 'circuit'"),
         (with_(eval__kl_top_p=1.5), "cfg.yaml: eval.kl_top_p"),
         ({"target_task": "x", "probes": ["a"]}, "cfg.yaml: base_model: Field required"),
         (with_(probes=["../../etc"]), "probe name"),
@@ -53,6 +57,17 @@ def test_bad_values_are_named_by_path(data, message):
     with pytest.raises(InputError) as info:
         parse_config(data, "cfg.yaml")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_three_arms_resolve_with_their_preserve_settings():
+    config = parse_config(with_(methods=["sft", "rl", "sft-preserve"],
+                                sweep={"learning_rates": {"sft-preserve": [1e-4, 3e-5]}}))
+    assert config.preserve.lam == 0.01 and config.preserve.heads == "dcv" and config.preserve.top_k == 4
+    assert [run for run in config.runs() if run[0] == "sft-preserve"] == [
+        ("sft-preserve", lr, s) for lr in (3e-5, 1e-4) for s in (0, 1, 2)]
+    alone = parse_config(with_(methods=["sft-preserve"], preserve__heads="circuit"))
+    assert alone.methods == ["sft-preserve"]
+    assert parse_config(yaml.safe_load(resolved_yaml(config))) == config
 
 
 def test_yaml_file_errors_name_the_line(tmp_path):

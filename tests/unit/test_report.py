@@ -189,3 +189,43 @@ def test_report_command_prints_written_paths(built):
     result = CliRunner().invoke(app, ["report", str(run)])
     assert result.exit_code == 0, result.output
     assert result.output.split() == [str(p) for p in paths]
+
+
+def three_arm_results() -> Results:
+    """fake_results plus the third arm (forgetting like RL, adapting like SFT), with controls and a sweep."""
+    from circuitdrift.compare.controls import circuit_controls
+    from circuitdrift.compare.sweep import sweep_analysis
+
+    measurements = [_measurement(m, s, t).model_copy(update={"method": name, "learning_rate": 1e-4})
+                    for m, name in (("sft", "sft"), ("rl", "rl"), ("rl", "sft-preserve")) for s in SEEDS
+                    for t in STEPS]
+    circuits = {p: _base_circuit(p) for p in PROBES}
+    dcv = {p: _dcv(p, measurements).model_copy(update={
+        "delta_preserve": _dcv(p, measurements).delta_rl, "preserved_heads": ["L1.H0", "L1.H1"],
+        "delta_reverse": {"sft": [[0.01] * HEADS] * LAYERS, "rl": [[0.0] * HEADS] * LAYERS}}) for p in PROBES}
+    base = {"target_accuracy": 0.25, "probe_accuracy": dict(PROBES)}
+    agg, summary = aggregate(base, circuits, measurements, dcv, target_goal=0.5, tau=TAU)
+    methods = ["sft", "rl", "sft-preserve"]
+    return Results(name="fake3", base_model="organism", target_task="science-qa", probes=list(PROBES),
+                   methods=methods, seeds=list(SEEDS), steps=list(STEPS), base=base, base_circuits=circuits,
+                   measurements=measurements, dcv=dcv, aggregate=agg, summary=summary,
+                   sweep=sweep_analysis(measurements, methods, list(PROBES), 3, {}, circuits, TAU),
+                   controls=circuit_controls(measurements, circuits),
+                   preserve={"heads": ["L1.H0", "L1.H1"], "lambda": 0.01, "selection": "vulnerable heads"})
+
+
+def test_the_third_arm_and_the_controls_reach_every_part_of_the_report(tmp_path):
+    (tmp_path / "results.json").write_text(three_arm_results().model_dump_json(indent=1), encoding="utf-8")
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    for text in ("Methods: SFT, RL, SFT-PRESERVE", "Third arm, circuit-preserving SFT: λ = 0.0100, 2 heads kept",
+                 "## SFT − RL differences at the final checkpoint",
+                 "## SFT-PRESERVE − SFT differences at the final checkpoint", "The remedy, circuit-preserving SFT",
+                 "SFT-PRESERVE and SFT compared at", "| SFT-PRESERVE − SFT |", "the remedy's aim",
+                 "Cost in target accuracy", "## Controls: the base circuits against random head sets",
+                 "CMAP in both directions over the base circuit", "The 2 heads circuit-preserving SFT kept"):
+        assert text in md, text
+    # the third arm forgets like RL here (a third of SFT's rate): its interval against SFT lies below zero
+    assert "Preserving forgot less than SFT, and the 95% interval excludes zero" in md
+    assert (tmp_path / "figures" / "circuit_distance.png").is_file()
+    assert "| SFT-PRESERVE | ioi | damage |" in md

@@ -3,15 +3,19 @@
 ``exact``, ``attribution`` and ``eap-ig`` score every head once and take the
 k most important (docs/methods.md §3); ``prune`` removes heads one at a time by exact
 patching in the context of the heads still kept (:mod:`circuitdrift.circuits.pruning`),
-which finds sufficient circuits where heads back each other up.
+which finds sufficient circuits where heads back each other up; ``dcm`` learns a mask per head
+towards the counter-answer (:mod:`circuitdrift.circuits.dcm`): its circuit is the heads whose mask
+ends above 0.5, at most ``top_k`` of them, and its scores are -m (most negative = most important).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from circuitdrift.circuits.dcm import THRESHOLD, dcm_masks
 from circuitdrift.circuits.pruning import prune_circuit
 from circuitdrift.circuits.scores import Head, HeadScores
 from circuitdrift.circuits.scoring import head_scores
@@ -30,6 +34,18 @@ def find_circuit(
             raise InputError("--threshold: pruning stops at a circuit size; give --top-k instead")
         pruned = prune_circuit(model, tokenizer, task, top_k, metric, ablation, batch_size)
         return pruned.scores, pruned.circuit
+    if method == "dcm":
+        if threshold is not None:
+            raise InputError("--threshold: DCM's circuit is the heads with mask > 0.5; give --top-k to cap it")
+        started = time.perf_counter()
+        masks = dcm_masks(model, tokenizer, task)  # the authors' settings: Adam lr 0.1, 100 steps, lambda 0.1
+        meta = {**masks.masks.meta, "timing": {"total_s": time.perf_counter() - started}}
+        ranking = HeadScores(-masks.masks.scores, meta)
+        chosen = ranking.below(-THRESHOLD)
+        if not chosen:
+            raise InputError(f"dcm on '{task.name}': no head's mask ended above 0.5 (largest "
+                             f"{float(masks.masks.scores.max()):.3f}); the counterfactuals may not change the answer")
+        return ranking, chosen[:top_k]
     scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
     return scores, select_circuit(scores, top_k, threshold)
 

@@ -54,6 +54,7 @@ def heads_result(
         **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
         **({k: scores.meta[k] for k in PRUNE_KEYS} if method == "prune" else {}),
         "scores": scores.as_lists(),
+        **({"masks": (-scores.scores).tolist()} if method == "dcm" else {}),  # DCM: scores = -m
         "circuit": scores.circuit_entries(circuit),
         "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
         "timing": {"total_s": scores.meta["timing"]["total_s"], "forward_s": forward_s},
@@ -96,7 +97,11 @@ def dcv_result(
     tau: float = 0.1, top_k: int | None = None, method: str = "exact", circuit_method: str = "exact",
     metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
 ) -> dict:
-    """CMAP of both fine-tuned models, V(h), vulnerable heads, D(h) and preservation."""
+    """CMAP of both fine-tuned models in both directions, V(h), vulnerable heads, D(h) and preservation.
+
+    V and the vulnerable heads use the forward direction (the fine-tuned head into the base); the reverse
+    direction (the base's head into the fine-tuned model) is reported beside it as ``reverse``.
+    """
     check_tau(tau)  # before the CMAP passes, not after them
     top_k = check_top_k(base, top_k)
     tokenizers = tokenizers or {}
@@ -104,6 +109,9 @@ def dcv_result(
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
     delta_sft = cross_model_patch(base, sft, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
     delta_rl = cross_model_patch(base, rl, tokenizer, task, method=method, metric=metric, batch_size=batch_size)
+    reverse = {name: cross_model_patch(base, model, tokenizer, task, method=method, metric=metric,
+                                       batch_size=batch_size, reverse=True).as_lists()
+               for name, model in (("sft", sft), ("rl", rl))}
     settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
                                batch_size=batch_size)
     circuits = {name: settings.find(model, tokenizer, task)[1] for name, model in (("base", base), ("sft", sft),
@@ -115,6 +123,8 @@ def dcv_result(
         "n_examples": len(task), "n_layers": delta_sft.shape[0], "n_heads": delta_sft.shape[1],
         **result.to_json(circuits["base"]),
         "circuits": {name: [head_name(*head) for head in heads] for name, heads in circuits.items()},
+        "reverse": {"direction": "base head into the fine-tuned model", "delta_sft": reverse["sft"],
+                    "delta_rl": reverse["rl"]},
     }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 ScoringMethod = Literal["exact", "attribution", "eap-ig"]  # one pass of head scores (circuits/scoring.py)
-CircuitMethod = Literal["exact", "attribution", "eap-ig", "prune"]  # find_circuit: scoring, or iterative pruning
+# find_circuit: one-shot scoring, iterative pruning, or learned masks (DCM, circuits/dcm.py)
+CircuitMethod = Literal["exact", "attribution", "eap-ig", "prune", "dcm"]
 CmapMethod = Literal["exact", "attribution"]  # cross-model patching
 Metric = Literal["prob", "logit-diff", "logprob", "accuracy"]
 Ablation = Literal["corrupt", "zero", "mean"]

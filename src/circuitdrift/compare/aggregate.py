@@ -11,8 +11,8 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
 - a per-seed mean over probes is missing when any probe is missing.
 - steps to goal = first checkpoint step with target_accuracy >= target_goal;
   seeds that never reach it are counted, not averaged in.
-- SFT - RL differences are paired by seed when both methods have the same seeds,
-  else Welch.
+- SFT - RL and SFT-preserve - SFT differences are paired by seed when both methods
+  have the same seeds, else Welch.
 - RL's Razor: one least-squares line of mean forgetting over probes against KL
   through every (method, seed, step > 0) checkpoint.
 
@@ -30,6 +30,7 @@ The aggregate (results.json "aggregate", typed as compare.schema.Aggregate)::
                             degraded_heads_by_probe, vulnerable_heads: {probe: stat}}}
     sft_minus_rl  {a, b, available, target_accuracy, kl, steps_to_goal, forgetting_mean,
                    preservation_mean, damage_mean, forgetting, preservation: {probe: diff}}
+    preserve_minus_sft  the same for circuit-preserving SFT minus SFT (a = sft-preserve, b = sft)
     razor         {fit: {slope, intercept, r2, n}, pearson_r, by_method: {method: {r, n}},
                    points: [{method, seed, step, kl, forgetting}]}
 """
@@ -59,7 +60,7 @@ def stat_of(name: str, values) -> dict:
         return bounded_stat(values, low=low, high=high)
     return positive_stat(values) if name in POSITIVE else stat(values)
 OVER_PROBES = ("forgetting", "preservation", "damage")
-PREFERRED_ORDER = ("sft", "rl")
+PREFERRED_ORDER = ("sft", "rl", "sft-preserve")
 
 Runs = dict[tuple[str, int], dict[int, CheckpointMeasurement]]  # (method, seed) -> step -> measurement
 
@@ -96,6 +97,7 @@ def aggregate(
         "curves": {method: _curves(method, seeds[method], values, probes) for method in methods},
         "endpoints": endpoints,
         "sft_minus_rl": _differences(seeds, finals, probes),
+        "preserve_minus_sft": _differences(seeds, finals, probes, "sft-preserve", "sft"),
         "razor": razor(values),
     }
     return (Aggregate.model_validate(result),
@@ -305,21 +307,22 @@ def _fill_unpaired_vulnerable(endpoints: dict, dcv: dict[str, ProbeDCV], probes:
             endpoints[method]["vulnerable_heads"][probe] = {**stat([count]), "source": "dcv seed-mean V"}
 
 
-def _differences(seeds: dict, finals: dict, probes: list[str]) -> dict:
-    if "sft" not in seeds or "rl" not in seeds:
-        return {"a": "sft", "b": "rl", "available": False}
+def _differences(seeds: dict, finals: dict, probes: list[str], a: str = "sft", b: str = "rl") -> dict:
+    """``a`` minus ``b`` at the final checkpoint for every quantity, paired by seed where the seeds match."""
+    if a not in seeds or b not in seeds:
+        return {"a": a, "b": b, "available": False}
 
     def by_seed(method, get) -> dict[int, float | None]:
         return {seed: get(finals[(method, seed)]) for seed in seeds[method]}
 
     def diff(get) -> dict:
-        return difference(by_seed("sft", get), by_seed("rl", get))
+        return difference(by_seed(a, get), by_seed(b, get))
 
-    out = {"a": "sft", "b": "rl", "available": True}
+    out = {"a": a, "b": b, "available": True}
     for name in ("target_accuracy", "kl", "steps_to_goal", *(f"{n}_mean" for n in OVER_PROBES)):
         out[name] = diff(lambda row, name=name: row[name])
     out["steps_to_goal"]["never_reached"] = {
-        method: sum(finals[(method, s)]["steps_to_goal"] is None for s in seeds[method]) for method in ("sft", "rl")}
+        method: sum(finals[(method, s)]["steps_to_goal"] is None for s in seeds[method]) for method in (a, b)}
     for name in ("forgetting", "preservation"):
         out[name] = {p: diff(lambda row, p=p, name=name: row["probes"][p][name]) for p in probes}
     return out

@@ -112,8 +112,9 @@ def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], leve
     of interpolate_at (None if no learning rate gets there with a value): the
     method at its best-tuned learning rate, as in "RL's Razor". "reached" counts
     seeds for which some learning rate reaches the level in accuracy; "by_lr"
-    keeps each learning rate's own statistic; "difference" (exactly two methods)
-    is first minus second, paired by seed.
+    keeps each learning rate's own statistic; "differences" holds, for each pair of
+    :data:`PAIRS` present (or the two methods given, when exactly two), the first minus the
+    second, paired by seed, keyed "a - b"; "difference" is the first of them (SFT - RL).
     """
     out: dict = {"levels": list(levels), "by_method": {}, "reached": {}, "by_lr": {}}
     per_seed: dict[str, dict[int, list[float | None]]] = {}
@@ -134,8 +135,23 @@ def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], leve
             str(lr): [interval(at[(lr, s)][j] for s in seeds if (lr, s) in at) for j in range(len(levels))]
             for lr in lrs
         }
-    if len(methods) == 2:
-        first, second = (per_seed[m] for m in methods)
-        out["difference"] = [difference({s: v[j] for s, v in first.items()}, {s: v[j] for s, v in second.items()})
-                             for j in range(len(levels))]
+    out["differences"] = {}
+    for a, b in method_pairs(methods):
+        first, second = per_seed[a], per_seed[b]
+        out["differences"][f"{a} - {b}"] = [
+            difference({s: v[j] for s, v in first.items()}, {s: v[j] for s, v in second.items()})
+            for j in range(len(levels))]
+    if out["differences"]:
+        out["difference"] = next(iter(out["differences"].values()))
     return out
+
+
+PAIRS = (("sft", "rl"), ("sft-preserve", "sft"))  # the comparisons the report makes: the paper's, and the remedy's
+
+
+def method_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
+    """The :data:`PAIRS` whose methods were both run; two other methods: the first minus the second."""
+    pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
+    if not pairs and len(methods) == 2:
+        pairs = [(methods[0], methods[1])]
+    return pairs

@@ -16,6 +16,7 @@ Run folder layout::
       train/<method>/lr<lr>/seed<k>/checkpoint-<step>/   Hugging Face model folders (step 0 = the base)
       measure/base/step0.json                            CheckpointMeasurement of the base model
       measure/<method>/lr<lr>/seed<k>/step<n>.json       CheckpointMeasurement
+      preserve/heads.json             the heads the third arm (sft-preserve) keeps, lambda, how they were chosen
       dcv/<probe>.json                ProbeDCV
       results.json                    Results (deterministic: no timings)
       results.csv                     one row per method x seed x checkpoint x probe
@@ -70,12 +71,14 @@ class ProbeMeasurement(_Record):
     cmap_logprob: list[list[float]] | None = None  # dF_X(h) on the answer log-probability metric
     damage_logprob: float | None = None  # mean of cmap_logprob over the base circuit's heads (nats)
     base_logprob: float | None = None  # the base's mean answer log-prob on the CMAP examples (scales the threshold)
+    cmap_reverse: list[list[float]] | None = None  # CMAP the other way (base head into X), final checkpoint only
+    damage_reverse: float | None = None  # mean of cmap_reverse over the base circuit's heads
 
 
 class CheckpointMeasurement(_Record):
     """Everything measured at one checkpoint of one (method, seed) run (stage: measure)."""
 
-    method: str  # sft | rl
+    method: str  # sft | rl | sft-preserve
     seed: int
     learning_rate: float | None = None  # the run's peak learning rate (None: the base model's record)
     step: int  # optimizer steps taken; 0 = the base model
@@ -109,6 +112,10 @@ class ProbeDCV(_Record):
     D: list[list[float]]
     preservation: dict[str, float]
     base_circuit: list[str]
+    delta_preserve: list[list[float]] | None = None  # the third arm's (sft-preserve) CMAP, mean over seeds
+    delta_reverse: dict[str, list[list[float]]] = Field(default_factory=dict)  # method -> reverse CMAP (base head
+    # into the fine-tuned model), mean over seeds; empty where it was not measured
+    preserved_heads: list[str] | None = None  # the heads sft-preserve kept (pipeline/stages.py preserve_heads)
 
 
 class AggregateSettings(_Record):
@@ -168,6 +175,7 @@ class Aggregate(_Record):
     curves: dict[str, MethodCurves]
     endpoints: dict[str, dict[str, Any]]  # method -> final-checkpoint Stats (layout in compare/aggregate.py)
     sft_minus_rl: dict[str, Any]  # {a, b, available} and, when available, one difference Stat per quantity
+    preserve_minus_sft: dict[str, Any] = Field(default_factory=dict)  # the same, sft-preserve minus sft
     razor: Razor
 
 
@@ -212,3 +220,7 @@ class Results(_Record):
                         "comparison; see compare/sweep.py")
     rollouts: dict = Field(default_factory=dict, description="RL runs' rollout windows and detected collapse, "
                            "keyed 'method/lr/seed' (train/monitor.py)")
+    controls: dict = Field(default_factory=dict, description="the base circuits against random head sets of the "
+                           "same size, and circuit distance along training (compare/controls.py)")
+    preserve: dict = Field(default_factory=dict, description="the heads sft-preserve kept, lambda, and how the "
+                           "heads were chosen (RUN/preserve/heads.json); empty without the third arm")

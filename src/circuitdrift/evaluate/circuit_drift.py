@@ -27,6 +27,8 @@ class CircuitDrift:
     preservation: float  # overlap with the base model's circuit re-discovered the same way
     cmap_logprob: HeadScores | None = None  # dF_X(h) on the answer log-probability (with ``logprob``)
     damage_logprob: float | None = None
+    cmap_reverse: HeadScores | None = None  # the other direction: the base's head h patched into X (``reverse``)
+    damage_reverse: float | None = None  # its mean over the base circuit's heads
 
     def fields(self) -> dict:
         """The JSON fields of a probe's record (compare.schema.ProbeMeasurement)."""
@@ -34,19 +36,23 @@ class CircuitDrift:
                    circuit=[head_name(*h) for h in self.circuit], preservation=self.preservation)
         if self.cmap_logprob is not None:
             out.update(cmap_logprob=self.cmap_logprob.as_lists(), damage_logprob=self.damage_logprob)
+        if self.cmap_reverse is not None:
+            out.update(cmap_reverse=self.cmap_reverse.as_lists(), damage_reverse=self.damage_reverse)
         return out
 
 
 def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head], base_rediscovered: list[Head],
                   rediscovery: CircuitSettings, cmap_method: str, logprob: bool,
-                  circuit: list[Head] | None = None) -> CircuitDrift:
+                  circuit: list[Head] | None = None, reverse: bool = False) -> CircuitDrift:
     """How ``model``'s circuit for ``task`` differs from the base model's.
 
     ``base_circuit``: the base circuit whose heads ``damage`` averages over;
     ``base_rediscovered``: the base's circuit found with ``rediscovery`` (what
     preservation compares with); ``circuit``: the checkpoint's, when already
     known (the base model itself), else found with ``rediscovery``; ``logprob``
-    adds CMAP on the answer log-probability.
+    adds CMAP on the answer log-probability; ``reverse`` adds CMAP in the other
+    direction (the base's head into ``model``, Prakash et al. 2024): positive
+    where the base's version of a head would raise ``model``'s answer probability.
     """
     delta = cross_model_patch(base, model, tokenizer, task, method=cmap_method, metric=rediscovery.metric,
                               batch_size=rediscovery.batch_size)
@@ -55,6 +61,11 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
         circuit = rediscovery.find(model, tokenizer, task)[1]
     out = CircuitDrift(cmap=delta, cmap_method=cmap_method, damage=damage, circuit=circuit,
                        preservation=circuit_preservation(base_rediscovered, circuit))
+    if reverse:
+        back = cross_model_patch(base, model, tokenizer, task, method=cmap_method, metric=rediscovery.metric,
+                                 batch_size=rediscovery.batch_size, reverse=True)
+        out = replace(out, cmap_reverse=back, damage_reverse=float(torch.stack([back.scores[h]
+                                                                               for h in base_circuit]).mean()))
     if not logprob:
         return out
     delta_lp = delta if rediscovery.metric == "logprob" else cross_model_patch(

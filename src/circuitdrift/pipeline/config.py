@@ -94,6 +94,21 @@ class SweepSection(_Section):
         return {method: sorted(rates) for method, rates in grid.items()}
 
 
+class PreserveSection(_Section):
+    """The third arm, circuit-preserving SFT (docs/methods.md §6): which heads it keeps and how hard.
+
+    ``heads: dcv`` takes the heads SFT damaged more than RL (DCV's vulnerable heads, union over probes) from the
+    SFT and RL runs at their primary learning rates, so those run first; when no head passes tau, the ``top_k``
+    heads with the largest V (mean over probes) are kept instead, and the results say so. ``heads: circuit``
+    keeps the base circuits' heads (union over probes) and needs no other arm.
+    """
+
+    lam: float = Field(0.01, ge=0.0, description="lambda: weight of the head-drift penalty")
+    heads: Literal["dcv", "circuit"] = Field("dcv", description="dcv: SFT's vulnerable heads; circuit: the base "
+                                             "circuits' heads")
+    top_k: int = Field(4, ge=1, description="heads kept when heads is dcv and no head passes tau (largest V)")
+
+
 class ExperimentConfig(BaseModel):
     """Everything that decides a run; see configs/demo.yaml for a commented example."""
 
@@ -104,7 +119,9 @@ class ExperimentConfig(BaseModel):
     target_task: str | list[str] = Field(
         description="built-in task name or JSONL file: the new task to learn; a list runs one experiment per task")
     probes: list[str] = Field(min_length=1, description="prior-capability probes (built-in names or JSONL files)")
-    methods: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"], min_length=1)
+    methods: list[Literal["sft", "rl", "sft-preserve"]] = Field(
+        default_factory=lambda: ["sft", "rl"], min_length=1,
+        description="sft, rl, and sft-preserve (circuit-preserving SFT, trained after the others; see preserve)")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     device: str = Field("auto", description="auto, cpu or cuda")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -114,6 +131,7 @@ class ExperimentConfig(BaseModel):
     sweep: SweepSection | None = Field(None, description="learning rates per method; unset: train.learning_rate")
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     eval: MeasureSettings = Field(default_factory=MeasureSettings)
+    preserve: PreserveSection = Field(default_factory=PreserveSection, description="the sft-preserve arm")
 
     @field_validator("name")
     @classmethod
@@ -158,6 +176,10 @@ class ExperimentConfig(BaseModel):
             extra = sorted(set(self.sweep.learning_rates) - set(self.methods))
             if extra:
                 raise ValueError(f"sweep.learning_rates: method '{extra[0]}' is not in methods {self.methods}")
+        needs_dcv = "sft-preserve" in self.methods and self.preserve.heads == "dcv"
+        if needs_dcv and not {"sft", "rl"} <= set(self.methods):
+            raise ValueError("methods: sft-preserve with preserve.heads 'dcv' takes its heads from the SFT and RL "
+                             "runs: list sft and rl too (or set preserve.heads: circuit)")
         schedule = self.train.schedule()
         for step in self.analysis.exact_cmap_steps:
             if step not in schedule:

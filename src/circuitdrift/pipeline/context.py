@@ -13,6 +13,7 @@ from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.train.preserve import Preservation
 
 
 @dataclass
@@ -21,6 +22,7 @@ class RunContext:
     store: RunStore | None  # set once the config has been checked against the model
     reporter: Reporter
     jobs: int = 1  # worker processes for independent runs and measurements (pipeline/parallel.py)
+    preservation: Preservation | None = None  # the heads sft-preserve keeps, once chosen (stages.preserve_heads)
     _tasks: dict = field(default_factory=dict)
 
     @cached_property

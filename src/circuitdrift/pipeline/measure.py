@@ -87,8 +87,9 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     shared = checkpoint_measures(model, tokenizer, target=ref.task(config.target_task, cfg.target_n),
                                  probes={label: ref.task(spec, cfg.probe_n) for label, spec in labels.items()},
                                  settings=cfg, base=ref.side, seed=0)
+    reverse = folder is not None and step == ref.ctx.final_step()  # CMAP both ways at the end of every run
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
-                                    exact=exact)
+                                    exact=exact, reverse=reverse)
               for label, spec in labels.items()}
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
@@ -100,7 +101,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: str, score: ProbeScore,
-                   exact: bool) -> ProbeMeasurement:
+                   exact: bool, reverse: bool = False) -> ProbeMeasurement:
     a = ref.config.analysis
     base = ref.base[0]
     drift = circuit_drift(
@@ -108,7 +109,7 @@ def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: st
         base_circuit=[parse_head(h) for h in ref.circuits[label].circuit],
         base_rediscovered=ref.rediscovered(label, spec), rediscovery=a.circuit(a.rediscovery_method),
         cmap_method="exact" if exact else a.cmap_method, logprob=score.drift is not None,
-        circuit=ref.rediscovered(label, spec) if model is base else None,
+        circuit=ref.rediscovered(label, spec) if model is base else None, reverse=reverse,
     )
     out = dict(accuracy=score.accuracy, **drift.fields())
     if score.drift is not None:

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from circuitdrift.compare.aggregate import aggregate
+from circuitdrift.compare.controls import circuit_controls
 from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
 from circuitdrift.compare.tables import results_csv
@@ -79,8 +80,16 @@ def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
     write_json(store.path("environment.json"), environment(config))
     circuits = stages.base_circuits(ctx)
-    checkpoints = stages.training(ctx)
-    records = stages.measurements(ctx, checkpoints, circuits)
+    first = [m for m in config.methods if m != stages.PRESERVE]
+    checkpoints = stages.training(ctx, first) if first else {}
+    records = stages.measurements(ctx, checkpoints, circuits) if first else []
+    if stages.PRESERVE in config.methods:  # the third arm: heads chosen from the others' results, then trained
+        ctx.preservation = stages.preserve_heads(ctx, circuits, records)
+        reporter.log(f"sft-preserve keeps {len(ctx.preservation.heads)} heads: {', '.join(ctx.preservation.heads)} "
+                     f"({ctx.preservation.source.get('selection')})")
+        more = stages.training(ctx, [stages.PRESERVE], stage="training (sft-preserve)")
+        records = sorted(records + stages.measurements(ctx, more, circuits, stage="measurements (sft-preserve)"),
+                         key=lambda r: (r.method, r.learning_rate or 0.0, r.seed, r.step))
     with reporter.stage("comparison", 1) as rep, rep.item("dcv, aggregate, results"):
         compare(ctx, circuits, records)
     with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
@@ -129,6 +138,8 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
                                            config.analysis.tau)
     levels = config.sweep.levels if config.sweep is not None else 5
     rollouts = rollout_summaries(ctx)
+    preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
+                if stages.PRESERVE in config.methods else {})
     results = Results(
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
@@ -136,7 +147,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
                                               circuits, config.analysis.tau),
-        rollouts=rollouts,
+        rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))

@@ -2,6 +2,10 @@
 
     base circuits -> training -> measurements at every checkpoint -> comparison -> report
 
+With the third arm (``sft-preserve``), SFT and RL are trained and measured first; the heads to
+preserve are then chosen (from their DCV, or the base circuits) and the third arm is trained
+and measured the same way.
+
 Each artifact's key hashes the settings and upstream keys it depends on, so a
 rerun recomputes only what a change touched; see :mod:`circuitdrift.pipeline.store`.
 """
@@ -16,13 +20,18 @@ from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import HeadScores, head_name, parse_head
 from circuitdrift.circuits.vulnerability import differential_vulnerability
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
+from circuitdrift.compare.sweep import primary_learning_rates
 from circuitdrift.errors import InputError
+from circuitdrift.io import write_json
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.measure import measure_job
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
+from circuitdrift.train.preserve import Preservation
 from circuitdrift.train.run import train
+
+PRESERVE = "sft-preserve"  # the third arm: trained after the others, on heads chosen from them
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
@@ -84,26 +93,30 @@ def run_folder(method: str, lr: float, seed: int) -> str:
 
 
 def train_key(ctx: RunContext, method: str, lr: float, seed: int) -> str:
-    return ctx.key("train", ctx.base_identity, ctx.config.target_task, method,
-                   ctx.config.train_config(seed, lr).model_dump(mode="json"), ctx.config.dtype)
+    parts = [ctx.base_identity, ctx.config.target_task, method,
+             ctx.config.train_config(seed, lr).model_dump(mode="json"), ctx.config.dtype]
+    if method == PRESERVE:  # the heads (chosen from the other arms' results) and lambda decide this arm's runs
+        parts.append({"heads": list(ctx.preservation.heads), "lambda": ctx.preservation.lam})
+    return ctx.key("train", *parts)
 
 
 def train_job(job: tuple) -> None:
     """Worker: one (method, lr, seed) run into its folder (resumes from the folder's last checkpoint)."""
-    config, method, lr, seed, folder = job
+    config, method, lr, seed, folder, preservation = job
     ctx = RunContext(config, None, Reporter(quiet=True))
     model, tokenizer = ctx.load(config.base_model)
-    train(method, model, config.target_task, config.train_config(seed, lr), folder, tokenizer=tokenizer)
+    train(method, model, config.target_task, config.train_config(seed, lr), folder, tokenizer=tokenizer,
+          preservation=preservation)
 
 
 Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {step: checkpoint folder (relative)}
 
 
-def training(ctx: RunContext) -> Runs:
-    """Every (method, lr, seed) run, ``ctx.jobs`` at a time; returns each run's checkpoint folders by step."""
-    runs = ctx.config.runs()
+def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "training") -> Runs:
+    """Every (method, lr, seed) run of ``methods`` (default: all), ``ctx.jobs`` at a time; each run's checkpoints."""
+    runs = [run for run in ctx.config.runs() if methods is None or run[0] in methods]
     todo = []
-    with ctx.reporter.stage("training", len(runs)) as rep:
+    with ctx.reporter.stage(stage, len(runs)) as rep:
         for method, lr, seed in runs:
             rel, key = run_folder(method, lr, seed), train_key(ctx, method, lr, seed)
             if ctx.store.fresh(rel, key):
@@ -112,10 +125,11 @@ def training(ctx: RunContext) -> Runs:
             if ctx.store.key(rel) != key:
                 ctx.store.remove(rel)  # never started, or started with other settings: start over
             ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel))))
+            preservation = ctx.preservation if method == PRESERVE else None
+            todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel)), preservation))
         todo.sort(key=lambda job: -expected_cost(ctx.config, job[1]))  # stable: config order within a method
         for job, _, seconds in run_all(train_job, todo, ctx.jobs, ctx.config.threads):
-            _, method, lr, seed, _ = job
+            _, method, lr, seed, _, _ = job
             ctx.store.mark(run_folder(method, lr, seed), train_key(ctx, method, lr, seed))
             rep.record(f"{method} lr {lr:g} seed {seed}", seconds)
     return {run: checkpoint_folders(ctx, *run) for run in runs}
@@ -144,11 +158,13 @@ def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> di
 def measure_key(ctx: RunContext, method: str, lr: float | None, seed: int, step: int) -> str:
     source = ctx.base_identity if step == 0 else train_key(ctx, method, lr, seed)
     analysis = ctx.config.analysis.model_dump(include=MEASURE_SETTINGS)
-    return ctx.key("measure", source, step, ctx.exact_at(step), ctx.config.eval.model_dump(), analysis,
+    reverse = step == ctx.final_step()  # the final checkpoint also gets CMAP in the reverse direction
+    return ctx.key("measure", source, step, ctx.exact_at(step), reverse, ctx.config.eval.model_dump(), analysis,
                    ctx.config.target_task, {p: base_circuit_key(ctx, spec) for p, spec in ctx.probe_tasks().items()})
 
 
-def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit]) -> list[CheckpointMeasurement]:
+def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCircuit],
+                 stage: str = "measurements") -> list[CheckpointMeasurement]:
     """Every checkpoint of every run, ``ctx.jobs`` at a time. Step 0 is the base model in every run: measured once."""
     ref_key = ctx.key("reference", ctx.base_identity, ctx.config.model_dump(mode="json"))
     items = [("base", None, 0, 0, None)]
@@ -156,7 +172,7 @@ def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCir
               for step, folder in sorted(steps.items()) if step > 0]
     records: dict[tuple, CheckpointMeasurement] = {}
     todo = []
-    with ctx.reporter.stage("measurements", len(items)) as rep:
+    with ctx.reporter.stage(stage, len(items)) as rep:
         for method, lr, seed, step, folder in items:
             rel, key = measure_rel(method, lr, seed, step), measure_key(ctx, method, lr, seed, step)
             if ctx.store.fresh(rel, key):
@@ -187,18 +203,58 @@ def _label(method: str, lr: float | None, seed: int, step: int) -> str:
     return "base (step 0)" if method == "base" else f"{method} lr {lr:g} seed {seed} step {step}"
 
 
+# ---- stage 3b: the heads the third arm preserves ----------------------------------------------------
+
+def preserve_heads(ctx: RunContext, circuits: dict[str, BaseCircuit],
+                   records: list[CheckpointMeasurement]) -> Preservation:
+    """The heads sft-preserve keeps: SFT's vulnerable heads from the SFT/RL DCV, or the base circuits' heads.
+
+    ``dcv``: the union over probes of DCV's vulnerable heads (V > tau) at the primary learning rates;
+    when none passes tau, the ``preserve.top_k`` heads with the largest V averaged over probes.
+    Written to ``preserve/heads.json`` with where the heads came from.
+    """
+    settings = ctx.config.preserve
+    if settings.heads == "circuit":
+        names = list(dict.fromkeys(name for c in circuits.values() for name in c.circuit))
+        source = {"source": "circuit", "selection": "base circuits' heads, union over probes",
+                  "per_probe": {label: list(c.circuit) for label, c in circuits.items()}}
+    else:
+        primary = primary_learning_rates(records)
+        chosen = [r for r in records if r.learning_rate == primary.get(r.method)]
+        dcv = {label: probe_dcv(ctx, label, chosen, circuit) for label, circuit in circuits.items()}
+        names = list(dict.fromkeys(v["name"] for d in dcv.values() for v in d.vulnerable))
+        source = {"source": "dcv", "tau": ctx.config.analysis.tau,
+                  "per_probe": {label: [v["name"] for v in d.vulnerable] for label, d in dcv.items()}}
+        if names:
+            source["selection"] = "vulnerable heads (V > tau), union over probes"
+        else:
+            v_mean = torch.stack([torch.tensor(d.V, dtype=torch.float64) for d in dcv.values()]).mean(0)  # [L, H]
+            top = HeadScores(-v_mean).top_k(settings.top_k)  # largest V first
+            names = [head_name(*h) for h in top]
+            source["selection"] = f"no head passed tau: the top {settings.top_k} heads by V (mean over probes)"
+            source["k"] = settings.top_k
+    preservation = Preservation(tuple(names), settings.lam, source=source)
+    # derived from cached files on every run (cheap), so it needs no cache entry of its own
+    write_json(ctx.store.path("preserve/heads.json"), {"heads": names, "lambda": settings.lam, **source})
+    return preservation
+
+
 # ---- stage 4: DCV at the final checkpoint -------------------------------------------------------------
 
 def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement], circuit: BaseCircuit) -> ProbeDCV:
-    """V, vulnerable heads, D and preservation from the final checkpoints, averaged over seeds."""
+    """V, vulnerable heads, D and preservation from the final checkpoints, averaged over seeds.
+
+    V compares SFT with RL; the third arm, when run, adds its mean CMAP and preservation beside them.
+    """
     final = ctx.final_step()
-    by_method = {m: [r for r in records if r.method == m and r.step == final] for m in ("sft", "rl")}
+    methods = [m for m in ("sft", "rl", PRESERVE) if any(r.method == m for r in records)]
+    by_method = {m: [r for r in records if r.method == m and r.step == final] for m in methods}
     mean_delta = {m: torch.tensor([r.probes[label].cmap for r in rs], dtype=torch.float64).mean(0)
                   for m, rs in by_method.items()}
     base_heads = parse_heads(circuit.circuit)
     tau = ctx.config.analysis.tau
     overall = differential_vulnerability(HeadScores(mean_delta["sft"]), HeadScores(mean_delta["rl"]), tau)
-    d_per_seed, preservation = [], {"sft": [], "rl": []}
+    d_per_seed, preservation = [], {m: [] for m in methods}
     for seed in ctx.config.seeds:
         pick = {m: next((r for r in by_method[m] if r.seed == seed), None) for m in ("sft", "rl")}
         if None in pick.values():
@@ -207,11 +263,16 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
         per = differential_vulnerability(HeadScores(torch.tensor(sft.cmap)), HeadScores(torch.tensor(rl.cmap)), tau,
                                          base_heads, parse_heads(sft.circuit), parse_heads(rl.circuit))
         d_per_seed.append(per.D.double())
-        for m in ("sft", "rl"):  # overlap with the base circuit re-discovered the same way (pipeline/measure.py)
-            preservation[m].append(pick[m].probes[label].preservation)
+    for m in methods:  # overlap with the base circuit re-discovered the same way (pipeline/measure.py)
+        preservation[m] = [r.probes[label].preservation for r in by_method[m]]
+    third = PRESERVE in mean_delta
     return ProbeDCV(
         probe=label, step=final, tau=tau, delta_sft=mean_delta["sft"].tolist(), delta_rl=mean_delta["rl"].tolist(),
         V=overall.V.tolist(), vulnerable=overall.to_json(base_heads)["vulnerable"],
         D=torch.stack(d_per_seed).mean(0).tolist(),
-        preservation={m: sum(v) / len(v) for m, v in preservation.items()}, base_circuit=circuit.circuit,
+        preservation={m: sum(v) / len(v) for m, v in preservation.items() if v}, base_circuit=circuit.circuit,
+        delta_preserve=mean_delta[PRESERVE].tolist() if third else None,
+        preserved_heads=list(ctx.preservation.heads) if third and ctx.preservation is not None else None,
+        delta_reverse={m: torch.tensor([r.probes[label].cmap_reverse for r in rs], dtype=torch.float64).mean(0).tolist()
+                       for m, rs in by_method.items() if rs and all(r.probes[label].cmap_reverse for r in rs)},
     )

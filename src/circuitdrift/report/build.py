@@ -72,6 +72,8 @@ def draw_figures(results: Results, run_dir: Path) -> dict[str, str]:
         fig.forgetting_curves(curves, probes, target("forgetting", "forgetting"))
         fig.preservation_curves(curves, probes, target("preservation", "preservation"))
     fig.kl_forgetting_scatter(agg.razor, methods, target("kl_forgetting", "kl_forgetting"))
+    if results.controls.get("distance"):
+        fig.circuit_distance_curves(results.controls["distance"], probes, target("distance", "circuit_distance"))
     if results.sweep.get("frontier"):
         frontier_figure(results.sweep, methods, target("frontier", "frontier"))
         if results.sweep.get("matched", {}).get("levels"):

@@ -40,12 +40,17 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
     blocks += _curves(agg, figures)
     blocks += _base_circuits(results, figures)
     blocks += _dcv(results, figures)
+    blocks += _controls(results, figures)
     return blocks
 
 
 def _what_was_run(results: Results) -> list[Block]:
     settings = results.aggregate.settings
     n_seeds = len(results.seeds)
+    preserve = results.preserve
+    third = ((f"Third arm, circuit-preserving SFT: λ = {format_number(preserve.get('lambda'), 'real')}, "
+              f"{len(preserve.get('heads', []))} heads kept ({', '.join(preserve.get('heads', []))}); "
+              f"{preserve.get('selection', preserve.get('source', ''))}",) if preserve.get("heads") else ())
     return [Heading(2, "What was run"), Bullets((
         f"Base model: {results.base_model}",
         f"Target task: {results.target_task}; goal for 'steps to goal': target accuracy ≥ "
@@ -58,7 +63,9 @@ def _what_was_run(results: Results) -> list[Block]:
         + ", ".join(f"{p} {format_number(_base_probe(results.base, p))}" for p in results.probes),
         f"Degradation threshold τ = {format_number(settings.tau, 'real')} (a head is degraded where dF < −τ)",
         f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
-        "SFT − RL differences are paired by seed when both methods share their seeds, else Welch",
+        "SFT − RL differences (and SFT-PRESERVE − SFT with the third arm) are paired by seed when both methods "
+        "share their seeds, else Welch",
+        *third,
     ))]
 
 
@@ -68,7 +75,11 @@ def _base_probe(base: dict, probe: str):
 
 
 def _differences(agg: Aggregate) -> list[Block]:
-    diff = agg.sft_minus_rl
+    blocks = _difference_table(agg, agg.sft_minus_rl, "SFT", "RL")
+    return blocks + _difference_table(agg, agg.preserve_minus_sft, "SFT-PRESERVE", "SFT")
+
+
+def _difference_table(agg: Aggregate, diff: dict, a: str, b: str) -> list[Block]:
     if not diff.get("available"):
         return []
     labels = [("steps_to_goal", "steps to goal (optimizer steps)", "count"),
@@ -77,16 +88,17 @@ def _differences(agg: Aggregate) -> list[Block]:
               ("forgetting_mean", "forgetting, mean over probes", "frac"),
               ("preservation_mean", "preservation, mean over probes", "frac"),
               ("damage_mean", "damage dF, mean over probes", "frac")]
-    rows = [(label, describe_diff(diff.get(key), kind), direction(diff.get(key))) for key, label, kind in labels]
+    rows = [(label, describe_diff(diff.get(key), kind, a, b), direction(diff.get(key))) for key, label, kind in labels]
     for probe in agg.probes:
         for name in ("forgetting", "preservation"):
             d = diff.get(name, {}).get(probe)
-            rows.append((f"{name}: {probe}", describe_diff(d), direction(d)))
+            rows.append((f"{name}: {probe}", describe_diff(d, "frac", a, b), direction(d)))
     never = diff.get("steps_to_goal", {}).get("never_reached", {})
     note = ("'above'/'below': the 95% interval lies entirely above/below zero. Steps to goal is compared over "
-            f"seeds that reached the goal (never reached: SFT {never.get('sft', 'n/a')}, RL {never.get('rl', 'n/a')}).")
-    return [Heading(2, "SFT − RL differences at the final checkpoint"),
-            Table(("quantity", "SFT − RL [95% CI]", "interval vs 0"), tuple(rows), note)]
+            f"seeds that reached the goal (never reached: {a} {never.get(diff['a'], 'n/a')}, {b} "
+            f"{never.get(diff['b'], 'n/a')}).")
+    return [Heading(2, f"{a} − {b} differences at the final checkpoint"),
+            Table(("quantity", f"{a} − {b} [95% CI]", "interval vs 0"), tuple(rows), note)]
 
 
 def _curves(agg: Aggregate, figures: dict[str, str]) -> list[Block]:
@@ -106,7 +118,7 @@ def _curves(agg: Aggregate, figures: dict[str, str]) -> list[Block]:
         "kl_forgetting": ("RL's Razor: forgetting against KL",
                           "Each dot is one checkpoint (method, seed, step > 0): forward KL from the base on the "
                           "target task against forgetting averaged over probes; black line = least-squares fit over "
-                          "both methods. Look at whether the two methods fall on one line (KL predicts forgetting "
+                          "every method. Look at whether the methods fall on one line (KL predicts forgetting "
                           "regardless of method) and where each method's points sit along it."),
     }
     for key, (title, caption) in captions.items():
@@ -148,6 +160,69 @@ def _base_circuits(results: Results, figures: dict[str, str]) -> list[Block]:
     return blocks
 
 
+def _controls(results: Results, figures: dict[str, str]) -> list[Block]:
+    """Every circuit claim beside random head sets of the same size, and circuit distance along training."""
+    controls = results.controls
+    if not controls.get("random") and not controls.get("distance"):
+        return []
+    n = controls.get("settings", {}).get("n_random", "n/a")
+    rows = []
+    for method, per_probe in controls.get("random", {}).items():
+        for probe, entry in per_probe.items():
+            for name, kind in (("damage", "real"), ("preservation", "frac")):
+                c = entry.get(name, {})
+                interval = (f"{format_number(c.get('random_mean'), kind)} [{format_number(c.get('random_lo'), kind)}, "
+                            f"{format_number(c.get('random_hi'), kind)}]")
+                claim = {True: "differs from random", False: "not distinguishable from random"}.get(
+                    c.get("differs"), "n/a")
+                rows.append((method.upper(), probe, name, str(entry.get("size", "n/a")),
+                             format_number(c.get("circuit"), kind), interval, claim))
+    blocks: list[Block] = [
+        Heading(2, "Controls: the base circuits against random head sets"),
+        Table(("method", "probe", "measure", "k", "base circuit", f"{n} random sets of size k: mean [95%]",
+               "claim"), tuple(rows),
+              "Final checkpoint, primary learning rate, mean over seeds. Damage: mean CMAP dF over the heads; "
+              "preservation: share of the heads still in the re-discovered circuit (for the base circuit, its "
+              "re-discovered form). A circuit claim is made only where the base circuit lies outside the random "
+              "sets' 2.5-97.5 percentile range.")]
+    if "distance" in figures:
+        blocks.append(Figure(figures["distance"], "Circuit distance over training",
+                             "1 − Jaccard of each checkpoint's re-discovered circuit with the base model's (found the "
+                             "same way), per probe; mean over seeds with 95% intervals. 0 = the same heads. Look at "
+                             "which method's circuits move away from the base, and when."))
+    return blocks
+
+
+def _reverse_cmap(d) -> str:
+    """Both CMAP directions over the base circuit, per method (Prakash et al. 2024)."""
+    from circuitdrift.circuits.scores import parse_head
+
+    heads = [parse_head(n) for n in d.base_circuit]
+    forward = {"sft": d.delta_sft, "rl": d.delta_rl, "sft-preserve": d.delta_preserve}
+
+    def mean(table) -> float | None:
+        return None if table is None else sum(table[layer][head] for layer, head in heads) / len(heads)
+
+    parts = [f"{m.upper()} {format_number(mean(forward.get(m)), 'real')} / {format_number(mean(back), 'real')}"
+             for m, back in d.delta_reverse.items()]
+    return ("CMAP in both directions over the base circuit (mean over its heads and seeds), fine-tuned head into "
+            "the base / base head into the fine-tuned model: " + "; ".join(parts) + ". Forward < 0: the fine-tuned "
+            "version of the heads harms the base's computation; reverse > 0: the base's version would raise the "
+            "fine-tuned model's answer probability (the function the heads lost).")
+
+
+def _preserved_damage(d) -> str:
+    """Mean CMAP dF over the heads sft-preserve kept, per method: did the penalty keep their function?"""
+    from circuitdrift.circuits.scores import parse_head
+
+    heads = [parse_head(n) for n in d.preserved_heads]
+    means = {name: sum(delta[layer][head] for layer, head in heads) / len(heads)
+             for name, delta in (("SFT", d.delta_sft), ("RL", d.delta_rl), ("SFT-PRESERVE", d.delta_preserve))}
+    return (f"The {len(heads)} heads circuit-preserving SFT kept ({', '.join(d.preserved_heads[:10])}"
+            f"{' …' if len(heads) > 10 else ''}): mean CMAP dF over them (mean over seeds; < 0 = degraded) "
+            + ", ".join(f"{m} {format_number(v, 'real')}" for m, v in means.items()) + ".")
+
+
 def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
     if not results.dcv:
         return []
@@ -167,6 +242,10 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
             + (f": {top}{' …' if len(d.vulnerable) > 10 else ''}." if d.vulnerable else ".")
             + f" Circuit membership D(h): {kept_rl} heads where RL's circuit is closer to the base than SFT's "
             f"(D > 0), {kept_sft} where SFT's is closer (D < 0). Preservation (mean over seeds): {pres or 'n/a'}."))
+        if d.delta_reverse:
+            blocks.append(Paragraph(_reverse_cmap(d)))
+        if d.preserved_heads and d.delta_preserve is not None:
+            blocks.append(Paragraph(_preserved_damage(d)))
         if f"dcv:{probe}" in figures:
             blocks.append(Figure(figures[f"dcv:{probe}"], f"V(h) heatmap, probe '{probe}'",
                                  "V(h) = dF_RL(h) − dF_SFT(h) per head at the final checkpoint (change in P(answer)); "

@@ -208,6 +208,17 @@ def forgetting_curves(curves: dict[str, MethodCurves], probes: list[str], path: 
                         "Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path)
 
 
+def circuit_distance_curves(distance: dict[str, dict], probes: list[str], path: Path) -> Path:
+    """1 - Jaccard of the re-discovered circuit with the base's over training, one panel per probe (controls)."""
+    from types import SimpleNamespace
+
+    curves = {method: SimpleNamespace(steps=d["steps"], probes={p: {"distance": col} for p, col in d["probes"].items()})
+              for method, d in distance.items()}
+    return probe_curves(curves, probes, "distance", "circuit distance 1 − J(C_X, C_0)",
+                        "Circuit distance from the base circuit over training (mean, 95% CI over seeds)", path,
+                        zero_line=False)
+
+
 def preservation_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
     return probe_curves(curves, probes, "preservation", "preservation |C_base ∩ C_X| / |C_base| (fraction)",
                         "Base-circuit preservation over training (mean, 95% CI over seeds)", path, zero_line=False)

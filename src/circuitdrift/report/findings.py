@@ -29,12 +29,13 @@ def direction(diff: dict | None) -> str:
     return "includes zero"
 
 
-def describe_diff(diff: dict | None, kind: str = "frac") -> str:
-    """'SFT − RL = 0.120 [0.050, 0.190] (paired by seed, n = 3)'."""
+def describe_diff(diff: dict | None, kind: str = "frac", a: str = "SFT", b: str = "RL") -> str:
+    """'SFT − RL = 0.120 [0.050, 0.190] (paired by seed, n = 3)'; ``a``, ``b`` name the two methods."""
     if not diff or not is_number(diff.get("mean")):
-        return "SFT − RL = n/a"
-    how = ("paired by seed, n = {n_a}" if diff.get("test") == "paired" else "Welch, n = {n_a} SFT and {n_b} RL")
-    return f"SFT − RL = {format_stat(diff, kind)} ({how.format(**diff)})"
+        return f"{a} − {b} = n/a"
+    how = ("paired by seed, n = {n_a}" if diff.get("test") == "paired" else "Welch, n = {n_a} " + a + " and {n_b} "
+           + b)
+    return f"{a} − {b} = {format_stat(diff, kind)} ({how.format(**diff)})"
 
 
 def _verdict(diff: dict | None, more: str, less: str) -> str:
@@ -74,6 +75,9 @@ def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
         vulnerable = _vulnerable(rows, aggregate)
         if vulnerable:
             out.append(vulnerable)
+    remedy = _remedy(rows, aggregate.preserve_minus_sft)
+    if remedy:
+        out.append(remedy)
     out.append(_razor(aggregate.razor))
     if diff.get("available"):
         checks = {"adapts faster (fewer steps to goal)": _claim_check(direction(diff.get("steps_to_goal")), "below"),
@@ -138,6 +142,30 @@ def _vulnerable(rows: dict[str, SummaryRow], aggregate: Aggregate) -> str:
             "lower than under the other by more than the DCV files' τ): " + "; ".join(parts) + ".")
 
 
+def _remedy(rows: dict[str, SummaryRow], diff: dict) -> str:
+    """Circuit-preserving SFT against plain SFT at the final checkpoint (primary learning rates, matched steps)."""
+    if not diff.get("available") or "sft-preserve" not in rows or "sft" not in rows:
+        return ""
+    a, b = "SFT-PRESERVE", "SFT"
+    kept, plain = rows["sft-preserve"], rows["sft"]
+    parts = [
+        f"The remedy, circuit-preserving SFT, against plain SFT at the final checkpoint (each at its primary "
+        f"learning rate; the matched-accuracy comparison is in the sweep section). Forgetting: {a} "
+        f"{format_stat(kept.forgetting_mean)}, {b} {format_stat(plain.forgetting_mean)}; "
+        f"{describe_diff(diff.get('forgetting_mean'), 'frac', a, b)}. "
+        + _verdict(diff.get("forgetting_mean"), "Preserving forgot more than SFT", "Preserving forgot less than SFT"),
+        f"Base-circuit damage (mean dF over the base circuit): {a} {format_stat(kept.damage, 'real')}, {b} "
+        f"{format_stat(plain.damage, 'real')}; {describe_diff(diff.get('damage_mean'), 'real', a, b)}. "
+        + _verdict(diff.get("damage_mean"), "Preserving damaged the base circuits less",
+                   "Preserving damaged the base circuits more"),
+        f"Cost in target accuracy: {a} {format_stat(kept.final_target_accuracy)}, {b} "
+        f"{format_stat(plain.final_target_accuracy)}; {describe_diff(diff.get('target_accuracy'), 'frac', a, b)}. "
+        + _verdict(diff.get("target_accuracy"), "Preserving ended more accurate than SFT",
+                   "Preserving cost target accuracy"),
+    ]
+    return " ".join(parts)
+
+
 def _razor(razor: Razor) -> str:
     fit = razor.fit
     if fit.slope is None:
@@ -148,7 +176,7 @@ def _razor(razor: Razor) -> str:
         "forgetting does not vary, so there is nothing for KL to explain"
     trend = "rises" if fit.slope > 0 else "falls" if fit.slope < 0 else "does not change"
     by_method = "; ".join(f"{m.upper()} r = {format_number(v.r)} (n = {v.n})" for m, v in razor.by_method.items())
-    return (f"RL's Razor: across {fit.n} checkpoints of both methods (step > 0), forgetting {trend} with KL: "
+    return (f"RL's Razor: across {fit.n} checkpoints of every method (step > 0), forgetting {trend} with KL: "
             f"forgetting = {format_number(fit.slope, 'real')} · KL + {format_number(fit.intercept, 'real')}, "
             f"R² = {format_number(r2)}; {share}. Pearson r within each method: {by_method or 'n/a'}. "
             "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test.")

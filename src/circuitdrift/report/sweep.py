@@ -1,8 +1,9 @@
-"""The report's sweep section: SFT and RL compared at matched target accuracy, with the verdict in words.
+"""The report's sweep section: the methods compared at matched target accuracy, with the verdict in words.
 
 Built from results.json's "sweep" (compare/sweep.py). The verdict for each
 measure only claims what the intervals support: at how many matched accuracy
-levels the SFT − RL interval lies above zero, below zero, or includes it.
+levels the SFT − RL interval (and, with the third arm, the SFT-preserve − SFT
+interval) lies above zero, below zero, or includes it.
 """
 
 from __future__ import annotations
@@ -25,13 +26,28 @@ VERDICTS = {
 }
 PAPER = {"forgetting": "above", "logprob_drift": "below", "damage_logprob": "below", "damage": "below",
          "preservation": "below"}  # the paper's direction of SFT - RL
+# the remedy, circuit-preserving SFT minus SFT: (words for > 0, words for < 0)
+REMEDY_VERDICTS = {
+    "forgetting": ("preserving forgets more", "preserving forgets less"),
+    "logprob_drift": ("preserving keeps more confidence in probe answers",
+                      "preserving loses more confidence in probe answers"),
+    "damage_logprob": ("preserving damages the base circuits less", "preserving damages the base circuits more"),
+    "damage": ("preserving damages the base circuits less", "preserving damages the base circuits more"),
+    "preservation": ("preserving keeps more of the base circuits", "preserving keeps less of the base circuits"),
+    "kl_exact": ("preserving moves further from the base (exact answer KL)", "preserving stays closer to the base"),
+    "kl": ("preserving moves further from the base (sampled KL)", "preserving stays closer to the base"),
+}
+PAPER_REMEDY = {"forgetting": "below", "logprob_drift": "above", "damage_logprob": "above", "damage": "above",
+                "preservation": "above"}  # what the paper's remedy should do, SFT-preserve - SFT
+PAIR_WORDS = {"sft - rl": (VERDICTS, PAPER), "sft-preserve - sft": (REMEDY_VERDICTS, PAPER_REMEDY)}
 
 
-def verdict(name: str, diffs: list[dict]) -> tuple[str, str]:
-    """(words, agreement with the paper) from the SFT - RL intervals at every matched level."""
+def verdict(name: str, diffs: list[dict], pair: str = "sft - rl") -> tuple[str, str]:
+    """(words, agreement with the paper) from one pair's intervals (SFT − RL by default) at every matched level."""
+    words_of, paper = PAIR_WORDS.get(pair, (VERDICTS, PAPER))
     states = [direction(d) for d in diffs]
     above, below = states.count("above"), states.count("below")
-    more, less, _ = VERDICTS[name]
+    more, less = words_of[name][:2]
     n = len(states)
     if above and not below:
         words = f"{more} (interval above zero at {above} of {n} levels)"
@@ -45,7 +61,7 @@ def verdict(name: str, diffs: list[dict]) -> tuple[str, str]:
     else:
         words = f"not distinguishable: every interval includes zero ({n} levels)"
         state = "none"
-    expected = PAPER.get(name)
+    expected = paper.get(name)
     if expected is None:
         agreement = ""
     elif state == expected:
@@ -83,25 +99,59 @@ def verdict_blocks(sweep: dict, methods: list[str]) -> list[Block]:
     """The matched-accuracy verdict per measure (a paragraph and a table), or why there is none."""
     matched = sweep.get("matched", {})
     levels = matched.get("levels", [])
-    if len(methods) != 2 or not levels:
+    pairs = _pairs(matched)
+    if not pairs or not levels:
         top = ", ".join(f"{r['method'].upper()} lr {format_number(r['learning_rate'], 'real')}: "
                         f"{format_stat(r['max_target_accuracy'])}" for r in sweep.get("runs", []))
-        return [Paragraph("No matched comparison: the methods did not both raise target accuracy above the base "
+        return [Paragraph("No matched comparison: the methods did not all raise target accuracy above the base "
                           f"({format_number(matched.get('base_accuracy'))}); peak accuracy per run: {top or 'n/a'}.")]
-    a, b = (m.upper() for m in methods)
-    rows = []
-    for name in VERDICTS:
-        diffs = matched.get("measures", {}).get(name, {}).get("difference", [])
-        if not diffs:
-            continue
-        words, agreement = verdict(name, diffs)
-        rows.append((name, words, agreement or "—"))
-    text = (f"{a} and {b} compared at {len(levels)} common target-accuracy levels "
-            f"({', '.join(format_number(x) for x in levels)}; base {format_number(matched.get('base_accuracy'))}): "
-            f"at each level and seed, each method's best learning rate, interpolated between checkpoints; "
-            f"{a} − {b} paired by seed with 95% intervals.")
-    return [Paragraph(text), Table(("measure", f"{a} − {b} at matched accuracy", "the paper's claim"),
-                                   tuple(rows), "A verdict names a direction only where intervals exclude zero.")]
+    blocks: list[Block] = []
+    for pair in pairs:
+        a, b = (m.upper() for m in pair.split(" - "))
+        rows = []
+        for name in VERDICTS:
+            diffs = _diffs(matched.get("measures", {}).get(name, {}), pair)
+            if not diffs:
+                continue
+            words, agreement = verdict(name, diffs, pair)
+            rows.append((name, words, agreement or "—"))
+        text = (f"{a} and {b} compared at {len(levels)} common target-accuracy levels "
+                f"({', '.join(format_number(x) for x in levels)}; base {format_number(matched.get('base_accuracy'))}): "
+                f"at each level and seed, each method's best learning rate, interpolated between checkpoints; "
+                f"{a} − {b} paired by seed with 95% intervals.")
+        if pair == "sft-preserve - sft":
+            text += " " + _remedy_cost(matched, levels)
+        claim = "the paper's claim" if pair == "sft - rl" else "the remedy's aim"
+        blocks += [Paragraph(text), Table(("measure", f"{a} − {b} at matched accuracy", claim), tuple(rows),
+                                          "A verdict names a direction only where intervals exclude zero.")]
+    return blocks
+
+
+def _pairs(matched: dict) -> list[str]:
+    """The method pairs compared ("a - b"), in the order compare/frontier.py wrote them."""
+    for entry in matched.get("measures", {}).values():
+        if entry.get("differences"):
+            return list(entry["differences"])
+        if entry.get("difference"):  # results.json written before the third arm: SFT - RL only
+            return ["sft - rl"]
+    return []
+
+
+def _diffs(entry: dict, pair: str) -> list[dict]:
+    if "differences" in entry:
+        return entry["differences"].get(pair, [])
+    return entry.get("difference", []) if pair == "sft - rl" else []
+
+
+def _remedy_cost(matched: dict, levels: list[float]) -> str:
+    """What preserving costs in target accuracy: the matched levels each arm reached, seeds per level."""
+    reached = next((e.get("reached", {}) for e in matched.get("measures", {}).values() if e.get("reached")), {})
+    kept, plain = reached.get("sft-preserve", []), reached.get("sft", [])
+    if not kept or not plain:
+        return ""
+    pairs = "; ".join(f"{format_number(x)}: {k} vs {p}" for x, k, p in zip(levels, kept, plain, strict=True))
+    return (f"Cost in target accuracy: seeds reaching each level, SFT-PRESERVE vs SFT: {pairs} (fewer seeds "
+            "reaching a level = the penalty held target accuracy back there).")
 
 
 def _runs_table(sweep: dict) -> list[Block]:
@@ -132,16 +182,19 @@ def _matched_table(sweep: dict, methods: list[str]) -> list[Block]:
     levels = matched.get("levels", [])
     if not levels:
         return []
+    pairs = _pairs(matched)
     rows = []
     for name in ("forgetting", "logprob_drift", "damage_logprob", "preservation", "kl_exact"):
         entry = matched.get("measures", {}).get(name, {})
         kind = VERDICTS[name][2]
         for i, level in enumerate(levels):
             cells = [format_stat(entry.get("by_method", {}).get(m, [{}] * len(levels))[i], kind) for m in methods]
-            diff = entry.get("difference", [])
-            cells.append(format_stat(diff[i], kind) if i < len(diff) else "n/a")
+            for pair in pairs:
+                diff = _diffs(entry, pair)
+                cells.append(format_stat(diff[i], kind) if i < len(diff) else "n/a")
             rows.append((name, format_number(level), *cells))
-    header = ("measure", "target accuracy", *(m.upper() for m in methods), "difference")
+    header = ("measure", "target accuracy", *(m.upper() for m in methods), *(p.upper().replace(" - ", " − ")
+                                                                             for p in pairs))
     return [Table(header, tuple(rows), "Mean over seeds [95% interval]; a seed whose runs never reach a level is "
                                        "missing there.")]
 

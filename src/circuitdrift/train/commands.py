@@ -1,4 +1,4 @@
-"""CLI: ``circuitdrift train sft|rl``; each calls one plain function.
+"""CLI: ``circuitdrift train sft|rl|sft-preserve``; each calls one plain function.
 
 Mounted by ``circuitdrift.cli`` with ``register(app)``. Bad input raises
 :class:`~circuitdrift.errors.InputError` (the CLI exits 2), a diverged loss
@@ -16,28 +16,54 @@ from pathlib import Path
 import typer
 
 from circuitdrift.circuits.cli_options import MODEL_HELP, TASK_HELP
+from circuitdrift.io import read_json
 from circuitdrift.train.config import load_train_config
+from circuitdrift.train.preserve import DEFAULT_LAMBDA, Preservation, heads_from_json
 from circuitdrift.train.run import train
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` sub-app (``sft``, ``rl``) to ``app``."""
+    """Add the ``train`` sub-app (``sft``, ``rl``, ``sft-preserve``) to ``app``."""
     train_app = typer.Typer(help="Fine-tune a model with SFT or RL (GRPO), keeping a checkpoint trajectory.",
                             no_args_is_help=True)
     train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(
         _train_command("sft"))
     train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(
         _train_command("rl"))
+    train_app.command("sft-preserve", help="SFT plus lambda x the squared drift of the given heads' outputs from "
+                      "the base model (circuit-preserving SFT).")(_preserve_command)
     app.add_typer(train_app, name="train")
 
 
 def _train(method: str, model: str, task: str, config: Path | None, out: Path, steps: int | None,
-           learning_rate: float | None, seed: int | None, progress: bool) -> None:
+           learning_rate: float | None, seed: int | None, progress: bool,
+           preservation: Preservation | None = None) -> None:
 
     cfg = load_train_config(config, steps=steps, learning_rate=learning_rate, seed=seed)
-    checkpoints = train(method, model, task, cfg, out, progress=progress)
+    checkpoints = train(method, model, task, cfg, out, progress=progress, preservation=preservation)
     if int(os.environ.get("RANK", "0")) == 0:
-        typer.echo(json.dumps({"method": method, "checkpoints": [str(c) for c in checkpoints]}, indent=2))
+        result = {"method": method, "checkpoints": [str(c) for c in checkpoints]}
+        if preservation is not None:
+            result["preserve"] = preservation.record()
+        typer.echo(json.dumps(result, indent=2))
+
+
+def _preserve_command(
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    task: str = typer.Option(..., "--task", help=TASK_HELP),
+    heads: Path = typer.Option(..., "--heads", help="heads/dcm circuit file, dcv result (its vulnerable heads) "
+                               "or a JSON list of 'L<l>.H<h>'"),
+    out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
+    lam: float = typer.Option(DEFAULT_LAMBDA, "--lambda", help="weight of the head-drift penalty"),
+    config: Path | None = typer.Option(None, "--config", help="YAML/JSON TrainConfig"),
+    steps: int | None = typer.Option(None, "--steps", help="override config: optimizer steps"),
+    learning_rate: float | None = typer.Option(None, "--learning-rate", help="override config: learning rate"),
+    seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
+    progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
+) -> None:
+    names = heads_from_json(read_json(heads, "heads file"), str(heads))
+    preservation = Preservation(tuple(names), lam, source={"file": str(heads)})
+    _train("sft-preserve", model, task, config, out, steps, learning_rate, seed, progress, preservation)
 
 
 def _train_command(method: str):

@@ -42,10 +42,11 @@ from circuitdrift.train.checkpoints import (
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
 from circuitdrift.train.grpo import grpo_trainer
 from circuitdrift.train.monitor import RolloutMonitor
+from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
 
-Method = Literal["sft", "rl"]
-METHODS = ("sft", "rl")
+Method = Literal["sft", "rl", "sft-preserve"]
+METHODS = ("sft", "rl", "sft-preserve")
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
 
@@ -59,17 +60,21 @@ def train(
     tokenizer: PreTrainedTokenizerBase | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     progress: bool = False,
+    preservation: Preservation | None = None,
 ) -> list[Path]:
-    """Fine-tune ``model`` on ``task`` with SFT or RL; return the checkpoint folders, step 0 first.
+    """Fine-tune ``model`` on ``task`` with SFT, RL or circuit-preserving SFT; return the checkpoints, step 0 first.
 
     ``model`` is a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model
     (then pass ``tokenizer``); ``task`` a name/JSONL path for :func:`resolve_task` (its
     ``config.train_split`` is used) or a :class:`Task`; ``config`` a :class:`TrainConfig`, a
     mapping, a YAML/JSON path, or None for the defaults. A loaded model is trained in place.
     ``callbacks`` are extra ``TrainerCallback`` objects; ``progress`` shows the Trainer's bar and log.
+    ``preservation`` (``sft-preserve`` only): the heads to keep and lambda (train/preserve.py).
     """
     if method not in METHODS:
         raise InputError(f"method '{method}': use one of {', '.join(METHODS)}")
+    if (method == "sft-preserve") != (preservation is not None):
+        raise InputError("sft-preserve needs the heads to preserve, and only sft-preserve takes them")
     config = _as_config(config)
     out_dir = Path(out_dir)
     model, tokenizer, model_name = _as_model(model, tokenizer)
@@ -77,9 +82,9 @@ def train(
     processes = PartialState()  # under `accelerate launch`, files are written by the main process only
     with processes.main_process_first():
         if processes.is_main_process:
-            _claim(out_dir, method, model_name, task.name, config)
+            _claim(out_dir, method, model_name, task.name, config, preservation)
             save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
-    _claim(out_dir, method, model_name, task.name, config)  # every process checks the folder's record
+    _claim(out_dir, method, model_name, task.name, config, preservation)  # every process checks the folder's record
     if (out_dir / SUMMARY_FILE).is_file():
         return list_checkpoints(out_dir)
 
@@ -96,7 +101,10 @@ def train(
     monitor = RolloutMonitor(task, config.rl.num_generations, first_batch=from_step // mu) if method == "rl" else None
     model.train()
     args = (model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress)
-    trainer = sft_trainer(*args) if monitor is None else grpo_trainer(*args, monitor=monitor)
+    if method == "sft-preserve":
+        trainer = preserve_trainer(*args, preservation=preservation)
+    else:
+        trainer = sft_trainer(*args) if monitor is None else grpo_trainer(*args, monitor=monitor)
     if not progress:
         trainer.remove_callback(PrinterCallback)  # keeps stdout for the command's JSON; the log is in the summary
     trainer.train(resume_from_checkpoint=_str_or_none(resume))
@@ -111,6 +119,8 @@ def train(
         return list_checkpoints(out_dir)
     if processes.is_main_process:
         summary = {"method": method, "steps": config.steps, "log_history": trainer.state.log_history}
+        if preservation is not None:
+            summary["preserve"] = preservation.record()
         if monitor is not None:
             # about ten windows of rollout batches (a batch serves mu steps); a resumed run has only the batches
             # since from_step, and under several processes only the main process's share of each batch
@@ -129,6 +139,12 @@ def train_sft(model, task, config=None, out_dir="runs/train/sft", **kwargs) -> l
 def train_rl(model, task, config=None, out_dir="runs/train/rl", **kwargs) -> list[Path]:
     """RL with TRL's GRPOTrainer (Dr. GRPO loss, beta 0 by default); see :func:`train`."""
     return train("rl", model, task, config, out_dir, **kwargs)
+
+
+def train_sft_preserve(model, task, preservation: Preservation, config=None, out_dir="runs/train/sft-preserve",
+                       **kwargs) -> list[Path]:
+    """Circuit-preserving SFT (TRL's SFTTrainer plus the head penalty, train/preserve.py); see :func:`train`."""
+    return train("sft-preserve", model, task, config, out_dir, preservation=preservation, **kwargs)
 
 
 def training_log(out_dir: str | os.PathLike) -> list[dict]:
@@ -165,9 +181,12 @@ def _as_task(task, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> T
                         tokenizer=tokenizer)
 
 
-def _claim(out_dir: Path, method: str, model_name: str, task_name: str, config: TrainConfig) -> None:
+def _claim(out_dir: Path, method: str, model_name: str, task_name: str, config: TrainConfig,
+           preservation: Preservation | None = None) -> None:
     """Record what this folder holds; refuse to mix two different runs in one folder."""
     record = {"method": method, "model": model_name, "task": task_name, "config": config.model_dump(mode="json")}
+    if preservation is not None:
+        record["preserve"] = {"heads": list(preservation.heads), "lambda": preservation.lam}
     path = out_dir / CONFIG_FILE
     if path.is_file():
         previous = json.loads(path.read_text())
