@@ -10,6 +10,12 @@ by default). TRL logs the learning signal at every step: ``reward``,
 ``reward_std`` and ``frac_reward_zero_std`` (groups whose rewards are all equal
 give no gradient). Those are step means; a :class:`~.monitor.RolloutMonitor`
 wrapping the reward keeps each rollout batch, to find a collapse onto one answer.
+
+Rollouts are sampled with the config's temperature and top-p and every other
+filter off (top-k 0, repetition penalty 1): TRL states those, and
+:class:`FolderDefaultsIgnoredGRPOTrainer` hides the model folder's
+generation_config.json while it generates, so nothing TRL leaves unset (min-p,
+no-repeat n-grams, ...) comes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
@@ -39,10 +46,28 @@ def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> 
         epsilon=rl.epsilon,
         temperature=rl.temperature,
         top_p=rl.top_p,
+        top_k=0,
+        min_p=None,
+        repetition_penalty=1.0,
         max_completion_length=rl.max_completion_length,
         shuffle_dataset=False,
         remove_unused_columns=False,
     )
+
+
+def rollout_sampling(config: TrainConfig) -> Sampling:
+    """The rollouts' sampling parameters, as :class:`Sampling` states them (recorded with the results)."""
+    rl = config.rl
+    return Sampling(do_sample=True, max_new_tokens=rl.max_completion_length, temperature=rl.temperature,
+                    top_p=rl.top_p)
+
+
+class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring)."""
+
+    def _generate(self, prompts: list):
+        with folder_defaults_ignored(self.accelerator.unwrap_model(self.model)):
+            return super()._generate(prompts)
 
 
 def grpo_trainer(
@@ -57,7 +82,7 @@ def grpo_trainer(
     monitor: RolloutMonitor | None = None,
 ) -> GRPOTrainer:
     """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded)."""
-    return GRPOTrainer(
+    return FolderDefaultsIgnoredGRPOTrainer(
         model=model,
         reward_funcs=monitor.reward_func if monitor is not None else task.reward,
         args=grpo_args(config, output_dir, progress),
