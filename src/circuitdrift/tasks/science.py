@@ -51,6 +51,7 @@ from pathlib import Path
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
 
 LETTERS = ("A", "B", "C", "D")
@@ -287,12 +288,6 @@ def counterfactual(question: Question, rng: random.Random, length: Callable[[Que
         if candidate.correct != question.correct and length(candidate) == target:
             return candidate, True
     raise LookupError("no permutation keeps the token length")
-
-
-def chat_prompt(tokenizer, user_turn: str) -> str:
-    """The user turn in the tokenizer's chat template, with the assistant turn opened."""
-    messages = [{"role": "user", "content": user_turn}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def mcq_task(

@@ -28,6 +28,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
@@ -52,6 +53,7 @@ def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> 
         max_completion_length=rl.max_completion_length,
         shuffle_dataset=False,
         remove_unused_columns=False,
+        chat_template_kwargs=dict(CHAT_TEMPLATE_KWARGS),  # the prompt every stage sees: no thinking block
     )
 
 
