@@ -12,7 +12,7 @@ from typing import Literal, get_args
 ScoringMethod = Literal["exact", "attribution", "eap-ig"]  # one pass of head scores (circuits/scoring.py)
 CircuitMethod = Literal["exact", "attribution", "eap-ig", "prune"]  # find_circuit: scoring, or iterative pruning
 CmapMethod = Literal["exact", "attribution"]  # cross-model patching
-Metric = Literal["prob", "logit-diff", "logprob", "accuracy"]
+Metric = Literal["prob", "logit-diff", "logprob", "accuracy", "prob-diff"]
 Ablation = Literal["corrupt", "zero", "mean"]
 
 SCORING_METHODS: tuple[str, ...] = get_args(ScoringMethod)
