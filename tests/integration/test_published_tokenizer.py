@@ -136,6 +136,8 @@ def test_run_with_the_qwen_config_on_local_files(world, tmp_path):
     raw["train"]["rl"].update(num_generations=2, max_completion_length=3)
     raw["analysis"].update(n_examples=4, n_random=2, top_k=3, batch_size=8)
     raw["eval"].update(target_n=4, probe_n=8, kl_samples=2, kl_max_new_tokens=4, batch_size=8)
+    assert raw["eval"]["lm_eval"]["tasks"] == ["hellaswag", "truthfulqa_mc2", "mmlu", "winogrande", "ifeval"]
+    raw["eval"]["lm_eval"] = {"tasks": ["local_chem_mc"], "limit": None, "include_path": str(harness_task(tmp_path))}
     config = tmp_path / "qwen-local.yaml"
     config.write_text(yaml.safe_dump(raw))
     out = run_experiment(config, tmp_path / "run", quiet=True, jobs=1)
@@ -145,3 +147,27 @@ def test_run_with_the_qwen_config_on_local_files(world, tmp_path):
     assert environment["sampling"]["target_accuracy"]["do_sample"] is False
     assert set(json.loads((out / "circuits" / "base" / f"{p}.json").read_text())["circuit"] and p
                for p in REAL_PROBES) == set(REAL_PROBES)
+    # the harness scored every checkpoint, base included; forgetting per benchmark = base - final, with intervals
+    records = results["measurements"]
+    assert records and all(set(r["benchmarks"]) == {"local_chem_mc"} for r in records)
+    base = next(r for r in records if r["step"] == 0)["benchmarks"]["local_chem_mc"]
+    for row in results["summary"]:
+        final = next(r for r in records if r["method"] == row["method"] and r["step"] == 2)["benchmarks"]
+        assert row["benchmark_forgetting"]["local_chem_mc"]["mean"] == pytest.approx(base - final["local_chem_mc"])
+    assert "lm-eval:local_chem_mc" in (out / "results.csv").read_text()
+    assert "forgetting: local_chem_mc (LM-Eval)" in (out / "report.md").read_text()
+
+
+def harness_task(folder: Path) -> Path:
+    """A local LM-Eval multiple-choice task (YAML over JSON Lines): the harness runs it offline."""
+    docs = [{"question": f"Which is heavier, {a} or {b}?", "choices": [a, b], "label": i % 2}
+            for i, (a, b) in enumerate(zip(SUBSTANCES, SUBSTANCES[1:], strict=False))]
+    (folder / "harness").mkdir()
+    (folder / "harness" / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "harness" / "chem.yaml").write_text(
+        "task: local_chem_mc\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'harness' / 'docs.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{label}}"\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
+    return folder / "harness"

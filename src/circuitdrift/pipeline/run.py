@@ -22,6 +22,7 @@ from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
+from circuitdrift.evaluate.lmeval import check_lm_eval
 from circuitdrift.io import write_json, write_text
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.models.sampling import Sampling
@@ -83,6 +84,8 @@ def check_against_model(ctx: RunContext) -> None:
                          f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
     if len(config.methods) < 2:
         ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+    if config.eval.lm_eval is not None:  # the harness, every task and its data, before any training
+        check_lm_eval(config.eval.lm_eval.tasks, config.eval.lm_eval.include_path)
 
 
 def compare(ctx: RunContext, circuits: dict, records: list) -> None:
