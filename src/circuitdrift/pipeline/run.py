@@ -33,7 +33,7 @@ from circuitdrift.pipeline.parallel import default_jobs, set_threads
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
-from circuitdrift.train.grpo import rollout_sampling
+from circuitdrift.train.grpo import rollout_sampling, vllm_settings
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
              "matplotlib", "pydantic")
@@ -84,6 +84,8 @@ def check_against_model(ctx: RunContext) -> None:
                          f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
     if len(config.methods) < 2:
         ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+    if "rl" in config.methods:
+        vllm_settings(config.train)  # rl.use_vllm without vLLM or a GPU: one line now, not after SFT
     if config.eval.lm_eval is not None:  # the harness, every task and its data, before any training
         check_lm_eval(config.eval.lm_eval.tasks, config.eval.lm_eval.include_path)
 

@@ -15,17 +15,22 @@ Rollouts are sampled with the config's temperature and top-p and every other
 filter off (top-k 0, repetition penalty 1): TRL states those, and
 :class:`FolderDefaultsIgnoredGRPOTrainer` hides the model folder's
 generation_config.json while it generates, so nothing TRL leaves unset (min-p,
-no-repeat n-grams, ...) comes from the checkpoint.
+no-repeat n-grams, ...) comes from the checkpoint. With ``rl.use_vllm`` the
+rollouts come from vLLM through TRL's own integration in colocate mode (the
+``vllm`` extra, a CUDA GPU); TRL hands vLLM the same sampling parameters.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from circuitdrift.errors import InputError
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
@@ -35,9 +40,23 @@ from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.trainer_args import common_args
 
 
+def vllm_settings(config: TrainConfig) -> dict:
+    """GRPOConfig's vLLM arguments: TRL's colocate mode (one process, the training GPUs), or none."""
+    if not config.rl.use_vllm:
+        return {}
+    if importlib.util.find_spec("vllm") is None:
+        raise InputError("rl.use_vllm: vLLM is not installed; pip install -c constraints.txt 'circuitdrift[vllm]' "
+                         "on a CUDA machine, or set rl.use_vllm: false")
+    if not torch.cuda.is_available():
+        raise InputError("rl.use_vllm: vLLM generates on a CUDA GPU and none is visible; set rl.use_vllm: false")
+    return {"use_vllm": True, "vllm_mode": "colocate",
+            "vllm_gpu_memory_utilization": config.rl.vllm_gpu_memory_utilization}
+
+
 def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> GRPOConfig:
     rl = config.rl
     return GRPOConfig(
+        **vllm_settings(config),
         **common_args(config, "rl", output_dir, progress),
         num_generations=rl.num_generations,
         num_iterations=rl.num_iterations,
