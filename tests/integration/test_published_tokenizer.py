@@ -171,3 +171,15 @@ def harness_task(folder: Path) -> Path:
         'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{label}}"\n'
         "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
     return folder / "harness"
+
+
+def test_every_probe_reaches_its_default_size_on_qwens_vocabulary(world):
+    from circuitdrift.tasks import probes
+
+    _, _, _, tokenizer = world
+    for name in REAL_PROBES:
+        for split in ("test", "validation"):
+            task = resolve_task(name, split=split, tokenizer=tokenizer)  # the probe's own default size
+            least = len(probes.CAPITALS) // 2 if name == "hf-factual" else probes.DEFAULT_N
+            assert len(task) >= least, (name, split, len(task))
+        assert len(resolve_task(name, split="test", n=100, tokenizer=tokenizer)) == 100  # eval's --probe-n
