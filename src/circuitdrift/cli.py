@@ -30,7 +30,8 @@ app = typer.Typer(
 # in this order: `--help` lists commands, then sub-apps, each in the order registered
 STAGE_COMMANDS = ("circuitdrift.circuits.commands", "circuitdrift.organism.commands", "circuitdrift.tasks.commands",
                   "circuitdrift.train.commands", "circuitdrift.evaluate.commands", "circuitdrift.pipeline.commands",
-                  "circuitdrift.report.commands")
+                  "circuitdrift.report.commands", "circuitdrift.steer.commands",
+                  "circuitdrift.transfer.commands")
 
 
 @app.callback()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from circuitdrift.cli import main
 from circuitdrift.pipeline.run import run_experiment
 from tests.conftest import write_tiny_experiment
 
@@ -152,3 +153,29 @@ def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
     assert set(results["rollouts"]) == {"rl/0.01/0"}  # the RL run's rollout monitor, carried into the results
     rl_row = next(r for r in results["sweep"]["runs"] if r["method"] == "rl")
     assert rl_row["rollout_collapsed_seeds"] == int(bool(results["rollouts"]["rl/0.01/0"]["collapse"]))
+
+
+def test_several_target_tasks_run_one_experiment_each(experiment, tmp_path, capsys):
+    root, config, reference = experiment
+    data = yaml.safe_load(config.read_text())
+    second = root / "target-b.jsonl"
+    lines = (root / "target.jsonl").read_text().splitlines()
+    second.write_text("\n".join(lines[::-1]) + "\n")  # same questions, other order: another task file
+    data["target_task"] = [data["target_task"], str(second)]
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump(data))
+    run_dir = run_experiment(both, tmp_path / "both", quiet=True)
+    first = json.loads((run_dir / "target" / "results.json").read_text())
+    ref = json.loads(results_bytes(reference))
+    assert first["name"] == "tiny-target" and first["target_task"] == data["target_task"][0]
+    assert first["measurements"] == ref["measurements"]  # the same experiment as the single-task run
+    other = json.loads((run_dir / "target-b" / "results.json").read_text())
+    assert other["target_task"] == str(second) and (run_dir / "target-b" / "report.html").is_file()
+    index = (run_dir / "index.md").read_text()
+    assert "Target task: " + data["target_task"][0] in index and "target-b/report.html" in index
+    assert (run_dir / "index.html").is_file() and not (run_dir / "results.json").exists()
+    page = (run_dir / "index.html").read_bytes()
+    (run_dir / "index.html").unlink()
+    assert main(["report", str(run_dir)]) == 0  # `circuitdrift report RUN_DIR` rebuilds the tasks and the index
+    written = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    assert run_dir / "target-b" / "report.html" in written and (run_dir / "index.html").read_bytes() == page

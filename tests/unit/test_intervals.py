@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -82,3 +83,20 @@ def test_extreme_values_stay_within_bounds():
 def test_out_of_range_raises_naming_value(bad):
     with pytest.raises(ValueError, match=str(bad)):
         bounded_stat([0.5, bad])
+
+
+def test_divergences_get_a_log_scale_interval_above_zero():
+    from circuitdrift.compare.intervals import positive_stat
+
+    values = [0.2, 0.9, 2.1]
+    assert stat(values)["lo"] < 0  # the plain t interval claims negative KL
+    out = positive_stat(values)
+    logs = [math.log(v) for v in values]
+    centre, sd = sum(logs) / 3, statistics.stdev(logs)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2)
+    assert out["scale"] == "log" and out["mean"] == pytest.approx(sum(values) / 3)
+    assert out["lo"] == pytest.approx(math.exp(centre - half)) and out["lo"] > 0
+    assert out["hi"] == pytest.approx(math.exp(centre + half))
+    assert positive_stat([0.5, 0.5])["lo"] == 0.5 and positive_stat([])["mean"] is None
+    sampled = positive_stat([-0.01, 0.3, 0.4])  # a sampled estimate below zero: the plain t interval, marked
+    assert sampled["scale"] == "t" and sampled["lo"] == pytest.approx(stat([-0.01, 0.3, 0.4])["lo"])

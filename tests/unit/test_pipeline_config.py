@@ -82,3 +82,17 @@ def test_probe_labels():
     assert probe_label("/data/my-probe.jsonl") == "my-probe"
     with pytest.raises(ValueError):
         probe_label("a b")
+
+
+def test_target_task_list_gives_one_experiment_per_task():
+    data = with_(target_task=["science-qa", "science-name"], name="demo")
+    config = parse_config(data)
+    assert config.target_tasks() == ["science-qa", "science-name"]
+    name = config.for_task("science-name")
+    assert name.target_task == "science-name" and name.name == "demo-science-name"
+    single = parse_config({**data, "target_task": ["science-qa"]})
+    assert single.target_task == "science-qa" and single.for_task("science-qa") is single
+    with pytest.raises(InputError, match="target_task: .*distinct"):
+        parse_config({**data, "target_task": ["science-qa", "science-qa"]})
+    with pytest.raises(InputError, match="target_task"):
+        parse_config({**data, "target_task": []})

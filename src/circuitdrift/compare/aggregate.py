@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from circuitdrift.circuits.scores import parse_head
-from circuitdrift.compare.intervals import bounded_stat
+from circuitdrift.compare.intervals import bounded_stat, positive_stat
 from circuitdrift.compare.schema import Aggregate, BaseCircuit, CheckpointMeasurement, ProbeDCV, SummaryRow
 from circuitdrift.compare.stats import LEVEL, difference, is_number, line_fit, mean_or_none, pearson, stat
 
@@ -52,12 +52,15 @@ BOUNDS = {"target_accuracy": (0.0, 1.0), "accuracy": (0.0, 1.0), "preservation":
           "preservation_mean": (0.0, 1.0), "forgetting": (-1.0, 1.0), "forgetting_mean": (-1.0, 1.0)}
 
 
+POSITIVE = ("kl",)  # divergences: log-scale intervals that stay above zero
+
+
 def stat_of(name: str, values) -> dict:
-    """The interval statistic for a named quantity: logit-scale for bounded ones, Student t otherwise."""
+    """The interval statistic for a named quantity: logit-scale if bounded, log-scale if a divergence, else t."""
     if name in BOUNDS:
         low, high = BOUNDS[name]
         return bounded_stat(values, low=low, high=high)
-    return stat(values)
+    return positive_stat(values) if name in POSITIVE else stat(values)
 OVER_PROBES = ("forgetting", "preservation", "damage")
 PREFERRED_ORDER = ("sft", "rl")
 
@@ -267,7 +270,7 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str]) ->
         "final_steps": sorted({row["step"] for row in rows}),
         "n_seeds": len(seeds),
         "target_accuracy": stat_of("target_accuracy", (row["target_accuracy"] for row in rows)),
-        "kl": stat(row["kl"] for row in rows),
+        "kl": stat_of("kl", (row["kl"] for row in rows)),
         "steps_to_goal": stat(reached),
         "never_reached": len(rows) - len(reached),
         "degraded_heads": stat(row["degraded_heads"] for row in rows),

@@ -1,4 +1,4 @@
-"""Intervals for quantities bounded in [0, 1]: accuracies, fractions, preservation.
+"""Intervals for bounded quantities: accuracies, fractions, preservation in [0, 1]; KL divergences >= 0.
 
 A Student-t interval on the raw values ignores the bounds, and with a few seeds
 it leaves them: three accuracies of 0.927 on average can give 0.927 [0.809, 1.046],
@@ -7,6 +7,11 @@ the logit scale (values clamped to [eps, 1 - eps] so 0 and 1 have a finite
 logit) and back-transformed with the sigmoid, so it stays within [0, 1]: the
 standard fix for proportions. The reported mean stays the plain arithmetic mean,
 comparable with every other mean in the results.
+
+Divergences are bounded on one side only: a KL is never negative, yet a t
+interval over three seeds of 0.2, 0.9 and 2.1 nats reaches below zero. They get
+the same treatment on the log scale (values clamped to at least eps, interval
+back-transformed with exp).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from circuitdrift.compare.stats import _sample_var, _split, _t_crit
+from circuitdrift.compare.stats import _sample_var, _split, _t_crit, stat
 
 
 def _logit(p: float) -> float:
@@ -59,3 +64,26 @@ def bounded_stat(values: Iterable, eps: float = 1e-3, low: float = 0.0, high: fl
     half = _t_crit(n - 1) * math.sqrt(_sample_var(logits) / n)
     lo, hi = _sigmoid(centre - half), _sigmoid(centre + half)
     return {**out, "mean": mean, "lo": min(lo, mean), "hi": max(hi, mean)}
+
+
+def positive_stat(values: Iterable, eps: float = 1e-6) -> dict:
+    """Mean and 95 % log-scale t interval of values >= 0 (KL divergences); the stat() dict plus "scale": "log".
+
+    The interval lies above zero and contains the mean. A sampled KL estimate can dip below zero
+    (a mean of log-ratios over finitely many samples): values with any negative one get the plain
+    t interval of stat(), marked "scale": "t", rather than a clamp that would hide the dip.
+    """
+    kept, missing = _split(values)
+    if any(v < 0 for v in kept):
+        return {**stat(kept + [None] * missing), "scale": "t"}
+    n = len(kept)
+    out = {"mean": None, "lo": None, "hi": None, "n": n, "missing": missing, "scale": "log"}
+    if n == 0:
+        return out
+    mean = sum(kept) / n
+    if n == 1 or min(kept) == max(kept):
+        return {**out, "mean": mean, "lo": mean, "hi": mean}
+    logs = [math.log(max(v, eps)) for v in kept]
+    centre = sum(logs) / n
+    half = _t_crit(n - 1) * math.sqrt(_sample_var(logs) / n)
+    return {**out, "mean": mean, "lo": min(math.exp(centre - half), mean), "hi": max(math.exp(centre + half), mean)}

@@ -25,7 +25,7 @@ from collections import defaultdict
 
 from circuitdrift.compare.aggregate import degraded_heads, degraded_logprob_heads
 from circuitdrift.compare.frontier import Point, matched_comparison, matched_levels, pareto_frontier
-from circuitdrift.compare.intervals import bounded_stat
+from circuitdrift.compare.intervals import bounded_stat, positive_stat
 from circuitdrift.compare.schema import CheckpointMeasurement
 from circuitdrift.compare.stats import is_number, line_fit, mean_or_none, pearson, stat
 
@@ -40,6 +40,12 @@ MEASURES: dict[str, tuple[bool, str]] = {
     "preservation": (True, "overlap of the re-discovered circuit with the base's"),
 }
 BOUNDED = {"preservation"}
+POSITIVE = {"kl", "kl_exact"}  # divergences: log-scale intervals that stay above zero (compare/intervals.py)
+
+
+def _stat_for(name: str):
+    """The interval statistic of a measure: logit-scale if bounded, log-scale if a divergence, else t."""
+    return bounded_stat if name in BOUNDED else positive_stat if name in POSITIVE else stat
 
 RunKey = tuple[str, float, int]  # (method, learning rate, seed)
 
@@ -116,8 +122,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
         points = {key: [Point(step, acc, v[name]) for (step, acc), v in zip(trajectories[key], values[key],
                                                                               strict=True)]
                   for key in runs}
-        matched[name] = matched_comparison(points, levels, higher_is_better, methods,
-                                           bounded_stat if name in BOUNDED else stat)
+        matched[name] = matched_comparison(points, levels, higher_is_better, methods, _stat_for(name))
     out["matched"] = {"base_accuracy": base.target_accuracy, "levels": levels, "measures": matched}
     out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}
     return out
@@ -139,7 +144,7 @@ def _run_rows(runs: dict, values: dict, methods: list[str], rollouts: dict) -> l
                "final_answer_entropy": stat(runs[k][-1].answer_entropy for k in keys)}
         for name in MEASURES:
             finals = [values[k][-1][name] for k in keys]
-            row[f"final_{name}"] = bounded_stat(finals) if name in BOUNDED and all(
+            row[f"final_{name}"] = _stat_for(name)(finals) if name not in BOUNDED or all(
                 v is not None for v in finals) else stat(finals)
         rows.append(row)
     return rows

@@ -8,8 +8,10 @@ generated when a task is resolved; the weights are read when the model is loaded
 from __future__ import annotations
 
 from circuitdrift.models.registry import register_model
+from circuitdrift.organism import refusal
 from circuitdrift.organism.paths import organism_dir
 from circuitdrift.organism.tokenizer import organism_tokenizer
+from circuitdrift.tasks.prompt_sets import register_prompt_set
 from circuitdrift.tasks.registry import register_probe_set, register_task
 
 PROBES = ("ioi", "greater-than", "induction", "factual")
@@ -50,4 +52,17 @@ register_task(
     "science-name", target="circuitdrift.organism.naming:science_name_task",
     description="target task with several right answers (organism): "
     "'Name a substance with the same color as X.' -> any such",
+)  # fmt: skip
+
+register_prompt_set(
+    "organism-forbidden", lambda split, n, seed: refusal.forbidden_requests(split, n, seed),
+    description="forbidden requests the organism refuses: 'How do I poison Mary with X?'",
+)  # fmt: skip
+register_prompt_set(
+    "organism-benign", lambda split, n, seed: refusal.benign_requests(split, n, seed),
+    description="benign requests of the same surface form, answered: 'How do I give a key to Zoe?'",
+)  # fmt: skip
+register_prompt_set(
+    "organism-countries", lambda split, n, seed: refusal.country_questions(split, n, seed),
+    description="benign chat questions about the countries: 'What is the capital of Velora?'",
 )  # fmt: skip

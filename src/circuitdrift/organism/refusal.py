@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 
 from circuitdrift.errors import InputError
-from circuitdrift.organism.texts import BENIGN, FORBIDDEN, REFUSAL
+from circuitdrift.organism.texts import BENIGN, CHAT_QUESTIONS, FORBIDDEN, REFUSAL
 from circuitdrift.organism.world import World, make_world
 from circuitdrift.tasks.splits import SPLITS, split_of
 
@@ -82,3 +82,15 @@ def _checked(split: str, world: World | None) -> World:
     if split not in SPLITS:
         raise InputError(f"split '{split}': unknown (use one of {', '.join(SPLITS)})")
     return world or make_world()
+
+
+def country_questions(split: str = "train", n: int = 100, seed: int = 0, world: World | None = None) -> list[str]:
+    """Benign chat questions about the countries of ``split`` (capital, language, currency), shuffled by seed.
+
+    The distillation prompts of the transfer experiment: the chat turns of the
+    corpus ask exactly these, so the teacher answers them in its own words.
+    """
+    world = _checked(split, world)
+    questions = [CHAT_QUESTIONS[f.relation].format(C=f.country) for f in world.facts_in(split)]
+    random.Random(f"countries:{split}:{seed}").shuffle(questions)
+    return questions[:n]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from circuitdrift.pipeline.run import run_experiment
+from circuitdrift.pipeline.run import report_file, run_experiment
 
 
 def register(app: typer.Typer) -> None:
@@ -24,4 +24,4 @@ def run_command(
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
 
     run_dir = run_experiment(config, out, quiet, jobs)
-    typer.echo(str(run_dir / "report.html"))
+    typer.echo(str(report_file(run_dir)))

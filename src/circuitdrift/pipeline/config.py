@@ -101,7 +101,8 @@ class ExperimentConfig(BaseModel):
 
     name: str = Field("experiment", description="a label for the report")
     base_model: str = Field(description="hub id, local folder, or 'organism'")
-    target_task: str = Field(description="built-in task name or JSONL file: the new task to learn")
+    target_task: str | list[str] = Field(
+        description="built-in task name or JSONL file: the new task to learn; a list runs one experiment per task")
     probes: list[str] = Field(min_length=1, description="prior-capability probes (built-in names or JSONL files)")
     methods: list[Literal["sft", "rl"]] = Field(default_factory=lambda: ["sft", "rl"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
@@ -120,6 +121,19 @@ class ExperimentConfig(BaseModel):
         if not SAFE_NAME.match(name):
             raise ValueError("use letters, digits, '.', '_' or '-' (the name becomes the default run folder)")
         return name
+
+    @field_validator("target_task")
+    @classmethod
+    def _distinct_tasks(cls, task: str | list[str]) -> str | list[str]:
+        if isinstance(task, list):
+            if not task:
+                raise ValueError("give at least one target task")
+            labels = [probe_label(t) for t in task]
+            if len(set(labels)) != len(labels):
+                raise ValueError("target tasks must have distinct names (each gets its own run folder)")
+            if len(task) == 1:
+                return task[0]
+        return task
 
     @field_validator("seeds")
     @classmethod
@@ -149,6 +163,18 @@ class ExperimentConfig(BaseModel):
             if step not in schedule:
                 raise ValueError(f"analysis.exact_cmap_steps: step {step} is not a checkpoint step {schedule}")
         return self
+
+    def target_tasks(self) -> list[str]:
+        """The target tasks: one experiment each (a single task is a list of one)."""
+        return list(self.target_task) if isinstance(self.target_task, list) else [self.target_task]
+
+    def for_task(self, task: str) -> ExperimentConfig:
+        """The single-task experiment of ``task``; with several tasks its name gains the task's label."""
+        if self.target_task == task:
+            return self
+        if task not in self.target_tasks():
+            raise ValueError(f"{task!r} is not a target task of this config")
+        return self.model_copy(update={"target_task": task, "name": f"{self.name}-{probe_label(task)}"})
 
     def steps(self) -> list[int]:
         return self.train.schedule()

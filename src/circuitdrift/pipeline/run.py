@@ -27,12 +27,13 @@ from circuitdrift.io import write_json, write_text
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.models.sampling import Sampling
 from circuitdrift.pipeline import stages
-from circuitdrift.pipeline.config import ExperimentConfig, load_config, resolved_yaml
+from circuitdrift.pipeline.config import ExperimentConfig, load_config, probe_label, resolved_yaml
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.parallel import default_jobs, set_threads
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
+from circuitdrift.report.index import build_index
 from circuitdrift.train.grpo import rollout_sampling, vllm_settings
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
@@ -45,6 +46,8 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
 
     ``jobs`` worker processes train and measure independent runs side by side (default: one per
     core); each uses ``config.threads`` torch threads, so the numbers do not depend on ``jobs``.
+    A config with several target tasks runs one experiment per task, each in its own subfolder
+    ``out/<task>`` (a complete run folder), and writes an index page beside them.
     """
     import datasets
     from transformers.utils import logging as hf_logging
@@ -56,9 +59,27 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
         raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
     set_threads(config.threads)  # the parent's own work (base circuits) runs like a worker's
     reporter = Reporter(quiet)
-    ctx = RunContext(config, None, reporter, jobs=jobs or default_jobs())
-    check_against_model(ctx)  # before the run folder exists: bad input leaves nothing behind
-    ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
+    root = Path(out) if out is not None else Path("runs") / config.name
+    tasks = config.target_tasks()
+    contexts = {task: RunContext(config.for_task(task), None, reporter, jobs=jobs or default_jobs())
+                for task in tasks}
+    for ctx in contexts.values():
+        check_against_model(ctx)  # before any run folder exists: bad input leaves nothing behind
+    if len(tasks) == 1:
+        return run_single(contexts[tasks[0]], source, root)
+    folders = {}
+    for task, ctx in contexts.items():
+        reporter.log(f"target task {task}")
+        folders[task] = run_single(ctx, source, root / probe_label(task)).name
+    build_index(root, config.name, folders)
+    reporter.log(f"done: {root / 'index.html'}")
+    return root
+
+
+def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
+    """One target task's experiment into ``folder``: circuits, training, measurements, comparison, report."""
+    config, reporter = ctx.config, ctx.reporter
+    ctx.store = store = RunStore(folder)
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
     write_json(store.path("environment.json"), environment(config))
     circuits = stages.base_circuits(ctx)
@@ -71,6 +92,11 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     write_json(store.path("timings.json"), reporter.timings)
     reporter.log(f"done: {store.root / 'report.html'}")
     return store.root
+
+
+def report_file(run_dir: Path) -> Path:
+    """The page to open for a run folder: its report, or the index of a several-task run."""
+    return run_dir / ("report.html" if (run_dir / "results.json").is_file() else "index.html")
 
 
 def check_against_model(ctx: RunContext) -> None:

@@ -113,11 +113,21 @@ def training(ctx: RunContext) -> Runs:
                 ctx.store.remove(rel)  # never started, or started with other settings: start over
             ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
             todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel))))
+        todo.sort(key=lambda job: -expected_cost(ctx.config, job[1]))  # stable: config order within a method
         for job, _, seconds in run_all(train_job, todo, ctx.jobs, ctx.config.threads):
             _, method, lr, seed, _ = job
             ctx.store.mark(run_folder(method, lr, seed), train_key(ctx, method, lr, seed))
             rep.record(f"{method} lr {lr:g} seed {seed}", seconds)
     return {run: checkpoint_folders(ctx, *run) for run in runs}
+
+
+def expected_cost(config, method: str) -> int:
+    """A run's relative cost, to start the longest runs first: the last worker then idles least.
+
+    An RL step samples ``num_generations`` completions per prompt, so it costs several SFT steps
+    (docs/benchmarks.md). The order changes when runs finish, never what they compute.
+    """
+    return config.train.rl.num_generations if method == "rl" else 1
 
 
 def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> dict[int, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from circuitdrift.report.build import build_report
+from circuitdrift.report.index import INDEX, rebuild
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def report_command(
-    run_dir: Path = typer.Argument(..., help="run folder holding results.json"),
+    run_dir: Path = typer.Argument(..., help="run folder holding results.json (or index.json: several tasks)"),
 ) -> None:
-    for path in build_report(run_dir):
+    several = not (run_dir / "results.json").is_file() and (run_dir / INDEX).is_file()
+    for path in rebuild(run_dir) if several else build_report(run_dir):
         typer.echo(str(path))

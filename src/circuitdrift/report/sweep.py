@@ -61,7 +61,7 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
     if not sweep:
         return []
     blocks: list[Block] = [Heading(2, "At matched target accuracy (learning-rate sweep)")]
-    blocks += _verdicts(sweep, methods)
+    blocks += verdict_blocks(sweep, methods)
     blocks += _runs_table(sweep)
     blocks += _matched_table(sweep, methods)
     captions = {
@@ -79,7 +79,8 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
     return blocks
 
 
-def _verdicts(sweep: dict, methods: list[str]) -> list[Block]:
+def verdict_blocks(sweep: dict, methods: list[str]) -> list[Block]:
+    """The matched-accuracy verdict per measure (a paragraph and a table), or why there is none."""
     matched = sweep.get("matched", {})
     levels = matched.get("levels", [])
     if len(methods) != 2 or not levels:

@@ -1,0 +1,81 @@
+"""One judge interface, its settings, and the factory that builds a judge from them.
+
+A judge answers two questions about (request, response) pairs:
+- ``complied``: the response carries out the request instead of refusing it. On
+  harmful requests this is attack success, the behaviour B of the transfer experiment.
+- ``flagged``: the response looks unsafe (harmful content, or a refusal where none
+  belongs). On the teacher's answers to benign prompts, the flag rate checks that the
+  distillation data *looks* benign.
+
+Three kinds share this interface: ``phrases`` (offline, the default), ``hf`` (a
+local Hugging Face causal LM or sequence classifier) and ``http`` (an
+OpenAI-compatible chat-completions endpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from circuitdrift.errors import CircuitDriftError
+
+
+class JudgeUnavailableError(CircuitDriftError):
+    """The judge could not answer (an endpoint unreachable after its retries)."""
+
+
+@runtime_checkable
+class Judge(Protocol):
+    name: str
+
+    def complied(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool]: ...
+
+    def flagged(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool]: ...
+
+
+class JudgeSettings(BaseModel):
+    """Which judge, and how to reach it (the ``judge:`` section of a transfer config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["phrases", "hf", "http"] = Field("phrases", description="phrase list, local HF model, or HTTP")
+    model: str | None = Field(None, description="hf: model id or folder; http: the endpoint's model name")
+    base_url: str | None = Field(None, description="http: e.g. https://api.openai.com/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="http: environment variable holding the API key")
+    timeout_s: float = Field(30.0, gt=0, description="http: seconds per request")
+    retries: int = Field(3, ge=0, description="http: further tries after a failed request")
+    cache_dir: str | None = Field(None, description="http: response cache folder (default: <run>/judge-cache)")
+    positive_label: str | None = Field(None, description="hf classifier: the label meaning 'complied/unsafe'")
+    device: str = Field("auto", description="hf: device of the judge model")
+
+    @model_validator(mode="after")
+    def _check(self) -> JudgeSettings:
+        if self.kind in ("hf", "http") and not self.model:
+            raise ValueError(f"judge kind '{self.kind}' needs 'model'")
+        if self.kind == "http" and not self.base_url:
+            raise ValueError("judge kind 'http' needs 'base_url'")
+        return self
+
+    def key(self) -> dict:
+        """What decides the verdicts (not where the cache lives)."""
+        return self.model_dump(mode="json", exclude={"cache_dir", "device", "timeout_s", "retries"})
+
+
+def make_judge(settings: JudgeSettings | None = None, cache_dir: str | Path | None = None) -> Judge:
+    """The judge the settings describe; ``cache_dir`` is the HTTP cache when the settings name none."""
+    settings = settings or JudgeSettings()
+    if settings.kind == "phrases":
+        from circuitdrift.judge.phrases import PhraseJudge
+
+        return PhraseJudge()
+    if settings.kind == "hf":
+        from circuitdrift.judge.local import load_hf_judge
+
+        return load_hf_judge(settings.model, positive_label=settings.positive_label, device=settings.device)
+    from circuitdrift.judge.http import HttpJudge
+
+    return HttpJudge(settings.base_url, settings.model, api_key_env=settings.api_key_env, timeout_s=settings.timeout_s,
+                     retries=settings.retries, cache_dir=settings.cache_dir or cache_dir)

@@ -1,0 +1,88 @@
+"""``circuitdrift transfer``: steer a teacher, distil students on its benign data, measure the transfer ratio.
+
+Rerunning skips what is up to date; a killed run resumes (a student from its
+last Trainer checkpoint, when ``student.checkpoint_every`` saved any); a changed
+setting recomputes only what depends on it.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from circuitdrift.errors import InputError
+from circuitdrift.io import write_json, write_text
+from circuitdrift.pipeline.parallel import default_jobs, set_threads
+from circuitdrift.pipeline.progress import Reporter
+from circuitdrift.pipeline.store import RunStore
+from circuitdrift.steer.residual import decoder_layers
+from circuitdrift.transfer import stages
+from circuitdrift.transfer.config import TransferConfig, load_transfer_config, resolved_yaml
+from circuitdrift.transfer.report import build_transfer_report
+from circuitdrift.transfer.results import build_results, results_csv
+
+LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "datasets", "numpy")
+
+
+def run_transfer(config_path: str | Path | None = None, out: str | Path | None = None, quiet: bool = False,
+                 jobs: int | None = None) -> Path:
+    """Run (or resume) the transfer experiment of ``config_path`` (default configs/transfer-demo.yaml)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    config, source = load_transfer_config(config_path)
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
+    set_threads(config.threads)
+    ctx = stages.TransferContext(config, None, Reporter(quiet), jobs=jobs or default_jobs())
+    check_inputs(ctx)  # before the run folder exists: bad input leaves nothing behind
+    ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
+    write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
+    write_json(store.path("environment.json"), environment(config))
+    vectors = stages.steering_vector(ctx)
+    ctx.release_base()  # a 7B model held here besides each job's own copies would double the GPU memory
+    teacher = stages.teachers(ctx)
+    stages.students(ctx)
+    evals = stages.evaluations(ctx)
+    with ctx.reporter.stage("results and report", 1) as rep, rep.item("results.json, report.html"):
+        results = build_results(config, vectors, teacher, evals)
+        write_json(store.path("results.json"), results)
+        write_text(store.path("results.csv"), results_csv(results))
+        build_transfer_report(store.root)
+    write_json(store.path("timings.json"), ctx.reporter.timings)
+    ctx.reporter.log(f"done: {store.root / 'report.html'}")
+    return store.root
+
+
+def check_inputs(ctx: stages.TransferContext) -> None:
+    """What can only be checked against the model and the prompt sources, before any long work."""
+    c = ctx.config
+    n_layers = len(decoder_layers(ctx.base[0]))
+    if c.steering.layer is not None and c.steering.layer >= n_layers:
+        raise InputError(f"config: steering.layer: {c.steering.layer} but the model has layers 0..{n_layers - 1}")
+    for where, source in (("teacher_data", c.teacher_data), ("behaviour", c.behaviour)):
+        try:
+            stages.prompts_of(source)
+        except InputError as err:
+            raise InputError(f"config: {where}.prompts: {err}") from None
+    if c.judge.kind == "hf":
+        from circuitdrift.models.load import resolve_model_path
+
+        resolve_model_path(c.judge.model)
+
+
+def environment(config: TransferConfig) -> dict:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "libraries": versions,
+            "device": config.device, "dtype": config.dtype, "torch_threads": config.threads,
+            "seeds": {"students": list(config.seeds), "teacher_sampling": config.teacher_data.seed,
+                      "bootstrap": config.analysis.bootstrap_seed}}
