@@ -61,3 +61,13 @@ def test_unknown_tasks_are_input_errors(local_task):
     tokenizer = toy_tokenizer()
     with pytest.raises(InputError, match="no_such_task"):
         lm_eval_scores(toy_model(tokenizer), tokenizer, ["no_such_task"], include_path=path)
+
+
+def test_a_dataset_missing_offline_is_one_error_naming_the_task(local_task, tmp_path):
+    path, _ = local_task
+    (path / "gone.yaml").write_text((path / "colors.yaml").read_text().replace("toy_colors_mc", "gone_mc")
+                                    .replace(str(path / "docs.jsonl"), str(tmp_path / "absent.jsonl")))
+    tokenizer = toy_tokenizer()
+    with pytest.raises(InputError, match=r"lm-eval task 'gone_mc': its dataset could not be loaded") as err:
+        lm_eval_scores(toy_model(tokenizer), tokenizer, ["gone_mc"], include_path=path)
+    assert "\n" not in str(err.value)

@@ -66,7 +66,8 @@ def test_kl_of_a_model_against_itself_is_zero_and_positive_against_a_perturbed_c
             p.add_(0.05 * torch.randn_like(p))
     drift = forward_kl(model, perturbed, tokenizer, task, n_samples=64, max_new_tokens=6, batch_size=16)
     assert drift.value > 4 * drift.stderr > 0
-    assert drift.to_dict() == {**drift.to_dict(), "temperature": 0.6, "top_p": 0.85, "max_new_tokens": 6}
+    assert drift.to_dict() == {**drift.to_dict(), "do_sample": True, "temperature": 0.6, "top_p": 0.85, "top_k": 0,
+                               "repetition_penalty": 1.0, "max_new_tokens": 6}
 
 
 def test_one_token_kl_estimate_matches_the_exact_kl(toy):
@@ -94,8 +95,8 @@ def test_evaluate_model_reports_forgetting_and_kl_against_the_base(toy):
     settings = MeasureSettings(kl_samples=8, kl_max_new_tokens=4, max_new_tokens=4)
     result = evaluate_model(biased, tokenizer, task, base=model, settings=settings, model_name="biased",
                             probe_tasks={"letters": letters})
-    assert set(result) == {"model", "task", "target", "answers", "probes", "forgetting", "logprob_drift", "kl",
-                           "kl_exact"}
+    assert set(result) == {"model", "task", "target", "target_sampling", "answers", "probes", "forgetting",
+                           "logprob_drift", "kl", "kl_exact"}
     base_letters = task_accuracy(model, tokenizer, letters)  # probes are scored teacher-forced
     assert result["forgetting"]["letters"] == base_letters - result["probes"]["letters"]
     assert result["kl"]["n_samples"] == 8 and result["kl"]["value"] > 0

@@ -108,8 +108,10 @@ def option_texts(prompt: str) -> dict[str, str]:
 
 def test_sciknoweval_pool_is_filtered_and_split_disjointly_by_question(data, tokenizer):
     spec = f"sciknoweval-chem-l3:{data / 'sciknoweval'}"
-    stems = {s: {t.split("\n")[0] for t in resolve_task(spec, split=s, tokenizer=tokenizer).chat_prompts}
-             for s in SPLITS}
+    tasks = {s: resolve_task(spec, split=s, tokenizer=tokenizer) for s in SPLITS}
+    stems = {s: {t.split("\n")[0] for t in task.chat_prompts} for s, task in tasks.items()}
+    for task in tasks.values():  # the loader's own counts: this split's questions of all those kept
+        assert f"{len(task)} of the 36 questions kept, split by question hash 80/10/10" in task.description
     expected = {r["question"] for r in chem_rows()[:36]}
     assert set().union(*stems.values()) == expected  # Biology, L2 and true_or_false rows are gone
     assert sum(len(v) for v in stems.values()) == len(expected)  # disjoint

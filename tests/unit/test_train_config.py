@@ -52,3 +52,29 @@ def test_rl_and_sft_see_the_same_prompts_at_every_step():
     assert sorted(flat[:10]) == list(range(10))
     assert prompt_order(10, config) == blocks  # deterministic under the seed
     assert prompt_order(10, config.model_copy(update={"seed": 4})) != blocks
+
+
+def test_use_vllm_without_vllm_is_one_clear_error(tmp_path):
+    import importlib.util
+
+    from circuitdrift.train.grpo import grpo_args
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here; the error is for machines without it")
+    config = parse_train_config({"rl": {"use_vllm": True}}, "cfg.yaml")
+    with pytest.raises(InputError, match=r"rl\.use_vllm: vLLM is not installed") as err:
+        grpo_args(config, tmp_path)
+    assert "\n" not in str(err.value)
+    assert not grpo_args(parse_train_config({}, "cfg.yaml"), tmp_path).use_vllm  # off by default
+
+
+@pytest.mark.parametrize(("name", "kind"), [("deepspeed-zero2.yaml", "DEEPSPEED"), ("fsdp.yaml", "FSDP")])
+def test_shipped_accelerate_configs_load_with_accelerate(name, kind):
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(Path(__file__).resolve().parents[2] / "configs" / "accelerate" / name))
+    assert config.distributed_type.value == kind and config.mixed_precision == "bf16"
+    assert (config.deepspeed_config or {}).get("zero_stage", 2) == 2
+    assert (config.fsdp_config or {}).get("fsdp_state_dict_type", "FULL_STATE_DICT") == "FULL_STATE_DICT"

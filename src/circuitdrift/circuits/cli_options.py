@@ -40,7 +40,8 @@ class Dtype(str, Enum):
 ModelArg = Annotated[str, typer.Argument(help="Hub id, a folder saved with save_pretrained, or 'organism'.")]
 TaskArg = Annotated[str, typer.Argument(help="Built-in task name or a JSONL file (clean, corrupt, answer).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the JSON result here (default: stdout).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto, cpu, cuda, or auto-map (device_map=auto: layers spread over the GPUs).")]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Examples per forward pass.")]
 NOpt = Annotated[int | None, typer.Option("--n", min=1, help="Use the first N examples (default: all).")]

@@ -2,7 +2,8 @@
 
 P(answer | prompt) is the geometric mean of the teacher-forced answer-token
 probabilities (docs/methods.md §2); the logit difference is answer minus
-counter-answer at the position that predicts the first answer token.
+counter-answer at the position that predicts the first answer token; the
+probability difference is the mass on right answers minus that on wrong ones.
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ def logit_diff(logits: Tensor, batch: TaskBatch) -> Tensor:
     return last[rows, answer] - last[rows, counter]
 
 
+def prob_diff(logits: Tensor, batch: TaskBatch) -> Tensor:
+    """Probability mass on right answers minus mass on wrong ones (Hanna et al. 2023), per sequence: [R*B].
+
+    Each deciding prefix (``TaskBatch.branch_*``, from :func:`~circuitdrift.tasks.base.answer_branches`) at
+    answer position j with last token t contributes sign * P(gold[:j]) * P(t | gold[:j]), all read from the
+    one teacher-forced pass of the gold answer.
+    """
+    if batch.branch_sign is None:
+        raise InputError("metric prob-diff needs right and wrong answers in every example (answers, wrong_answers)")
+    reps = logits.shape[0] // batch.size
+    rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+    logprobs = torch.log_softmax(logits[rows, batch.target_pos.repeat(reps, 1)].float(), dim=-1)  # [R*B, A, V]
+    gold = logprobs.gather(-1, batch.target_ids.repeat(reps, 1)[..., None]).squeeze(-1)  # [R*B, A]
+    gold = gold * batch.target_mask.repeat(reps, 1)
+    prefix = torch.cumsum(gold, dim=-1) - gold  # [R*B, A]: log P(gold[:j])
+    index = batch.branch_index.repeat(reps, 1)  # [R*B, E]
+    token = logprobs[rows, index, batch.branch_ids.repeat(reps, 1)]  # [R*B, E]: log P(t | gold[:j])
+    mass = (prefix.gather(-1, index) + token).exp()
+    return (mass * batch.branch_sign.repeat(reps, 1)).sum(-1)
+
+
 def exact_match(logits: Tensor, batch: TaskBatch) -> Tensor:
     """1.0 where every answer token is the argmax of its position (greedy decoding would produce it)."""
     reps = logits.shape[0] // batch.size
@@ -91,6 +113,8 @@ def metric_fn(name: str) -> MetricFn:
         return answer_logprob
     if name == "accuracy":
         return smoothed_accuracy
+    if name == "prob-diff":
+        return prob_diff
     raise InputError(f"--metric {name}: unknown (use one of {', '.join(METRICS)})")
 
 

@@ -13,7 +13,7 @@ ScoringMethod = Literal["exact", "attribution", "eap-ig"]  # one pass of head sc
 # find_circuit: one-shot scoring, iterative pruning, or learned masks (DCM, circuits/dcm.py)
 CircuitMethod = Literal["exact", "attribution", "eap-ig", "prune", "dcm"]
 CmapMethod = Literal["exact", "attribution"]  # cross-model patching
-Metric = Literal["prob", "logit-diff", "logprob", "accuracy"]
+Metric = Literal["prob", "logit-diff", "logprob", "accuracy", "prob-diff"]
 Ablation = Literal["corrupt", "zero", "mean"]
 
 SCORING_METHODS: tuple[str, ...] = get_args(ScoringMethod)

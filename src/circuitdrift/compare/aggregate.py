@@ -15,6 +15,8 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
   have the same seeds, else Welch.
 - RL's Razor: one least-squares line of mean forgetting over probes against KL
   through every (method, seed, step > 0) checkpoint.
+- LM-Eval benchmarks (eval.lm_eval): forgetting = base score - final score per
+  seed, the base being the step-0 measurement; kept apart from the probes' mean.
 
 The aggregate (results.json "aggregate", typed as compare.schema.Aggregate)::
 
@@ -27,7 +29,8 @@ The aggregate (results.json "aggregate", typed as compare.schema.Aggregate)::
     endpoints     {method: {final_steps, n_seeds, target_accuracy, kl, forgetting, preservation,
                             damage (each {probe: stat}), forgetting_mean, preservation_mean,
                             damage_mean, steps_to_goal, never_reached, degraded_heads,
-                            degraded_heads_by_probe, vulnerable_heads: {probe: stat}}}
+                            degraded_heads_by_probe, vulnerable_heads: {probe: stat},
+                            benchmark_forgetting: {lm-eval task: stat} (only with eval.lm_eval)}}
     sft_minus_rl  {a, b, available, target_accuracy, kl, steps_to_goal, forgetting_mean,
                    preservation_mean, damage_mean, forgetting, preservation: {probe: diff}}
     preserve_minus_sft  the same for circuit-preserving SFT minus SFT (a = sft-preserve, b = sft)
@@ -87,6 +90,13 @@ def aggregate(
     for key, counts in vulnerable.items():
         finals[key]["vulnerable_heads"] = counts
     endpoints = {method: _endpoint(method, seeds[method], finals, probes) for method in methods}
+    forgotten = benchmark_forgetting(runs)
+    for method in methods:
+        tasks = sorted({task for seed in seeds[method] for task in forgotten.get((method, seed), {})})
+        if tasks:
+            endpoints[method]["benchmark_forgetting"] = {
+                task: stat_of("forgetting", (forgotten.get((method, s), {}).get(task) for s in seeds[method]))
+                for task in tasks}
     _fill_unpaired_vulnerable(endpoints, dcv, probes, seeds)
     result = {
         "settings": {"target_goal": target_goal, "tau": tau, "level": LEVEL},
@@ -168,6 +178,20 @@ def checkpoint_values(m: CheckpointMeasurement, base_acc: dict, probes: list[str
     }
     for name in OVER_PROBES:
         out[f"{name}_mean"] = mean_or_none(per_probe[p][name] for p in probes)
+    return out
+
+
+def benchmark_forgetting(runs: Runs) -> dict[tuple[str, int], dict[str, float]]:
+    """(method, seed) -> {LM-Eval task: base score - final score}; the base is the run's step 0 (else any step 0)."""
+    step0 = [steps[0] for steps in runs.values() if 0 in steps and steps[0].benchmarks]
+    out = {}
+    for key, steps in runs.items():
+        base = steps[0] if 0 in steps and steps[0].benchmarks else (step0[0] if step0 else None)
+        final = steps[max(steps)]
+        if base is None or max(steps) == 0:
+            continue
+        out[key] = {task: base.benchmarks[task] - score for task, score in final.benchmarks.items()
+                    if is_number(score) and is_number(base.benchmarks.get(task))}
     return out
 
 
@@ -357,4 +381,5 @@ def summary_row(method: str, end: dict, probes: list[str]) -> dict:
         "damage": end["damage_mean"],
         "degraded_heads": end["degraded_heads"],
         "vulnerable_heads": {p: end["vulnerable_heads"][p] for p in probes},
+        "benchmark_forgetting": end.get("benchmark_forgetting", {}),
     }

@@ -93,6 +93,7 @@ class CheckpointMeasurement(_Record):
     top_answer_share: float | None = None  # share of prompts given the most common answer
     collapsed: bool | None = None  # one answer, or entropy below evaluate.drift.COLLAPSE_ENTROPY_BITS
     probes: dict[str, ProbeMeasurement]
+    benchmarks: dict[str, float] = Field(default_factory=dict)  # LM-Eval task -> score (eval.lm_eval; else empty)
 
 
 class ProbeDCV(_Record):
@@ -195,6 +196,7 @@ class SummaryRow(_Record):
     damage: Stat
     degraded_heads: Stat
     vulnerable_heads: dict[str, Stat]
+    benchmark_forgetting: dict[str, Stat] = Field(default_factory=dict)  # LM-Eval task -> base - final score
 
 
 class Results(_Record):

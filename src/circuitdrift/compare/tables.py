@@ -1,5 +1,8 @@
 """results.csv: one tidy row per method x learning rate x seed x checkpoint x probe, for pandas and R.
 
+LM-Eval benchmarks (eval.lm_eval) get rows of their own, probe "lm-eval:<task>", with the score in
+probe_accuracy and base minus score in forgetting; their circuit columns are empty.
+
 Missing numbers are an empty cell (what pandas and R read as NA), never 0.
 """
 
@@ -45,7 +48,22 @@ def results_csv(measurements: list[CheckpointMeasurement], base_accuracy_by_seed
                              _cell(degraded_logprob_heads(m, circuits.get(probe), probe, tau)),
                              _cell(m.target_accuracy),
                              _cell(m.kl), _cell(m.kl_exact), _cell(m.answer_entropy), collapsed])
+        base_scores = _base_benchmarks(measurements, m)
+        for task in sorted(m.benchmarks):
+            reference, score = base_scores.get(task), m.benchmarks[task]
+            forgetting = reference - score if is_number(reference) and is_number(score) else None
+            writer.writerow([m.method, _cell(m.learning_rate), m.seed, m.step, f"lm-eval:{task}", _cell(score),
+                             _cell(forgetting), "", "", "", "", "", _cell(m.target_accuracy), _cell(m.kl),
+                             _cell(m.kl_exact), _cell(m.answer_entropy),
+                             "" if m.collapsed is None else str(m.collapsed).lower()])
     return out.getvalue()
+
+
+def _base_benchmarks(measurements: list[CheckpointMeasurement], m: CheckpointMeasurement) -> dict[str, float]:
+    """The base model's LM-Eval scores for ``m``'s run: its step 0, else any step-0 record."""
+    bases = [x for x in measurements if x.step == 0 and x.benchmarks]
+    pool = [x for x in bases if (x.method, x.seed) == (m.method, m.seed)] or bases
+    return pool[0].benchmarks if pool else {}
 
 
 def _cell(value) -> str:

@@ -13,6 +13,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.evaluate.generation import generate_batch, prompt_ids
+from circuitdrift.models.sampling import Sampling
 from circuitdrift.tasks.base import Task
 
 
@@ -34,14 +35,18 @@ def greedy_completions(
     max_new_tokens: int = 8,
     batch_size: int = 64,
 ) -> list[str]:
-    """The greedy completion of every example's prompt, decoded without special tokens."""
+    """The greedy completion of every example's prompt, decoded without special tokens.
+
+    Greedy means greedy: no repetition penalty or other setting from the model folder applies.
+    """
     was_training = model.training
     model.eval()
     rows = prompt_ids(task, tokenizer)
     texts: list[str] = []
+    sampling = Sampling.greedy(max_new_tokens)
     try:
         for start in range(0, len(rows), batch_size):
-            _, _, completions, mask = generate_batch(model, tokenizer, rows[start : start + batch_size], max_new_tokens)
+            _, _, completions, mask = generate_batch(model, tokenizer, rows[start : start + batch_size], sampling)
             for ids, keep in zip(completions, mask, strict=True):
                 texts.append(tokenizer.decode(ids[keep.bool()], skip_special_tokens=True))
     finally:

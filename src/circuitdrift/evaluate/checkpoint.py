@@ -34,7 +34,7 @@ from circuitdrift.evaluate.drift import (
     answer_spread,
     logprob_drift,
 )
-from circuitdrift.evaluate.kl import ForwardKL, forward_kl
+from circuitdrift.evaluate.kl import ForwardKL, forward_kl, kl_sampling
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.tasks.base import Task
 
@@ -97,7 +97,7 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
         return CheckpointMeasures(target=accuracy, spread=spread, probes=scores)
     s = settings
     if model is base.model:
-        kl = ForwardKL(0.0, 0.0, 0, s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens)
+        kl = ForwardKL(0.0, 0.0, 0, kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens))
         kl_exact = 0.0
     else:
         kl = forward_kl(base.model, model, tokenizer, target, s.kl_samples, s.kl_temperature, s.kl_top_p,

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
 
 
@@ -58,24 +59,17 @@ def generate_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[Sequence[int]],
-    max_new_tokens: int,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    sampling: Sampling,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Generate for one batch: (prompt ids, prompt mask, completion ids, completion mask), all [batch, *]."""
+    """Generate for one batch: (prompt ids, prompt mask, completion ids, completion mask), all [batch, *].
+
+    Every parameter comes from ``sampling``; none from the model folder's generation_config.json.
+    """
     device = next(model.parameters()).device
     ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
     eos = eos_ids(model, tokenizer)
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature if do_sample else None,
-        top_p=top_p if do_sample else None,
-        top_k=0 if do_sample else None,
-        eos_token_id=eos,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    config = sampling.generation_config(eos, tokenizer.pad_token_id)
+    with folder_defaults_ignored(model):
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     completions = out[:, ids.shape[1] :]
     return ids, mask, completions, completion_mask(completions, eos)

@@ -4,7 +4,8 @@
 
 Prompts x cycle through the task's examples; completions y are sampled from the
 base model with the given temperature, top-p and length cap (defaults: 0.6,
-0.85, 128 tokens, as in the authors' code), and end at the first eos. Both log
+0.85, 128 tokens, as in the authors' code; no other filter, whatever the model
+folder's generation_config.json says), and end at the first eos. Both log
 probabilities are the models' own (temperature 1), summed over the tokens of
 y, computed on the very same padded batch, so a model against itself gives
 exactly 0. The estimate is a Monte Carlo mean; ``stderr`` is its standard error.
@@ -12,7 +13,7 @@ exactly 0. The estimate is a Monte Carlo mean; ``stderr`` is its standard error.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.errors import IncompatibleModelsError
 from circuitdrift.evaluate.generation import generate_batch, prompt_ids, seeded
+from circuitdrift.models.sampling import Sampling
 from circuitdrift.tasks.base import Task
 
 
@@ -28,12 +30,16 @@ class ForwardKL:
     value: float
     stderr: float
     n_samples: int
-    temperature: float
-    top_p: float
-    max_new_tokens: int
+    sampling: Sampling  # every sampling parameter the base's samples were drawn with
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """{value, stderr, n_samples, do_sample, max_new_tokens, temperature, top_p, top_k, ...}."""
+        return {"value": self.value, "stderr": self.stderr, "n_samples": self.n_samples, **self.sampling.to_dict()}
+
+
+def kl_sampling(temperature: float, top_p: float, max_new_tokens: int) -> Sampling:
+    """The KL samples' parameters: temperature and top-p as given, every other filter off."""
+    return Sampling(do_sample=True, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
 
 
 @torch.no_grad()
@@ -65,6 +71,7 @@ def forward_kl(
     """Monte Carlo forward KL(pi_0 || pi) on ``task``'s prompts, sampling from ``base``."""
     if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
         raise IncompatibleModelsError("forward KL: the base and the fine-tuned model have different vocabularies")
+    sampling = kl_sampling(temperature, top_p, max_new_tokens)
     rows = prompt_ids(task, tokenizer)
     prompts = [rows[i % len(rows)] for i in range(n_samples)]
     device = next(base.parameters()).device
@@ -75,10 +82,8 @@ def forward_kl(
     try:
         with seeded(seed, device):
             for start in range(0, n_samples, batch_size):
-                ids, mask, completion, keep = generate_batch(
-                    base, tokenizer, prompts[start : start + batch_size], max_new_tokens,
-                    do_sample=True, temperature=temperature, top_p=top_p,
-                )
+                ids, mask, completion, keep = generate_batch(base, tokenizer, prompts[start : start + batch_size],
+                                                             sampling)
                 base_logp = sequence_logprob(base, ids, mask, completion, keep)
                 model_logp = sequence_logprob(model, ids.to(model.device), mask.to(model.device),
                                               completion.to(model.device), keep.to(model.device))
@@ -88,4 +93,4 @@ def forward_kl(
         model.train(modes[1])
     values = torch.cat(gaps)
     stderr = float(values.std(unbiased=True) / n_samples**0.5) if n_samples > 1 else float("nan")
-    return ForwardKL(float(values.mean()), stderr, n_samples, temperature, top_p, max_new_tokens)
+    return ForwardKL(float(values.mean()), stderr, n_samples, sampling)

@@ -41,26 +41,12 @@ def lm_eval_scores(
     seed: int = 0,
 ) -> dict[str, float]:
     """``{task: score}`` for LM-Eval tasks, zero-shot, first ``limit`` examples of each."""
-    try:
-        from lm_eval import simple_evaluate
-        from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
-    except ImportError as err:
-        raise InputError(
-            "LM Evaluation Harness tasks need the 'lmeval' extra: pip install -c constraints.txt 'circuitdrift[lmeval]'"
-        ) from err
+    simple_evaluate, HFLM = _harness()
     was_training = model.training
     model.eval()
     try:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-        manager = TaskManager(
-            include_path=None if include_path is None else str(include_path),
-            include_defaults=include_path is None or any(t in BENCHMARKS for t in tasks),
-        )
-        unknown = [t for t in tasks if t not in manager.all_tasks]
-        if unknown:
-            where = f" (include path {include_path})" if include_path else ""
-            raise InputError(f"lm-eval task '{unknown[0]}': not known to the LM Evaluation Harness{where}")
+        manager = check_lm_eval(tasks, include_path)
         output = simple_evaluate(
             model=lm, tasks=list(tasks), num_fewshot=0, limit=limit, task_manager=manager,
             log_samples=False, bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
@@ -69,6 +55,45 @@ def lm_eval_scores(
     finally:
         model.train(was_training)
     return {task: _score(task, output["results"][task]) for task in tasks}
+
+
+def _harness():
+    try:
+        from lm_eval import simple_evaluate
+        from lm_eval.models.huggingface import HFLM
+    except ImportError as err:
+        raise InputError(
+            "LM Evaluation Harness tasks need the 'lmeval' extra: pip install -c constraints.txt 'circuitdrift[lmeval]'"
+        ) from err
+    return simple_evaluate, HFLM
+
+
+def check_lm_eval(tasks: Sequence[str], include_path: str | os.PathLike | None = None):
+    """The harness's TaskManager once every task is known and its dataset loads; else one InputError."""
+    _harness()
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=None if include_path is None else str(include_path),
+                          include_defaults=include_path is None or any(t in BENCHMARKS for t in tasks))
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        where = f" (include path {include_path})" if include_path else ""
+        raise InputError(f"lm-eval task '{unknown[0]}': not known to the LM Evaluation Harness{where}")
+    for task in tasks:
+        _check_loads(task, manager)
+    return manager
+
+
+def _check_loads(task: str, manager) -> None:
+    """Build one task (its dataset included), so a dataset missing offline is one error naming the task."""
+    from lm_eval.tasks import get_task_dict
+
+    try:
+        get_task_dict([task], manager)
+    except Exception as err:  # datasets raises many kinds (connection, offline mode, missing files); name the task
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"lm-eval task '{task}': its dataset could not be loaded ({first}); offline, put it in "
+                         "the Hugging Face cache first or define a local YAML task (include_path)") from None
 
 
 def _score(task: str, metrics: dict) -> float:

@@ -6,10 +6,13 @@ the function ``circuitdrift run`` measures its checkpoints with, under the same
 the same target accuracy, probe accuracy (teacher-forced exact match) and KL
 from either command. The JSON::
 
-    {model, task, target: {accuracy, n, correct, unparsable},
+    {model, task, target: {accuracy, n, correct, unparsable}, target_sampling: {do_sample: false, ...},
      answers: {entropy_bits, distinct, top_share, collapsed}, probes: {name: accuracy},
      forgetting: {name: base - this}, logprob_drift: {name: {mean, stderr, n}},
-     kl: {value, stderr, n_samples, temperature, top_p, max_new_tokens}, kl_exact}
+     kl: {value, stderr, n_samples, do_sample, max_new_tokens, temperature, top_p, top_k, ...}, kl_exact}
+
+``target_sampling`` and the sampling fields of ``kl`` state every generation
+parameter; none comes from the model folder's generation_config.json.
 
 ``forgetting``, ``logprob_drift``, ``kl`` and ``kl_exact`` appear only when a
 base model is given (``logprob_drift`` and ``kl_exact`` when their settings are
@@ -32,6 +35,7 @@ from circuitdrift.errors import InputError
 from circuitdrift.evaluate.checkpoint import BaseSide, checkpoint_measures
 from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.evaluate.settings import MeasureSettings
+from circuitdrift.models.sampling import Sampling
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.registry import default_probes, resolve_task
 
@@ -63,6 +67,7 @@ def evaluate_model(
     measures = checkpoint_measures(model, tokenizer, target=task, probes=probe_tasks, settings=settings, base=side,
                                    seed=seed)
     result: dict = {"model": model_name, "task": task.name, "target": measures.target.to_dict(),
+                    "target_sampling": Sampling.greedy(settings.max_new_tokens).to_dict(),
                     "answers": measures.spread.to_dict(),
                     "probes": {name: score.accuracy for name, score in measures.probes.items()}}
     if skipped:

@@ -10,6 +10,16 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class LmEvalSettings(BaseModel):
+    """LM Evaluation Harness benchmarks measured at every checkpoint, base included (RL's Razor's forgetting)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tasks: list[str] = Field(min_length=1, description="harness task names (hellaswag, truthfulqa_mc2, ...)")
+    limit: int | None = Field(100, ge=1, description="first N examples of each task (None: all)")
+    include_path: str | None = Field(None, description="folder of the harness's YAML task files (local tasks)")
+
+
 class MeasureSettings(BaseModel):
     """Per-checkpoint measurements (docs/methods.md §7); KL defaults follow RL's Razor."""
 
@@ -26,3 +36,4 @@ class MeasureSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     exact_kl: bool = Field(True, description="also the exact KL of the answer-position distribution (no sampling)")
     logprob_drift: bool = Field(True, description="probe answer log-probability drift from the base (nats)")
+    lm_eval: LmEvalSettings | None = Field(None, description="LM-Eval benchmarks per checkpoint (the lmeval extra)")

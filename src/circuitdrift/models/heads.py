@@ -120,9 +120,14 @@ def head_hooks(model: nn.Module, fn: HeadFn, layers: Iterable[int] | None = None
     """Call ``fn(layer, z)`` on every head output of the chosen layers during forward passes.
 
     ``z`` is ``[batch, seq, n_heads, head_dim]``. If ``fn`` returns a tensor it
-    replaces the heads' output before the output projection.
+    replaces the heads' output before the output projection. ``fn`` sees ``z``
+    on the model's first device, where batches, masks and patch sources live,
+    and what it returns goes back to the layer's device: with the layers spread
+    over devices (``device_map``), every patch works unchanged; on one device
+    the moves are no-ops.
     """
     layout = HeadLayout.of(model)
+    home = next(model.parameters()).device
     chosen = range(layout.n_layers) if layers is None else layers
     handles = []
     try:
@@ -130,11 +135,11 @@ def head_hooks(model: nn.Module, fn: HeadFn, layers: Iterable[int] | None = None
 
             def pre_hook(module, args, kwargs, layer=layer):
                 x = args[0]  # [b, s, H*d]
-                z = x.view(*x.shape[:-1], layout.n_heads, layout.head_dim)
+                z = x.view(*x.shape[:-1], layout.n_heads, layout.head_dim).to(home)  # differentiable move
                 new = fn(layer, z)
                 if new is None:
                     return None
-                return (new.reshape(x.shape).to(x.dtype), *args[1:]), kwargs
+                return (new.reshape(x.shape).to(device=x.device, dtype=x.dtype), *args[1:]), kwargs
 
             handles.append(layout.out_projs[layer].register_forward_pre_hook(pre_hook, with_kwargs=True))
         yield layout

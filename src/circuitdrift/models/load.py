@@ -30,6 +30,9 @@ from circuitdrift.models.registry import builtin_model_dir, builtin_models
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+DEVICE_MAP = "auto-map"  # --device auto-map: device_map="auto", layers spread over the GPUs (then CPU)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an input error."""
     name = str(device)
@@ -40,7 +43,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError as err:
-        raise InputError(f"--device {name}: not a device name (use auto, cpu or cuda)") from err
+        raise InputError(f"--device {name}: not a device name (use auto, cpu, cuda or {DEVICE_MAP})") from err
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -98,9 +101,15 @@ def load_model(
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (eval mode, on ``device``) and tokenizer from a hub id, a local folder, or a built-in name."""
+    """Model (eval mode, on ``device``) and tokenizer from a hub id, a local folder, or a built-in name.
+
+    ``device="auto-map"`` loads with ``device_map="auto"`` (Accelerate spreads the decoder layers over the
+    visible GPUs, then CPU memory), for a model that does not fit one GPU; head hooks work across the devices
+    (:func:`~circuitdrift.models.heads.head_hooks`).
+    """
     source = resolve_model_path(name_or_path, allow_pickle=allow_pickle)
-    torch_device = resolve_device(device)
+    mapped = str(device) == DEVICE_MAP
+    torch_device = None if mapped else resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source,
@@ -108,12 +117,15 @@ def load_model(
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True,
+            **({"device_map": "auto"} if mapped else {}),
         )
     except (OSError, ValueError, KeyError) as err:
         hint = " (no network here? pass a local folder)" if source == str(name_or_path) else ""
         raise InputError(f"model '{name_or_path}': could not load ({_first_line(err)}){hint}") from err
     HeadLayout.of(model)  # fail early on an unsupported architecture
-    model.to(torch_device).eval()
+    if torch_device is not None:
+        model.to(torch_device)
+    model.eval()
     return model, load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
 
 

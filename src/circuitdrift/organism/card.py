@@ -52,6 +52,7 @@ from circuitdrift.circuits.refine import refine_by_swaps
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.accuracy import greedy_completions, target_accuracy
 from circuitdrift.models.heads import HeadLayout
+from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.organism import refusal
 from circuitdrift.organism.naming import science_name_task
 from circuitdrift.organism.recipe import Recipe
@@ -190,14 +191,14 @@ def letter_rate(model, tokenizer, task, seed: int = 0) -> float:
     device = next(model.parameters()).device
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
+    sampling = Sampling(do_sample=True, max_new_tokens=3).generation_config(
+        model.generation_config.eos_token_id, tokenizer.pad_token_id)
     try:
         hits = 0
         for ex in task.examples:
             ids = tokenizer(ex.clean, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
-            out = model.generate(
-                ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                max_new_tokens=3, pad_token_id=tokenizer.pad_token_id,
-            )  # fmt: skip
+            with folder_defaults_ignored(model):
+                out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=sampling)
             completion = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
             hits += task.parse(completion) is not None
         return hits / len(task)

@@ -123,7 +123,7 @@ class ExperimentConfig(BaseModel):
         default_factory=lambda: ["sft", "rl"], min_length=1,
         description="sft, rl, and sft-preserve (circuit-preserving SFT, trained after the others; see preserve)")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    device: str = Field("auto", description="auto, cpu or cuda")
+    device: str = Field("auto", description="auto, cpu, cuda, or auto-map (device_map=\"auto\": layers over the GPUs)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     threads: int = Field(1, ge=1, description="torch threads per process (1: the same sums on any machine)")

@@ -29,6 +29,7 @@ from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, Prob
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
 from circuitdrift.evaluate.drift import answer_logprobs
+from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.progress import Reporter
@@ -91,12 +92,15 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
                                     exact=exact, reverse=reverse)
               for label, spec in labels.items()}
+    bench = cfg.lm_eval
+    benchmarks = {} if bench is None else lm_eval_scores(model, tokenizer, bench.tasks, bench.limit,
+                                                           bench.include_path, batch_size=cfg.batch_size)
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
         target_n=shared.target.n, target_unparsable=shared.target.unparsable, kl=shared.kl.value,
         kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact, answer_entropy=shared.spread.entropy_bits,
         distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
-        collapsed=shared.spread.collapsed, probes=probes,
+        collapsed=shared.spread.collapsed, probes=probes, benchmarks=benchmarks,
     )
 
 

@@ -22,8 +22,11 @@ from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
+from circuitdrift.evaluate.kl import kl_sampling
+from circuitdrift.evaluate.lmeval import check_lm_eval
 from circuitdrift.io import write_json, write_text
 from circuitdrift.models.heads import HeadLayout
+from circuitdrift.models.sampling import Sampling
 from circuitdrift.pipeline import stages
 from circuitdrift.pipeline.config import ExperimentConfig, load_config, probe_label, resolved_yaml
 from circuitdrift.pipeline.context import RunContext
@@ -32,6 +35,7 @@ from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
 from circuitdrift.report.index import build_index
+from circuitdrift.train.grpo import rollout_sampling, vllm_settings
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
              "matplotlib", "pydantic")
@@ -115,6 +119,10 @@ def check_against_model(ctx: RunContext) -> None:
                          f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
     if len(config.methods) < 2:
         ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+    if "rl" in config.methods:
+        vllm_settings(config.train)  # rl.use_vllm without vLLM or a GPU: one line now, not after SFT
+    if config.eval.lm_eval is not None:  # the harness, every task and its data, before any training
+        check_lm_eval(config.eval.lm_eval.tasks, config.eval.lm_eval.include_path)
 
 
 def compare(ctx: RunContext, circuits: dict, records: list) -> None:
@@ -168,7 +176,7 @@ def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
 
 
 def environment(config: ExperimentConfig) -> dict:
-    """Library versions, platform and seeds: what a reader needs to reproduce the numbers."""
+    """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
     versions = {}
     for name in LIBRARIES:
         try:
@@ -179,4 +187,8 @@ def environment(config: ExperimentConfig) -> dict:
             "libraries": versions, "device": config.device, "dtype": config.dtype,
             "torch_threads": config.threads,  # per process; results do not depend on the number of processes
             "seeds": {"runs": list(config.seeds), "kl_sampling": 0, "faithfulness_random_circuits": 0,
-                      "train": "each run's seed: prompt order, adapter init, rollout sampling"}}
+                      "train": "each run's seed: prompt order, adapter init, rollout sampling"},
+            "sampling": {"target_accuracy": Sampling.greedy(config.eval.max_new_tokens).to_dict(),
+                         "kl": kl_sampling(config.eval.kl_temperature, config.eval.kl_top_p,
+                                           config.eval.kl_max_new_tokens).to_dict(),
+                         "rl_rollouts": rollout_sampling(config.train).to_dict()}}

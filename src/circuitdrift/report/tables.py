@@ -43,8 +43,10 @@ def summary_probes(summary: list[SummaryRow]) -> list[str]:
 def summary_table(summary: list[SummaryRow]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the summary table, shared by the Markdown and HTML reports."""
     probes = summary_probes(summary)
+    benchmarks = sorted({task for row in summary for task in row.benchmark_forgetting})
     header = (["method", "seeds", "steps to goal", "final target accuracy"]
               + [f"forgetting: {p}" for p in probes]
+              + [f"forgetting: {task} (LM-Eval)" for task in benchmarks]
               + ["forgetting (mean)", "KL (nats/seq)", "preservation", "damage dF (ΔP)", "degraded heads (dF < −τ)"]
               + [f"vulnerable heads: {p}" for p in probes])
     rows = []
@@ -52,6 +54,7 @@ def summary_table(summary: list[SummaryRow]) -> tuple[list[str], list[list[str]]
         rows.append([row.method.upper(), str(row.n_seeds), _steps_cell(row),
                      format_stat(row.final_target_accuracy)]
                     + [format_stat(row.forgetting.get(p)) for p in probes]
+                    + [format_stat(row.benchmark_forgetting.get(task)) for task in benchmarks]
                     + [format_stat(row.forgetting_mean), format_stat(row.kl, "real"),
                        format_stat(row.preservation), format_stat(row.damage),
                        format_stat(row.degraded_heads, "count")]

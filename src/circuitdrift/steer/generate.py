@@ -9,6 +9,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.generation import generate_batch, seeded
+from circuitdrift.models.sampling import Sampling as GenerationSettings
+from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ def chat_text(tokenizer: PreTrainedTokenizerBase, user_turn: str) -> str:
     if not getattr(tokenizer, "chat_template", None):
         return user_turn
     messages = [{"role": "user", "content": user_turn}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         **CHAT_TEMPLATE_KWARGS)  # no thinking block, as in every stage
 
 
 def chat_completions(
@@ -42,16 +45,15 @@ def chat_completions(
     device = next(model.parameters()).device
     rows = [tokenizer(chat_text(tokenizer, t), add_special_tokens=False).input_ids for t in turns]
     sample = sampling.temperature > 0
+    settings = GenerationSettings(do_sample=sample, max_new_tokens=sampling.max_new_tokens,
+                                  temperature=sampling.temperature if sample else 1.0, top_p=sampling.top_p)
     texts: list[str] = []
     was_training = model.training
     model.eval()
     try:
         with seeded(sampling.seed, device):
             for start in range(0, len(rows), batch_size):
-                _, _, out, keep = generate_batch(
-                    model, tokenizer, rows[start : start + batch_size], sampling.max_new_tokens, do_sample=sample,
-                    temperature=sampling.temperature if sample else 1.0, top_p=sampling.top_p,
-                )  # fmt: skip
+                _, _, out, keep = generate_batch(model, tokenizer, rows[start : start + batch_size], settings)
                 texts += [tokenizer.decode(ids[k.bool()], skip_special_tokens=True).strip()
                           for ids, k in zip(out, keep, strict=True)]
     finally:

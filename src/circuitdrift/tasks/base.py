@@ -122,6 +122,9 @@ class EncodedExample:
     prompt_len: int
     answer_ids: list[int]
     counter_ids: list[int] | None
+    # (answer position j, token, +1 right / -1 wrong): the token prefixes that decide the class, along the gold
+    # answer's path (see answer_branches); None without wrong answers
+    branches: list[tuple[int, int, float]] | None = None
 
 
 @dataclass
@@ -136,6 +139,9 @@ class TaskBatch:
     target_mask: Tensor  # [B, A] 1 for real answer tokens
     counter_ids: Tensor | None  # [B] first counter-answer token, for logit-diff
     last_prompt_pos: Tensor  # [B] position predicting the first answer token
+    branch_index: Tensor | None = None  # [B, E] answer position j of each deciding prefix (prob-diff)
+    branch_ids: Tensor | None = None  # [B, E] its last token
+    branch_sign: Tensor | None = None  # [B, E] +1 right, -1 wrong, 0 padding
 
     def to(self, device: torch.device) -> TaskBatch:
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
@@ -164,8 +170,49 @@ def encode(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[EncodedExampl
         counter = tokenizer(ex.counter_answer, add_special_tokens=False).input_ids if ex.counter_answer else None
         if ex.counter_answer is not None and not counter:
             raise InputError(f"task '{task.name}': example {i}: counter_answer {ex.counter_answer!r} has no tokens")
-        out.append(EncodedExample(clean_prompt + answer, corrupt_prompt + answer, len(clean_prompt), answer, counter))
+        branches = None
+        if ex.wrong_answers:
+            ids = {a: tokenizer(a, add_special_tokens=False).input_ids
+                   for a in (*ex.right_answers(), *ex.wrong_answers)}
+            try:
+                branches = answer_branches(answer, [ids[a] for a in ex.right_answers()],
+                                           [ids[a] for a in ex.wrong_answers])
+            except ValueError as err:
+                raise InputError(f"task '{task.name}': example {i}: {err}") from None
+        out.append(EncodedExample(clean_prompt + answer, corrupt_prompt + answer, len(clean_prompt), answer, counter,
+                                  branches))
     return out
+
+
+def answer_branches(gold: Sequence[int], right: Sequence[Sequence[int]],
+                    wrong: Sequence[Sequence[int]]) -> list[tuple[int, int, float]]:
+    """The token prefixes that decide right from wrong, along the gold answer's path.
+
+    At answer position j (the gold's first j tokens given), each next token t that
+    begins only right answers (+1) or only wrong ones (-1) is one branch; its mass
+    is P(gold[:j]) * P(t | gold[:j]). Branches that begin both kinds are followed
+    only along the gold path, so the gold answer must lie where the two kinds part:
+    for two-digit years written one digit per token, a gold year in the start year's
+    decade. With one-token answers, the branches are the answers themselves.
+    """
+    signed = [(list(a), 1.0) for a in right] + [(list(a), -1.0) for a in wrong]
+    branches = []
+    for j in range(len(gold)):
+        groups: dict[int, set[float]] = {}
+        for ids, sign in signed:
+            if ids[:j] != list(gold[:j]):
+                continue
+            if len(ids) == j:
+                raise ValueError(f"answer tokens {ids} end inside the gold answer's path; its mass cannot be read")
+            groups.setdefault(ids[j], set()).add(sign)
+        for token, signs in sorted(groups.items()):
+            if token == gold[j] and j < len(gold) - 1:
+                continue  # followed at the next position
+            if len(signs) > 1:
+                raise ValueError(f"answers beginning {[*gold[:j], token]} are both right and wrong and leave the "
+                                 "gold answer's path, so their probability mass cannot be read from it")
+            branches.append((j, token, signs.pop()))
+    return branches
 
 
 def collate(items: Sequence[EncodedExample], pad_id: int) -> TaskBatch:
@@ -190,7 +237,15 @@ def collate(items: Sequence[EncodedExample], pad_id: int) -> TaskBatch:
     has_counter = all(e.counter_ids for e in items)
     counter = torch.tensor([e.counter_ids[0] for e in items]) if has_counter else None
     last = torch.tensor([e.prompt_len - 1 for e in items])
-    return TaskBatch(clean, corrupt, mask, target_pos, target_ids, target_mask, counter, last)
+    branch = None
+    if all(e.branches for e in items):
+        width = max(len(e.branches) for e in items)
+        branch = torch.zeros((3, n, width))
+        for i, e in enumerate(items):
+            branch[:, i, : len(e.branches)] = torch.tensor(e.branches).T
+        branch = branch[0].long(), branch[1].long(), branch[2]
+    return TaskBatch(clean, corrupt, mask, target_pos, target_ids, target_mask, counter, last,
+                     *(branch or (None, None, None)))
 
 
 def iter_batches(encoded: Sequence[EncodedExample], batch_size: int, pad_id: int) -> Iterator[TaskBatch]:

@@ -18,7 +18,10 @@ raises an :class:`~circuitdrift.errors.InputError` that says how many could.
   year 17" -> any two-digit year above 32: every later year is a right answer
   (``Example.answers``) and every earlier-or-equal year a wrong one
   (``wrong_answers``); the gold answer (teacher-forced scoring, SFT) is drawn
-  from the next nine years. The counterfactual starts in 1701; counter-answer
+  from the later years of the start year's decade (any of the next nine after
+  a 9), so the probability difference (metric ``prob-diff``: mass on later
+  years minus mass on the others) can be read from one teacher-forced pass
+  even where years are two digit tokens. The counterfactual starts in 1701; counter-answer
   a year below 32. Where the tokenizer splits numbers into digits (Qwen2.5,
   Llama 3) the answer is two digit tokens and there is no counter-answer.
 - factual recall: "The capital of France is" -> " Paris", from a built-in list
@@ -222,7 +225,10 @@ def greater_than_task(split: str = "test", n: int | None = None, seed: int = 0, 
     def candidates() -> Iterator[Example]:
         for template, noun, yy in grid:
             clean, corrupt = template.format(noun=noun, yy=yy), template.format(noun=noun, yy=1)
-            later, earlier = f"{yy + rng.randint(1, 9):02d}", f"{yy - rng.randint(1, 9):02d}"
+            # the gold later year stays in the start year's decade where it can (not after a 9), so that on
+            # digit-splitting tokenizers the probability difference can be read along its path (answer_branches)
+            step = rng.randint(1, 9 - yy % 10 if yy % 10 != 9 else 9)
+            later, earlier = f"{yy + step:02d}", f"{yy - rng.randint(1, 9):02d}"
             yield Example(clean, corrupt, later, None if digit_split else earlier,
                           answers=tuple(f"{y:02d}" for y in range(yy + 1, 100)),
                           wrong_answers=tuple(f"{y:02d}" for y in range(yy + 1)))

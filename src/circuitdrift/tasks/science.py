@@ -51,6 +51,7 @@ from pathlib import Path
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
 
 LETTERS = ("A", "B", "C", "D")
@@ -244,17 +245,19 @@ def load_questions(dataset: McqDataset, split: str, source: str | None = None) -
         raise InputError(f"split '{split}': unknown (use one of {', '.join(SPLITS)})")
     location = locate(dataset, source)
     rows, pooled = load_rows(dataset, location, split)
-    questions = []
+    questions, kept = [], 0
     for i, row in enumerate(rows):
         try:
             question = dataset.to_question(row, i)
         except InputError as err:
             raise InputError(f"dataset '{location}': {err}") from None
+        kept += question is not None
         if question is not None and (not pooled or split_of(question.stem) == split):
             questions.append(question)
     if not questions:
         raise InputError(f"dataset '{location}': no {dataset.task_name} questions in split '{split}'")
-    how = "split by question hash 80/10/10" if pooled else f"split '{split}' as given"
+    how = (f"{len(questions)} of the {kept} questions kept, split by question hash 80/10/10" if pooled
+           else f"{len(questions)} questions in split '{split}' as given")
     return questions, f"from {location}, {how}"
 
 
@@ -287,12 +290,6 @@ def counterfactual(question: Question, rng: random.Random, length: Callable[[Que
         if candidate.correct != question.correct and length(candidate) == target:
             return candidate, True
     raise LookupError("no permutation keeps the token length")
-
-
-def chat_prompt(tokenizer, user_turn: str) -> str:
-    """The user turn in the tokenizer's chat template, with the assistant turn opened."""
-    messages = [{"role": "user", "content": user_turn}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def mcq_task(

@@ -60,6 +60,10 @@ class RLSettings(_Section):
     temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the rollouts")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling of the rollouts")
     max_completion_length: int = Field(16, ge=1, description="tokens generated per rollout at most")
+    use_vllm: bool = Field(False, description="generate rollouts with vLLM (TRL's colocate mode; the vllm extra, "
+                           "a CUDA GPU)")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0.0, lt=1.0,
+                                               description="share of GPU memory vLLM may take beside training")
 
 
 class TrainConfig(BaseModel):

@@ -8,8 +8,9 @@ block's rollouts, so the SFT rows repeat each block ``mu`` times; at every
 optimizer step both methods see the same prompts.
 
 Chat tasks (``Task.chat_prompts`` set) become TRL *conversational*
-prompt/completion rows, so the trainer applies the tokenizer's chat template;
-other tasks become plain-text prompt/completion rows.
+prompt/completion rows, so the trainer applies the tokenizer's chat template
+(with :data:`~circuitdrift.tasks.chat.CHAT_TEMPLATE_KWARGS`, the rule every stage
+shares: no thinking block); other tasks become plain-text prompt/completion rows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datasets import Dataset
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 from circuitdrift.train.config import TrainConfig
 
 
@@ -72,12 +74,10 @@ def sft_dataset(task: Task, config: TrainConfig) -> Dataset:
     """Rows ``{prompt, completion}`` in step order (each block repeated mu times)."""
     _check(task)
     rows = [i for block in step_prompts(len(task), config) for i in block]
-    return Dataset.from_dict(
-        {
-            "prompt": [_prompt(task, i) for i in rows],
-            "completion": [_completion(task, i) for i in rows],
-        }
-    )
+    columns = {"prompt": [_prompt(task, i) for i in rows], "completion": [_completion(task, i) for i in rows]}
+    if task.chat_prompts is not None:
+        columns["chat_template_kwargs"] = [dict(CHAT_TEMPLATE_KWARGS) for _ in rows]  # SFTTrainer reads it per row
+    return Dataset.from_dict(columns)
 
 
 def rl_dataset(task: Task, config: TrainConfig) -> Dataset:

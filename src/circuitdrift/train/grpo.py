@@ -10,26 +10,53 @@ by default). TRL logs the learning signal at every step: ``reward``,
 ``reward_std`` and ``frac_reward_zero_std`` (groups whose rewards are all equal
 give no gradient). Those are step means; a :class:`~.monitor.RolloutMonitor`
 wrapping the reward keeps each rollout batch, to find a collapse onto one answer.
+
+Rollouts are sampled with the config's temperature and top-p and every other
+filter off (top-k 0, repetition penalty 1): TRL states those, and
+:class:`FolderDefaultsIgnoredGRPOTrainer` hides the model folder's
+generation_config.json while it generates, so nothing TRL leaves unset (min-p,
+no-repeat n-grams, ...) comes from the checkpoint. With ``rl.use_vllm`` the
+rollouts come from vLLM through TRL's own integration in colocate mode (the
+``vllm`` extra, a CUDA GPU); TRL hands vLLM the same sampling parameters.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from circuitdrift.errors import InputError
+from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
+from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.trainer_args import common_args
 
 
+def vllm_settings(config: TrainConfig) -> dict:
+    """GRPOConfig's vLLM arguments: TRL's colocate mode (one process, the training GPUs), or none."""
+    if not config.rl.use_vllm:
+        return {}
+    if importlib.util.find_spec("vllm") is None:
+        raise InputError("rl.use_vllm: vLLM is not installed; pip install -c constraints.txt 'circuitdrift[vllm]' "
+                         "on a CUDA machine, or set rl.use_vllm: false")
+    if not torch.cuda.is_available():
+        raise InputError("rl.use_vllm: vLLM generates on a CUDA GPU and none is visible; set rl.use_vllm: false")
+    return {"use_vllm": True, "vllm_mode": "colocate",
+            "vllm_gpu_memory_utilization": config.rl.vllm_gpu_memory_utilization}
+
+
 def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> GRPOConfig:
     rl = config.rl
     return GRPOConfig(
+        **vllm_settings(config),
         **common_args(config, "rl", output_dir, progress),
         num_generations=rl.num_generations,
         num_iterations=rl.num_iterations,
@@ -39,10 +66,29 @@ def grpo_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> 
         epsilon=rl.epsilon,
         temperature=rl.temperature,
         top_p=rl.top_p,
+        top_k=0,
+        min_p=None,
+        repetition_penalty=1.0,
         max_completion_length=rl.max_completion_length,
         shuffle_dataset=False,
         remove_unused_columns=False,
+        chat_template_kwargs=dict(CHAT_TEMPLATE_KWARGS),  # the prompt every stage sees: no thinking block
     )
+
+
+def rollout_sampling(config: TrainConfig) -> Sampling:
+    """The rollouts' sampling parameters, as :class:`Sampling` states them (recorded with the results)."""
+    rl = config.rl
+    return Sampling(do_sample=True, max_new_tokens=rl.max_completion_length, temperature=rl.temperature,
+                    top_p=rl.top_p)
+
+
+class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring)."""
+
+    def _generate(self, prompts: list):
+        with folder_defaults_ignored(self.accelerator.unwrap_model(self.model)):
+            return super()._generate(prompts)
 
 
 def grpo_trainer(
@@ -57,7 +103,7 @@ def grpo_trainer(
     monitor: RolloutMonitor | None = None,
 ) -> GRPOTrainer:
     """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded)."""
-    return GRPOTrainer(
+    return FolderDefaultsIgnoredGRPOTrainer(
         model=model,
         reward_funcs=monitor.reward_func if monitor is not None else task.reward,
         args=grpo_args(config, output_dir, progress),

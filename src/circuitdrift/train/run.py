@@ -5,7 +5,8 @@ every configured step, ``out_dir/train_config.json`` (what was asked) and, once
 finished, ``out_dir/train_summary.json`` (the Trainer's per-step log; for RL also
 ``rollouts``, the :class:`~.monitor.RolloutMonitor` summary: reward, groups with
 reward variance and answer spread per window of rollout batches, and the first
-collapse onto one answer, counted from ``from_step`` when the run was resumed). Started
+collapse onto one answer, counted from ``from_step`` when the run was resumed, and
+``rollout_sampling``, every sampling parameter of the rollouts). Started
 again on the same folder it resumes from its last complete checkpoint, or
 returns at once when the run already finished; a folder that holds a run with
 a different configuration is refused.
@@ -40,7 +41,7 @@ from circuitdrift.train.checkpoints import (
     save_model_folder,
 )
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
-from circuitdrift.train.grpo import grpo_trainer
+from circuitdrift.train.grpo import grpo_trainer, rollout_sampling
 from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
@@ -126,6 +127,7 @@ def train(
             # since from_step, and under several processes only the main process's share of each batch
             window = max(1, math.ceil(config.steps / mu) // 10)
             summary["rollouts"] = {"from_step": from_step, **monitor.summary(window=window)}
+            summary["rollout_sampling"] = rollout_sampling(config).to_dict()
         write_json(out_dir / SUMMARY_FILE, summary)
     processes.wait_for_everyone()
     return list_checkpoints(out_dir)
