@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, Metric
-from circuitdrift.errors import InputError, config_error
+from circuitdrift.errors import config_error
 from circuitdrift.evaluate.settings import MeasureSettings
+from circuitdrift.io import read_yaml_mapping
 from circuitdrift.train.config import TrainConfig
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
@@ -229,17 +230,7 @@ def probe_label(spec: str) -> str:
 def load_config(path: str | Path | None = None) -> tuple[ExperimentConfig, str]:
     """The validated config from a YAML file (default: configs/demo.yaml), and its source name."""
     path = Path(path) if path is not None else default_config()
-    if not path.is_file():
-        raise InputError(f"config '{path}': no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "not valid YAML"
-        raise InputError(f"{path}{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of settings at the top level")
+    data = read_yaml_mapping(path)
     return parse_config(data, str(path)), str(path)
 
 

@@ -14,7 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from circuitdrift.errors import InputError, config_error
+from circuitdrift.errors import config_error
+from circuitdrift.io import read_yaml_mapping
 from circuitdrift.judge.base import JudgeSettings
 from circuitdrift.train.config import LoraSettings, TrainConfig
 
@@ -136,16 +137,7 @@ class TransferConfig(BaseModel):
 def load_transfer_config(path: str | Path | None = None) -> tuple[TransferConfig, str]:
     """The validated config from a YAML file (default: configs/transfer-demo.yaml), and its source."""
     path = Path(path) if path is not None else default_config()
-    if not path.is_file():
-        raise InputError(f"config '{path}': no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: {getattr(err, 'problem', None) or 'not valid YAML'}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of settings at the top level")
+    data = read_yaml_mapping(path)
     return parse_transfer_config(data, str(path)), str(path)
 
 
