@@ -7,6 +7,11 @@ A judge answers two questions about (request, response) pairs:
   belongs). On the teacher's answers to benign prompts, the flag rate checks that the
   distillation data *looks* benign.
 
+A verdict is True, False, or None when a model judge answered neither yes nor no
+(unparsed). One unparsed answer does not stop a job: :func:`tally` counts it as
+"no" in the rate (the conservative reading of attack success) and reports how many
+there were, so a job's unparsed rate is on record beside its rate.
+
 Three kinds share this interface: ``phrases`` (offline, the default), ``hf`` (a
 local Hugging Face causal LM or sequence classifier) and ``http`` (an
 OpenAI-compatible chat-completions endpoint).
@@ -31,9 +36,26 @@ class JudgeUnavailableError(CircuitDriftError):
 class Judge(Protocol):
     name: str
 
-    def complied(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool]: ...
+    def complied(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool | None]: ...
 
-    def flagged(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool]: ...
+    def flagged(self, requests: Sequence[str], responses: Sequence[str]) -> list[bool | None]: ...
+
+
+def tally(verdicts: Sequence[bool | None]) -> dict:
+    """``rate`` (share of True, an unparsed None counting as False), ``n_unparsed`` and ``unparsed_rate``."""
+    n = len(verdicts)
+    if n == 0:
+        raise ValueError("judge: no verdicts to count")
+    unparsed = sum(v is None for v in verdicts)
+    return {"rate": sum(v is True for v in verdicts) / n, "n_unparsed": unparsed, "unparsed_rate": unparsed / n}
+
+
+def as_ints(verdicts: Sequence[bool | None]) -> list[int]:
+    """1 for True, 0 for False and for unparsed (None): the per-prompt outcomes the analysis pairs."""
+    return [int(v is True) for v in verdicts]
+
+
+OPERATIONAL = {"cache_dir", "device", "timeout_s", "retries", "max_wait_s", "workers"}
 
 
 class JudgeSettings(BaseModel):
@@ -47,6 +69,9 @@ class JudgeSettings(BaseModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="http: environment variable holding the API key")
     timeout_s: float = Field(30.0, gt=0, description="http: seconds per request")
     retries: int = Field(3, ge=0, description="http: further tries after a failed request")
+    max_wait_s: float = Field(300.0, gt=0, description="http: seconds in all one request may take with its retries "
+                              "(waits asked by Retry-After included)")
+    workers: int = Field(8, ge=1, description="http: requests in flight at once")
     cache_dir: str | None = Field(None, description="http: response cache folder (default: <run>/judge-cache)")
     positive_label: str | None = Field(None, description="hf classifier: the label meaning 'complied/unsafe'")
     device: str = Field("auto", description="hf: device of the judge model")
@@ -60,8 +85,8 @@ class JudgeSettings(BaseModel):
         return self
 
     def key(self) -> dict:
-        """What decides the verdicts (not where the cache lives)."""
-        return self.model_dump(mode="json", exclude={"cache_dir", "device", "timeout_s", "retries"})
+        """What decides the verdicts (not where the cache lives, nor how patiently it is asked)."""
+        return self.model_dump(mode="json", exclude=OPERATIONAL)
 
 
 def make_judge(settings: JudgeSettings | None = None, cache_dir: str | Path | None = None) -> Judge:
@@ -78,4 +103,5 @@ def make_judge(settings: JudgeSettings | None = None, cache_dir: str | Path | No
     from circuitdrift.judge.http import HttpJudge
 
     return HttpJudge(settings.base_url, settings.model, api_key_env=settings.api_key_env, timeout_s=settings.timeout_s,
-                     retries=settings.retries, cache_dir=settings.cache_dir or cache_dir)
+                     retries=settings.retries, cache_dir=settings.cache_dir or cache_dir,
+                     max_wait_s=settings.max_wait_s, workers=settings.workers)

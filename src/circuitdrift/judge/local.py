@@ -1,8 +1,11 @@
 """Judges that run a local Hugging Face model, given by hub id or folder.
 
 - A causal LM (chat model) is asked the judge questions of :mod:`.prompts` in its
-  chat template; the verdict is yes when the next-token logit of "yes" beats "no"
-  (the first token of each, with and without a leading space, whichever is larger).
+  chat template; the verdict is yes when the next-token logit of "yes" beats "no",
+  each read as the largest logit over its forms: any case ("yes", "Yes", "YES"),
+  with and without a leading space (chat models answer "Yes"). A form that is
+  one token counts; of a form split into several tokens only the lowercase one's
+  first token counts (a capital's first piece, "Y", would also begin other words).
 - A sequence classifier (``*ForSequenceClassification``, e.g. a harm classifier)
   reads "request\\nresponse"; the verdict is yes when its top label is
   ``positive_label`` (for a two-label model with default names, ``LABEL_1``). It has
@@ -38,6 +41,12 @@ def load_hf_judge(name: str, positive_label: str | None = None, device: str = "a
     return CausalLMJudge(model, tokenizer, batch_size)
 
 
+def answer_forms(word: str) -> list[str]:
+    """``word`` in lower, capitalised and upper case, each bare and after a space."""
+    cases = dict.fromkeys((word.lower(), word.capitalize(), word.upper()))
+    return [space + case for case in cases for space in ("", " ")]
+
+
 class CausalLMJudge:
     name = "hf-lm"
 
@@ -47,9 +56,13 @@ class CausalLMJudge:
         self.no = self._first_tokens("no")
 
     def _first_tokens(self, word: str) -> list[int]:
-        ids = {tuple(self.tokenizer(w, add_special_tokens=False).input_ids)[:1] for w in (word, " " + word)}
         unk = self.tokenizer.unk_token_id
-        found = sorted(i[0] for i in ids if i and i[0] != unk)
+        found = set()
+        for form in answer_forms(word):
+            ids = self.tokenizer(form, add_special_tokens=False).input_ids
+            if ids and ids[0] != unk and (len(ids) == 1 or form.strip() == word):
+                found.add(ids[0])
+        found = sorted(found)
         if not found:
             raise InputError(f"judge model: its tokenizer has no token for '{word}'")
         return found

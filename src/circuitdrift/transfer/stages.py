@@ -11,6 +11,7 @@ manifest. Each artifact's key hashes the settings and upstream keys it depends o
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from circuitdrift import __version__
 from circuitdrift.errors import InputError
-from circuitdrift.judge.base import make_judge
+from circuitdrift.io import write_json
+from circuitdrift.judge.base import as_ints, make_judge, tally
 from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
@@ -150,23 +152,53 @@ def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int
 
 def teacher_job(job: tuple) -> dict:
     """Worker: at one alpha, the teacher's sampled answers to the benign prompts and greedy answers to the
-    harmful ones, with the judge's verdicts."""
-    config, vector_path, cache_dir, alpha = job
-    model, tokenizer = load_base(config)
-    vectors = SteeringVectors.load(vector_path)
+    harmful ones, with the judge's verdicts.
+
+    The answers are written to ``generations`` before the judge is asked, and read back from it when it
+    exists, so a judge that fails (an endpoint down) costs no generation on the rerun.
+    """
+    config, vector_path, cache_dir, alpha, generations = job
     t, b = config.teacher_data, config.behaviour
     benign, harmful = prompts_of(t), prompts_of(b)
+    made = _read_generations(generations, benign, harmful)
+    if made is None:
+        model, tokenizer = load_base(config)
+        vectors = SteeringVectors.load(vector_path)
+        with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale):
+            data = chat_completions(model, tokenizer, benign,
+                                    Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
+                                    batch_size=t.batch_size)
+            answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens),
+                                       batch_size=b.batch_size)
+        del model
+        made = {"prompts": benign, "completions": data, "harmful": harmful, "answers": answers}
+        write_json(generations, made)
     judge = make_judge(config.judge, cache_dir=cache_dir)
-    with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale):
-        data = chat_completions(model, tokenizer, benign, Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
-                                batch_size=t.batch_size)
-        answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
-    return {"prompts": benign, "completions": data, "flagged": judge.flagged(benign, data),
-            "harmful": harmful, "answers": answers, "complied": judge.complied(harmful, answers)}
+    return {**made, "flagged": judge.flagged(benign, made["completions"]),
+            "complied": judge.complied(harmful, made["answers"])}
+
+
+def _read_generations(path: str, benign: list[str], harmful: list[str]) -> dict | None:
+    """The answers a failed earlier try wrote, when they are for these prompts."""
+    try:
+        made = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = made.get("prompts") == benign and made.get("harmful") == harmful
+    return made if same and len(made.get("completions", ())) == len(benign) else None
+
+
+def generations_rel(ctx: TransferContext, alpha: float) -> str:
+    """Named by the teacher's key: answers made under other settings are never read back."""
+    return f"{teacher_rel(alpha)}/generations-{ctx.teacher_key(alpha)}.json"
 
 
 def teachers(ctx: TransferContext) -> dict[float, dict]:
-    """Per alpha: ``teacher/<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``."""
+    """Per alpha: ``teacher/<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``.
+
+    An answer the judge could not read (neither yes nor no) counts as no; how many there were is in
+    ``behaviour.json`` (``judge_unparsed``, ``judge_unparsed_rate``).
+    """
     out: dict[float, dict] = {}
     todo = []
     alphas = ctx.config.alphas
@@ -177,19 +209,25 @@ def teachers(ctx: TransferContext) -> dict[float, dict]:
                 out[alpha] = ctx.store.read_json(f"{rel}/behaviour.json")
                 rep.record(f"alpha {alpha:g}", 0.0, cached=True)
                 continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha))
+            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha,
+                         str(ctx.store.path(generations_rel(ctx, alpha)))))
         for job, result, seconds in run_all(teacher_job, todo, ctx.jobs, ctx.config.threads):
-            alpha = job[-1]
+            alpha = job[3]
             rel, key = teacher_rel(alpha), ctx.teacher_key(alpha)
             ctx.store.write_text(f"{rel}/data.jsonl", data_lines(result["prompts"], result["completions"],
                                                                  result["flagged"]), key)
-            behaviour = {"alpha": alpha, "flag_rate": sum(result["flagged"]) / len(result["flagged"]),
+            flags, verdicts = tally(result["flagged"]), tally(result["complied"])
+            unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
+            behaviour = {"alpha": alpha, "flag_rate": flags["rate"],
                          "n_data": len(result["completions"]),
                          "n_empty": sum(not c.strip() for c in result["completions"]),
-                         "B": sum(result["complied"]) / len(result["complied"]),
-                         "complied": [int(v) for v in result["complied"]],
-                         "answers": result["answers"], "harmful": result["harmful"]}
+                         "B": verdicts["rate"],
+                         "complied": as_ints(result["complied"]),
+                         "answers": result["answers"], "harmful": result["harmful"],
+                         "judge_unparsed": unparsed,
+                         "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
             ctx.store.write_json(f"{rel}/behaviour.json", behaviour, key)
+            Path(job[4]).unlink(missing_ok=True)  # its answers are in data.jsonl and behaviour.json now
             out[alpha] = behaviour
             rep.record(f"alpha {alpha:g}", seconds)
     return out
@@ -246,11 +284,13 @@ def eval_job(job: tuple) -> dict:
     answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
                                batch_size=config.behaviour.batch_size)
     complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
+    verdicts = tally(complied)
     m = config.mechanism
     shift = mechanism.activation_shift(student, base, tokenizer, harmful[:64] + benign[:64], vectors.layer)
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "B": sum(complied) / len(complied), "complied": [int(v) for v in complied],
+    out = {"alpha": alpha, "seed": seed, "B": verdicts["rate"], "complied": as_ints(complied),
+           "judge_unparsed": verdicts["n_unparsed"], "judge_unparsed_rate": verdicts["unparsed_rate"],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
            "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None}
     if m.cmap:
