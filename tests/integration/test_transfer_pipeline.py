@@ -88,9 +88,14 @@ def test_tiny_model_pipeline_writes_the_report(tiny_run):
         assert row["tau"] is None or row["tau_status"] == "defined"
         assert 0 <= row["flag_rate"] <= 1 and row["heads"] and len(row["heads"]) == 3
     assert len((run / "teacher/alpha-2/data.jsonl").read_text().splitlines()) == 8
+    base_bytes = sum(f.stat().st_size for f in base.glob("*.safetensors"))
     for alpha in ("alpha-2", "alpha0", "alpha+2"):
         for seed in (0, 1):
-            assert (run / f"students/{alpha}/seed{seed}/checkpoint-2/config.json").is_file()
+            student = run / f"students/{alpha}/seed{seed}"
+            assert (student / "adapter/checkpoint-2/adapter_config.json").is_file()
+            assert not list(student.glob("checkpoint-*")), "a full model copy was written"  # no step 0, no merge
+            assert not list(student.rglob("optimizer.pt"))
+            assert sum(f.stat().st_size for f in student.rglob("*") if f.is_file()) < base_bytes
     lines = (run / "results.csv").read_text().splitlines()
     assert lines[0].startswith("alpha,B_teacher") and len(lines) == 4
 
@@ -122,7 +127,7 @@ def test_a_changed_student_budget_retrains_students_only(tiny_run, tmp_path):
     timings = json.loads((copy / "timings.json").read_text())
     assert all(v == 0.0 for v in timings["teachers"]["items"].values())
     assert all(v > 0.0 for v in timings["students"]["items"].values())
-    assert (copy / "students/alpha0/seed0/checkpoint-3/config.json").is_file()
+    assert (copy / "students/alpha0/seed0/adapter/checkpoint-3/adapter_config.json").is_file()
 
 
 def test_bad_configs_are_one_line_errors(tmp_path, capsys):
@@ -183,8 +188,7 @@ def test_a_student_cut_short_is_trained_again(tiny_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     student = copy / "students/alpha-2/seed1"
-    for name in ("checkpoint-2", "adapter"):
-        shutil.rmtree(student / name)
+    shutil.rmtree(student / "adapter")
     (student / "train_summary.json").unlink()
     state = json.loads((copy / "state.json").read_text())
     state["students/alpha-2/seed1"]["sha256"] = None  # as RunStore.begin left it

@@ -78,6 +78,17 @@ def last_resumable(state_dir: str | Path) -> Path | None:
     return max(complete)[1] if complete else None
 
 
+def list_adapters(adapter_dir: str | Path) -> list[Path]:
+    """Complete LoRA adapter checkpoints (``adapter_config.json`` and ``trainer_state.json`` written), by step."""
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        return []
+    found = [(step, path) for path in adapter_dir.iterdir()
+             if (step := checkpoint_step(path)) is not None and (path / "adapter_config.json").is_file()
+             and (path / STATE_FILE).is_file()]
+    return [path for _, path in sorted(found)]
+
+
 def save_model_folder(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> Path:
     """Write a model folder through a temporary name, so a kill never leaves a half-written one."""
     if path.is_dir() and (path / "config.json").is_file():

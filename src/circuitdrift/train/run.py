@@ -37,6 +37,7 @@ from circuitdrift.train.checkpoints import (
     checkpoint_dir,
     checkpoint_step,
     last_resumable,
+    list_adapters,
     list_checkpoints,
     save_model_folder,
 )
@@ -62,6 +63,7 @@ def train(
     callbacks: Sequence[TrainerCallback] = (),
     progress: bool = False,
     preservation: Preservation | None = None,
+    adapter_only: bool = False,
 ) -> list[Path]:
     """Fine-tune ``model`` on ``task`` with SFT, RL or circuit-preserving SFT; return the checkpoints, step 0 first.
 
@@ -71,12 +73,17 @@ def train(
     mapping, a YAML/JSON path, or None for the defaults. A loaded model is trained in place.
     ``callbacks`` are extra ``TrainerCallback`` objects; ``progress`` shows the Trainer's bar and log.
     ``preservation`` (``sft-preserve`` only): the heads to keep and lambda (train/preserve.py).
+    ``adapter_only`` (LoRA only): keep the adapter checkpoints ``out_dir/adapter/checkpoint-<step>`` alone,
+    with no copy of the base at step 0 and no merged export (the transfer's students: a 7B base copied per
+    student fills a disk); the return value is then those adapter folders.
     """
     if method not in METHODS:
         raise InputError(f"method '{method}': use one of {', '.join(METHODS)}")
     if (method == "sft-preserve") != (preservation is not None):
         raise InputError("sft-preserve needs the heads to preserve, and only sft-preserve takes them")
     config = _as_config(config)
+    if adapter_only and config.lora is None:
+        raise InputError("train: adapter_only needs a LoRA config (lora: ...)")
     out_dir = Path(out_dir)
     model, tokenizer, model_name = _as_model(model, tokenizer)
     task = _as_task(task, config, tokenizer)
@@ -84,16 +91,18 @@ def train(
     with processes.main_process_first():
         if processes.is_main_process:
             _claim(out_dir, method, model_name, task.name, config, preservation)
-            save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
+            if not adapter_only:
+                save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
     _claim(out_dir, method, model_name, task.name, config, preservation)  # every process checks the folder's record
+    done = (lambda: list_adapters(out_dir / "adapter")) if adapter_only else (lambda: list_checkpoints(out_dir))
     if (out_dir / SUMMARY_FILE).is_file():
-        return list_checkpoints(out_dir)
+        return done()
 
     base_dir = checkpoint_dir(out_dir, 0)
     state_dir = out_dir / "adapter" if config.lora else out_dir
     guard = DivergenceGuard()
     extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard]
-    if config.lora:
+    if config.lora and not adapter_only:
         extra.append(MergedExport(base_dir, out_dir))
     resume = last_resumable(state_dir)
     from_step = (checkpoint_step(resume) or 0) if resume is not None else 0
@@ -117,7 +126,7 @@ def train(
         )
     if trainer.state.global_step < config.steps:
         # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
-        return list_checkpoints(out_dir)
+        return done()
     if processes.is_main_process:
         summary = {"method": method, "steps": config.steps, "log_history": trainer.state.log_history}
         if preservation is not None:
@@ -130,7 +139,7 @@ def train(
             summary["rollout_sampling"] = rollout_sampling(config).to_dict()
         write_json(out_dir / SUMMARY_FILE, summary)
     processes.wait_for_everyone()
-    return list_checkpoints(out_dir)
+    return done()
 
 
 def train_sft(model, task, config=None, out_dir="runs/train/sft", **kwargs) -> list[Path]:

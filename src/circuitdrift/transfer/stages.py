@@ -36,6 +36,7 @@ from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
 
 VECTOR = "steer/vector.safetensors"
+STUDENT_FORMAT = "lora-adapter"  # LoRA students are kept as adapters over the base, never as merged copies
 JUDGE_CACHE = "judge-cache"
 
 
@@ -100,7 +101,8 @@ class TransferContext:
                         c.behaviour.model_dump(mode="json"), c.judge.key())
 
     def student_key(self, alpha: float, seed: int) -> str:
-        return self.key("student", self.teacher_key(alpha), self.config.student_config(seed).model_dump(mode="json"))
+        return self.key("student", self.teacher_key(alpha), self.config.student_config(seed).model_dump(mode="json"),
+                        STUDENT_FORMAT)
 
     def eval_key(self, alpha: float, seed: int) -> str:
         return self.key("eval", self.student_key(alpha, seed), self.config.mechanism.model_dump(mode="json"))
@@ -236,11 +238,20 @@ def teachers(ctx: TransferContext) -> dict[float, dict]:
 # ---- stage 3: students distilled on each teacher's data -------------------------------------------------
 
 def student_job(job: tuple) -> None:
-    """Worker: SFT of the base model on one teacher's data, with one seed (resumes a killed run)."""
+    """Worker: SFT of the base model on one teacher's data, with one seed (resumes a killed run).
+
+    A LoRA student is kept as its adapter (``adapter/checkpoint-<steps>``, megabytes) over the base named by
+    ``base_model``: no copy of the base at step 0 and no merged export, which for a 7B base would be 15 GB
+    (bf16) or 30 GB (float32) per student. The finished adapter's optimizer state is dropped.
+    """
     config, alpha, seed, data_path, folder = job
     model, tokenizer = load_base(config)
     task = distillation_task(read_data(data_path), tokenizer, f"teacher-{alpha_name(alpha)}")
-    train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer)
+    lora = config.student.lora is not None
+    train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer, adapter_only=lora)
+    if lora:
+        for state in Path(folder, "adapter").glob("checkpoint-*/optimizer.pt"):
+            state.unlink()  # finished: no resume will read it
     shutil.rmtree(checkpoint_dir(folder, 0), ignore_errors=True)  # the base model again: not worth its disk
 
 
@@ -265,10 +276,28 @@ def students(ctx: TransferContext) -> None:
 
 
 def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
-    path = checkpoint_dir(folder, config.student.steps)
-    if not (path / "config.json").is_file():
-        raise InputError(f"student {folder}: its final checkpoint {path.name} is missing")
+    """The student's last checkpoint: its adapter folder (LoRA) or its model folder."""
+    if config.student.lora is not None:
+        path = checkpoint_dir(Path(folder) / "adapter", config.student.steps)
+        marker = "adapter_config.json"
+    else:
+        path, marker = checkpoint_dir(folder, config.student.steps), "config.json"
+    if not (path / marker).is_file():
+        raise InputError(f"student {folder}: its final checkpoint {path} is missing")
     return path
+
+
+def load_student(config: TransferConfig, folder: str | Path):
+    """The trained student and its tokenizer: the base with the adapter applied, not merged (a merge into
+    bf16 weights would round small updates away), or the full fine-tuned folder."""
+    path = final_checkpoint(config, folder)
+    if config.student.lora is None:
+        return load_model(str(path), dtype=config.dtype, device=config.device,
+                          attn_implementation=config.attn_implementation)
+    from peft import PeftModel
+
+    base, tokenizer = load_base(config)
+    return PeftModel.from_pretrained(base, str(path)).get_base_model().eval(), tokenizer
 
 
 # ---- stage 4: each student's behaviour and mechanism ----------------------------------------------------
@@ -277,8 +306,7 @@ def eval_job(job: tuple) -> dict:
     """Worker: the student's answers to the harmful prompts (judged), its activation shift, its CMAP."""
     config, vector_path, cache_dir, alpha, seed, folder = job
     base, tokenizer = load_base(config)
-    student, _ = load_model(str(final_checkpoint(config, folder)), dtype=config.dtype, device=config.device,
-                            attn_implementation=config.attn_implementation)
+    student, _ = load_student(config, folder)
     vectors = SteeringVectors.load(vector_path)
     harmful, benign = prompts_of(config.behaviour), prompts_of(config.teacher_data)
     answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
