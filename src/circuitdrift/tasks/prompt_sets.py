@@ -7,6 +7,9 @@ user turns. A spec is one of:
   read through ``datasets``, with ``column`` naming the prompt field (default ``prompt``);
 - ``hf:<dataset id>[@<config>]`` read through ``datasets.load_dataset`` (``split``, ``column``).
 ``n`` keeps the first n prompts, after the deterministic order of the source.
+A ``column`` with braces is a template over the row's columns, the result
+stripped: ``'{instruction}\n\n{input}'`` gives Alpaca's instruction with its
+input after a blank line, or the instruction alone where the input is empty.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from string import Formatter
 
 from circuitdrift.errors import InputError
 from circuitdrift.plugins import load_plugins
@@ -92,6 +96,8 @@ def _hub(spec: str, split: str, column: str) -> list[str]:
 
 
 def _column(rows, column: str, spec: str) -> list[str]:
+    if "{" in column:
+        return _template(rows, column, spec)
     if column not in rows.column_names:
         raise InputError(f"prompts '{spec}': no column '{column}' (columns: {', '.join(rows.column_names)})")
     values = rows[column]
@@ -99,6 +105,24 @@ def _column(rows, column: str, spec: str) -> list[str]:
     if bad is not None:
         raise InputError(f"prompts '{spec}': row {bad + 1}: '{column}' is not a string")
     return list(values)
+
+
+def _template(rows, template: str, spec: str) -> list[str]:
+    """Each row's ``template.format(**row)``, stripped; a missing value counts as empty."""
+    fields = [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+    missing = [f for f in fields if f not in rows.column_names]
+    if not fields or missing:
+        raise InputError(f"prompts '{spec}': column template {template!r} names no column "
+                         f"'{missing[0] if missing else ''}' (columns: {', '.join(rows.column_names)})")
+    values = {f: rows[f] for f in fields}
+    out = []
+    for i in range(len(rows)):
+        row = {f: values[f][i] if values[f][i] is not None else "" for f in fields}
+        bad = next((f for f, v in row.items() if not isinstance(v, str)), None)
+        if bad is not None:
+            raise InputError(f"prompts '{spec}': row {i + 1}: '{bad}' is not a string")
+        out.append(template.format(**row).strip())
+    return out
 
 
 def _first_line(err: BaseException) -> str:

@@ -37,8 +37,10 @@ class PromptSource(_Section):
 
     prompts: str
     split: str = "test"
-    n: int | None = Field(100, ge=1, description="the first n prompts (all when null)")
-    column: str = Field("prompt", description="the prompt column of a file or dataset")
+    n: int | None = Field(100, ge=1, description="the first n prompts after skip (all when null)")
+    column: str = Field("prompt", description="the prompt column of a file or dataset, or a template over its "
+                        "columns: '{instruction}\\n\\n{input}' (tasks/prompt_sets.py)")
+    skip: int = Field(0, ge=0, description="rows left out before the first prompt (disjoint slices of one source)")
 
 
 class SteeringSettings(_Section):
@@ -80,6 +82,9 @@ class Behaviour(PromptSource):
 class Mechanism(_Section):
     """The mechanism check: vector shift cosine, and the heads whose CMAP changed most."""
 
+    probes: PromptSource | None = Field(None, description="benign prompts of the activation shift, disjoint from "
+                                        "the teacher's (null: the teacher source's rows after its slice; "
+                                        "transfer/slices.py)")
     cmap: bool = True
     cmap_method: Literal["exact", "attribution"] = "exact"
     cmap_prompts: int = Field(32, ge=1, description="harmful prompts CMAP is measured on")

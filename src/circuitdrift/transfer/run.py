@@ -22,6 +22,7 @@ from circuitdrift.transfer import stages
 from circuitdrift.transfer.config import TransferConfig, load_transfer_config, resolved_yaml
 from circuitdrift.transfer.report import build_transfer_report
 from circuitdrift.transfer.results import build_results, results_csv
+from circuitdrift.transfer.slices import check_disjoint
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "datasets", "numpy")
 
@@ -69,6 +70,7 @@ def check_inputs(ctx: stages.TransferContext) -> None:
             stages.prompts_of(source)
         except InputError as err:
             raise InputError(f"config: {where}.prompts: {err}") from None
+    check_disjoint(c)  # the steering, teacher, probe and behaviour prompts stay apart
     if c.judge.kind == "hf":
         from circuitdrift.models.load import resolve_model_path
 

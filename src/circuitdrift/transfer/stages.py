@@ -28,12 +28,18 @@ from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
-from circuitdrift.tasks.prompt_sets import resolve_prompts
 from circuitdrift.train.checkpoints import checkpoint_dir
 from circuitdrift.train.run import train
 from circuitdrift.transfer import mechanism
 from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
+from circuitdrift.transfer.slices import (
+    PROBES,
+    negative_source,
+    positive_prompts,
+    probe_prompts,
+    source_prompts,
+)
 
 VECTOR = "steer/vector.safetensors"
 STUDENT_FORMAT = "lora-adapter"  # LoRA students are kept as adapters over the base, never as merged copies
@@ -56,8 +62,8 @@ def eval_rel(alpha: float, seed: int) -> str:
     return f"measure/{alpha_name(alpha)}/seed{seed}.json"
 
 
-def prompts_of(source: PromptSource, seed: int = 0) -> list[str]:
-    return resolve_prompts(source.prompts, source.n, source.split, seed=seed, column=source.column)
+def prompts_of(source: PromptSource) -> list[str]:
+    return source_prompts(source)
 
 
 @dataclass
@@ -93,7 +99,9 @@ class TransferContext:
 
     def vector_key(self) -> str:
         c = self.config
-        return self.key("vector", self.base_identity, c.steering.model_dump(mode="json"), c.dtype)
+        # the behaviour prompts are left out of the positive set (transfer/slices.py)
+        return self.key("vector", self.base_identity, c.steering.model_dump(mode="json"), c.dtype,
+                        c.behaviour.model_dump(mode="json"))
 
     def teacher_key(self, alpha: float) -> str:
         c = self.config
@@ -123,10 +131,7 @@ def steering_vector(ctx: TransferContext) -> SteeringVectors:
         with rep.item(f"{s.positive} - {s.negative}", cached):
             if not cached:
                 model, tokenizer = ctx.base
-                source = PromptSource(prompts=s.positive, split=s.split, n=s.n, column=s.column)
-                pos = prompts_of(source)
-                neg = prompts_of(source.model_copy(update={"prompts": s.negative,
-                                                           "column": s.negative_column or s.column}))
+                pos, neg = positive_prompts(ctx.config), prompts_of(negative_source(ctx.config))
                 vectors = difference_of_means(
                     model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
                     held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
@@ -140,9 +145,7 @@ def steering_vector(ctx: TransferContext) -> SteeringVectors:
 def steering_fit_prompts(config: TransferConfig) -> tuple[list[str], list[str]]:
     """The user turns the steering vector's means were fitted on (its held-out parts left out)."""
     s = config.steering
-    source = PromptSource(prompts=s.positive, split=s.split, n=s.n, column=s.column)
-    pos = prompts_of(source)
-    neg = prompts_of(source.model_copy(update={"prompts": s.negative, "column": s.negative_column or s.column}))
+    pos, neg = positive_prompts(config), prompts_of(negative_source(config))
     return split_fit(pos, s.held_out)[0], split_fit(neg, s.held_out)[0]
 
 
@@ -308,13 +311,13 @@ def eval_job(job: tuple) -> dict:
     base, tokenizer = load_base(config)
     student, _ = load_student(config, folder)
     vectors = SteeringVectors.load(vector_path)
-    harmful, benign = prompts_of(config.behaviour), prompts_of(config.teacher_data)
+    harmful, probes = prompts_of(config.behaviour), probe_prompts(config)
     answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
                                batch_size=config.behaviour.batch_size)
     complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
     verdicts = tally(complied)
     m = config.mechanism
-    shift = mechanism.activation_shift(student, base, tokenizer, harmful[:64] + benign[:64], vectors.layer)
+    shift = mechanism.activation_shift(student, base, tokenizer, harmful[:PROBES] + probes[:PROBES], vectors.layer)
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
     out = {"alpha": alpha, "seed": seed, "B": verdicts["rate"], "complied": as_ints(complied),
