@@ -22,8 +22,8 @@ from tests.conftest import WORDS, make_model
 
 pytestmark = pytest.mark.slow  # about 30 s alone on one core; the two-worker run adds the workers' start-up
 
-BAD = [f"w{i} w{i + 1} w{(i * 7) % 40}" for i in range(16)]
-GOOD = [f"w{40 + i % 8} w{(i * 3) % 40} w{i}" for i in range(16)]
+BAD = [f"w{i} w{i + 1} w{(i * 7) % 40}" for i in range(28)]
+GOOD = [f"w{40 + i % 8} w{(i * 3) % 40} w{i}" for i in range(32)]
 
 
 def _tiny_folder(root: Path) -> Path:
@@ -53,7 +53,9 @@ def tiny_config(root: Path, base_model: str, files: dict[str, str], **student) -
         "name": "tiny-transfer", "base_model": base_model, "alphas": [-2.0, 2.0], "seeds": [0, 1],
         "steering": {"positive": files["bad"], "negative": files["jsonl"], "negative_column": "instruction",
                      "n": 12, "span": "at"},
-        "teacher_data": {"prompts": files["jsonl"], "column": "instruction", "n": 8, "max_new_tokens": 4},
+        # disjoint slices of one file: the vector's benign rows 0-11, the teacher's 12-19, the probes' 20-31
+        "teacher_data": {"prompts": files["jsonl"], "column": "instruction", "skip": 12, "n": 8,
+                         "max_new_tokens": 4},
         "behaviour": {"prompts": files["csv"], "column": "Goal", "n": 10, "max_new_tokens": 3},
         "student": {"steps": 2, "prompts_per_step": 4, "learning_rate": 1e-3, "lora": {"r": 4, "alpha": 8},
                     **student},

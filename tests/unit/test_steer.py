@@ -134,3 +134,84 @@ def test_vectors_round_trip(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"nonsense")
     with pytest.raises(InputError, match="bad.safetensors"):
         SteeringVectors.load(tmp_path / "bad.safetensors")
+
+
+def test_skip_first_leaves_each_rows_first_real_token_alone(word_tokenizer):
+    from circuitdrift.evaluate.generation import left_pad
+    from circuitdrift.steer.steering import first_positions
+
+    model = make_model("qwen2", word_tokenizer, device="cpu")
+    vector = torch.randn(32, generator=torch.Generator().manual_seed(1))
+    ids = _ids(n=2, length=5)
+    with torch.no_grad():
+        plain = _block_outputs(model, ids)
+        with steering(model, vector, [0], 0.5, skip_first=True):
+            skipped = _block_outputs(model, ids)
+        with steering(model, vector, [0], 0.5):
+            everywhere = _block_outputs(model, ids)
+    # layer 0's output: untouched at position 0, steered exactly as without skipping elsewhere
+    assert torch.equal(skipped[0][:, 0], plain[0][:, 0]) and not torch.equal(everywhere[0][:, 0], plain[0][:, 0])
+    assert torch.allclose(skipped[0][:, 1:], steered(plain[0][:, 1:], vector, 0.5), atol=1e-6)
+    # left padding: a short row skips its own first token, so it reads as it does alone
+    short, long = ids[0, :3].tolist(), ids[1].tolist()
+    padded, mask = left_pad([short, long], word_tokenizer.pad_token_id, torch.device("cpu"))
+    with torch.no_grad(), steering(model, vector, [0, 1], 0.5, skip_first=True):
+        batch = model(input_ids=padded, attention_mask=mask).logits
+        alone = model(input_ids=torch.tensor([short])).logits
+    assert torch.allclose(batch[0, -3:], alone[0], atol=1e-5)
+    assert first_positions(torch.zeros(2, 1, 4), torch.ones(2, 7)) is None  # a cached generation step
+
+
+def test_skip_first_during_cached_generation_matches_a_full_recompute(word_tokenizer):
+    from circuitdrift.steer.generate import chat_text
+
+    model = make_model("qwen2", word_tokenizer, device="cpu")
+    vector = torch.randn(32, generator=torch.Generator().manual_seed(2))
+    turn = "w1 w2 w3"
+    ids = word_tokenizer(chat_text(word_tokenizer, turn), add_special_tokens=False).input_ids
+    with steering(model, vector, [0, 1, 2], 2.0, skip_first=True):
+        cached = chat_completions(model, word_tokenizer, [turn], Sampling(5))[0]
+        naive = list(ids)
+        with torch.no_grad():
+            for _ in range(5):  # greedy, the whole sequence each step: position 0 is always the first token
+                token = int(model(input_ids=torch.tensor([naive])).logits[0, -1].argmax())
+                if token == word_tokenizer.eos_token_id:
+                    break
+                naive.append(token)
+    assert cached == word_tokenizer.decode(naive[len(ids):], skip_special_tokens=True).strip()
+
+
+def test_a_layer_range_restricts_the_rule(word_tokenizer):
+    model = make_model("qwen2", word_tokenizer, device="cpu")
+    pos = [f"w1 w2 w{i}" for i in range(3, 15)]
+    neg = [f"w30 w{i}" for i in range(31, 43)]
+    free = difference_of_means(model, word_tokenizer, pos, neg)
+    bounds = (free.layer + 1, 2) if free.layer < 2 else (0, 1)  # a range without the free choice
+    others = range(bounds[0], bounds[1] + 1)
+    ranged = difference_of_means(model, word_tokenizer, pos, neg, layer_range=bounds)
+    assert ranged.separation == free.separation
+    assert ranged.layer == max(others, key=lambda i: (free.separation[i], -i)) and ranged.layer != free.layer
+    assert "layers" in ranged.meta["rule"]
+    with pytest.raises(InputError, match="layer range 1-5: the model has layers 0..2"):
+        difference_of_means(model, word_tokenizer, pos, neg, layer_range=(1, 5))
+
+
+def test_coherence_measures_against_a_direct_count(word_tokenizer):
+    from circuitdrift.steer.coherence import coherence, completion_logprobs, repetition
+    from circuitdrift.steer.generate import chat_text
+
+    model = make_model("qwen2", word_tokenizer, device="cpu")
+    turns, texts = ["w1 w2", "w3"], ["w5 w6 w7", ""]
+    scores = completion_logprobs(model, word_tokenizer, turns, texts)
+    prompt = word_tokenizer(chat_text(word_tokenizer, "w1 w2"), add_special_tokens=False).input_ids
+    answer = word_tokenizer("w5 w6 w7", add_special_tokens=False).input_ids
+    total = 0.0
+    with torch.no_grad():
+        for k, token in enumerate(answer):  # one forward per token: the naive count
+            logits = model(input_ids=torch.tensor([prompt + answer[:k]])).logits[0, -1]
+            total += float(logits.log_softmax(-1)[token])
+    assert scores[0] == pytest.approx(total / len(answer), abs=1e-5) and scores[1] is None
+    assert repetition("a b c a b c a b c") == pytest.approx(4 / 7)  # 7 trigrams, 3 distinct
+    assert repetition("a b c d") == 0.0 and repetition("a b") == 0.0
+    summary = coherence(model, word_tokenizer, turns, texts)
+    assert summary == {"logprob": pytest.approx(scores[0]), "repetition": 0.0, "n_empty": 1}

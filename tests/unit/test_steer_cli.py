@@ -37,6 +37,17 @@ def test_vector_generate_curve(folder, capsys):
                  str(folder / "pos.txt"), "--n", "4", "--max-new-tokens", "2", "--device", "cpu"]) == 0
     curve = json.loads(capsys.readouterr().out)
     assert [r["alpha"] for r in curve["curve"]] == [-1.0, 0.0] and all(0 <= r["B"] <= 1 for r in curve["curve"])
+    for row in curve["curve"]:  # coherence beside B
+        assert (row["logprob"] is None or row["logprob"] <= 0) and 0 <= row["n_empty"] <= 4
+        assert row["repetition"] is None or 0 <= row["repetition"] <= 1
+    assert curve["skip_first"] is False
+    assert main(["steer", "curve", str(folder / "m"), "--vector", str(out), "--alphas=-1", "--prompts",
+                 str(folder / "pos.txt"), "--n", "4", "--max-new-tokens", "2", "--skip-first", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["skip_first"] is True
+    assert main(["steer", "vector", str(folder / "m"), "--positive", str(folder / "pos.txt"), "--negative",
+                 str(folder / "neg.txt"), "--n", "12", "--out", str(out), "--device", "cpu",
+                 "--layer-range", "1-2"]) == 0
+    assert json.loads(capsys.readouterr().out)["layer"] in (1, 2)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -46,6 +57,8 @@ def test_vector_generate_curve(folder, capsys):
     (["generate", "M", "--vector", "missing.safetensors", "--alpha", "1", "--prompt", "w1"], "no such file"),
     (["generate", "M", "--vector", "V", "--alpha", "1"], "give --prompt or --prompts"),
     (["curve", "M", "--vector", "V", "--alphas", "a,b", "--prompts", "P"], "--alphas a,b: expected"),
+    (["vector", "M", "--positive", "P", "--negative", "N", "--n", "12", "--out", "v.safetensors", "--layer-range",
+      "2"], "--layer-range 2: expected FIRST-LAST"),
 ])  # fmt: skip
 def test_bad_input_is_one_line(folder, capsys, args, message):
     names = {"M": str(folder / "m"), "P": str(folder / "pos.txt"), "N": str(folder / "neg.txt"),

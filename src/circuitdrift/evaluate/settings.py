@@ -16,8 +16,11 @@ class LmEvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tasks: list[str] = Field(min_length=1, description="harness task names (hellaswag, truthfulqa_mc2, ...)")
-    limit: int | None = Field(100, ge=1, description="first N examples of each task (None: all)")
+    limit: int | None = Field(100, ge=1, description="examples per listed task, in all: a group task (mmlu) "
+                              "spreads them over its subtasks, ceil(N / k) each (None: all)")
     include_path: str | None = Field(None, description="folder of the harness's YAML task files (local tasks)")
+    apply_chat_template: bool = Field(False, description="wrap each question in the model's chat template "
+                                      "(the harness's default is off; docs/real-models.md)")
 
 
 class MeasureSettings(BaseModel):

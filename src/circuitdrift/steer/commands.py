@@ -62,11 +62,14 @@ def vector(
     held_out: Annotated[float, typer.Option("--held-out", min=0.05, max=0.9,
                                             help="Share of each set held out to choose the layer.")] = 0.25,
     layer: Annotated[int | None, typer.Option("--layer", help="Use this layer instead of the rule.")] = None,
+    layer_range: Annotated[str | None, typer.Option("--layer-range", help="FIRST-LAST: the rule chooses among "
+                                                    "these layers only (inclusive).")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.float32,
     attn: AttnOpt = "sdpa",
 ) -> None:
     """Difference of mean last-token residuals per layer; the layer chosen by held-out separation."""
+    bounds = parse_layer_range(layer_range)
     if out.suffix != ".safetensors":
         raise InputError(f"--out {out}: expected a .safetensors file name")
     check_output_path(out)
@@ -76,10 +79,28 @@ def vector(
     vectors = difference_of_means(
         loaded, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
         held_out=held_out, layer=layer, meta={"model": model, "positive": positive, "negative": negative,
-                                               "split": split},
+                                               "split": split}, layer_range=bounds,
     )  # fmt: skip
     vectors.save(out)
     typer.echo(json.dumps({"out": str(out), **vectors.summary()}, indent=2))
+
+
+def parse_layer_range(text: str | None) -> tuple[int, int] | None:
+    """'8-20' -> (8, 20)."""
+    if text is None:
+        return None
+    first, _, last = text.partition("-")
+    try:
+        bounds = int(first), int(last)
+    except ValueError:
+        raise InputError(f"--layer-range {text}: expected FIRST-LAST, e.g. 8-20") from None
+    if bounds[0] > bounds[1]:
+        raise InputError(f"--layer-range {text}: FIRST is after LAST")
+    return bounds
+
+
+SkipFirstOpt = Annotated[bool, typer.Option("--skip-first/--steer-first",
+                                            help="Leave each sequence's first token unsteered.")]
 
 
 def generate(
@@ -99,6 +120,7 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy.")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    skip_first: SkipFirstOpt = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.float32,
     attn: AttnOpt = "sdpa",
@@ -114,7 +136,7 @@ def generate(
         raise InputError(f"--layer {first}: the vectors have layers 0..{vectors.directions.shape[0] - 1}")
     chosen = layers_from(first, vectors.directions.shape[0], span.value)
     sampling = Sampling(max_new_tokens, temperature, top_p, seed)
-    with steering(loaded, vectors.directions[first], chosen, alpha, scale.value):
+    with steering(loaded, vectors.directions[first], chosen, alpha, scale.value, skip_first=skip_first):
         texts = chat_completions(loaded, tokenizer, turns, sampling)
     for turn, text in zip(turns, texts, strict=True):
         typer.echo(json.dumps({"prompt": turn, "completion": text, "alpha": alpha}))
@@ -133,12 +155,15 @@ def curve(
     layer: Annotated[int | None, typer.Option("--layer", help="Steer from this layer (default: the file's).")]
     = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 16,
+    skip_first: SkipFirstOpt = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = Dtype.float32,
     attn: AttnOpt = "sdpa",
 ) -> None:
-    """B (share of prompts complied with, phrase judge, greedy) at each alpha: where steering moves the behaviour."""
+    """B (share of prompts complied with, phrase judge, greedy) at each alpha: where steering moves the behaviour,
+    with the completions' coherence (mean log-prob per token under the unsteered model, trigram repetition)."""
     from circuitdrift.judge.phrases import PhraseJudge
+    from circuitdrift.steer.coherence import coherence
 
     try:
         grid = [float(a) for a in alphas.split(",") if a.strip()]
@@ -154,8 +179,10 @@ def curve(
     judge = PhraseJudge()
     rows = []
     for alpha in grid:
-        with steering(loaded, vectors.directions[first], chosen, alpha, scale.value):
+        with steering(loaded, vectors.directions[first], chosen, alpha, scale.value, skip_first=skip_first):
             texts = chat_completions(loaded, tokenizer, turns, Sampling(max_new_tokens))
         complied = judge.complied(turns, texts)
-        rows.append({"alpha": alpha, "B": sum(complied) / len(complied), "n": len(turns)})
-    typer.echo(json.dumps({"layers": chosen, "scale": scale.value, "curve": rows}, indent=1))
+        rows.append({"alpha": alpha, "B": sum(complied) / len(complied), "n": len(turns),
+                     **coherence(loaded, tokenizer, turns, texts)})  # scored unsteered: outside the context
+    typer.echo(json.dumps({"layers": chosen, "scale": scale.value, "skip_first": skip_first, "curve": rows},
+                          indent=1))

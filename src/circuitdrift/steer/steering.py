@@ -7,7 +7,10 @@ Two scales (docs/methods.md, "Steering"):
 
 The hook acts on every forward pass inside the context: the prompt and each
 generated token alike. alpha = 0 returns before touching the tensor, so the
-model is bit-identical to the unsteered one.
+model is bit-identical to the unsteered one. ``skip_first`` leaves each
+sequence's first token alone (its residual norm is often many times the others',
+so a relative push there is very large): the first position the attention mask
+marks as real, so a left-padded row skips its own first token.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ Scale = Literal["relative", "absolute"]
 SCALES = ("relative", "absolute")
 
 
-def steered(h: Tensor, vector: Tensor, alpha: float, scale: Scale = "relative") -> Tensor:
-    """``h`` [..., hidden] moved along ``vector`` [hidden] by ``alpha`` (see the module docstring)."""
+def steered(h: Tensor, vector: Tensor, alpha: float, scale: Scale = "relative", keep: Tensor | None = None) -> Tensor:
+    """``h`` [..., hidden] moved along ``vector`` [hidden] by ``alpha`` (see the module docstring);
+    positions where ``keep`` [...] is True are left as they are."""
     r = vector.to(device=h.device, dtype=torch.float32)
     h32 = h.float()
     if scale == "relative":
@@ -36,7 +40,25 @@ def steered(h: Tensor, vector: Tensor, alpha: float, scale: Scale = "relative") 
         push = alpha * r
     else:
         raise InputError(f"steering scale '{scale}': use one of {', '.join(SCALES)}")
-    return (h32 + push).to(h.dtype)
+    out = h32 + push
+    if keep is not None:
+        out = torch.where(keep.to(h.device)[..., None], h32, out)
+    return out.to(h.dtype)
+
+
+def first_positions(h: Tensor, mask: Tensor | None) -> Tensor | None:
+    """[b, s] True at each row's first real token in this forward pass; None when the pass has none (a
+    cached generation step, whose attention mask is longer than its one new position)."""
+    b, s = h.shape[:2]
+    if mask is not None and mask.dim() == 2 and mask.shape[1] != s:
+        return None
+    if mask is None or mask.dim() != 2:
+        if s == 1:
+            return None  # without a mask a one-token pass cannot be told from a cached step
+        first = torch.zeros(b, dtype=torch.long, device=h.device)
+    else:
+        first = mask.to(h.device).long().argmax(dim=1)  # left padding: the first 1
+    return torch.arange(s, device=h.device)[None, :] == first[:, None]
 
 
 @contextmanager
@@ -46,8 +68,11 @@ def steering(
     layers: Sequence[int],
     alpha: float,
     scale: Scale = "relative",
+    *,
+    skip_first: bool = False,
 ) -> Iterator[None]:
-    """Inside the context, the output of each block in ``layers`` is steered by ``alpha`` along ``vector``."""
+    """Inside the context, the output of each block in ``layers`` is steered by ``alpha`` along ``vector``
+    (with ``skip_first``, not at each sequence's first token)."""
     n = len(decoder_layers(model))
     bad = [layer for layer in layers if not 0 <= layer < n]
     if bad:
@@ -60,11 +85,22 @@ def steering(
         yield  # the identity, exactly: no hook at all
         return
 
-    def push(layer: int, h: Tensor) -> Tensor:
-        return steered(h, vector, alpha, scale)
+    seen: dict[str, Tensor | None] = {}
 
-    with residual_hooks(model, push, layers):
-        yield
+    def capture(module, args, kwargs):
+        seen["mask"] = kwargs.get("attention_mask")
+
+    def push(layer: int, h: Tensor) -> Tensor:
+        keep = first_positions(h, seen.get("mask")) if skip_first else None
+        return steered(h, vector, alpha, scale, keep)
+
+    handle = model.register_forward_pre_hook(capture, with_kwargs=True) if skip_first else None
+    try:
+        with residual_hooks(model, push, layers):
+            yield
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 def layers_from(first: int, n_layers: int, span: Literal["at", "from"]) -> list[int]:

@@ -7,7 +7,10 @@ the first part fits the means, the held-out rest scores each layer.
 
 Layer rule: the layer whose direction best separates the *held-out* prompts,
 measured as Cohen's d of their projections on r_hat_l (difference of the two
-means over the pooled standard deviation); ties go to the earlier layer.
+means over the pooled standard deviation); ties go to the earlier layer. A
+``layer_range`` (first, last, inclusive) restricts the rule to those layers: the
+last layers often separate best yet steer worst (their direction is about the
+next token, not the request).
 """
 
 from __future__ import annotations
@@ -110,8 +113,11 @@ def difference_of_means(
     layer: int | None = None,
     meta: dict | None = None,
     batch_size: int = 32,
+    *,
+    layer_range: tuple[int, int] | None = None,
 ) -> SteeringVectors:
-    """Directions from the fit parts, separation from the held-out parts; ``layer`` overrides the rule."""
+    """Directions from the fit parts, separation from the held-out parts; ``layer`` overrides the rule,
+    ``layer_range`` (first, last) restricts it."""
     pos_fit, pos_test = split_fit(positive, held_out)
     neg_fit, neg_test = split_fit(negative, held_out)
     res = {name: last_token_residuals(model, tokenizer, p, batch_size)
@@ -121,8 +127,15 @@ def difference_of_means(
     n_layers = directions.shape[0]
     if layer is not None and not 0 <= layer < n_layers:
         raise InputError(f"steering layer {layer}: the model has layers 0..{n_layers - 1}")
-    chosen = choose_layer(separation) if layer is None else layer
-    info = {"rule": LAYER_RULE if layer is None else "given", "n_fit": [len(pos_fit), len(neg_fit)],
+    allowed = None
+    if layer_range is not None:
+        first, last = layer_range
+        if not 0 <= first <= last < n_layers:
+            raise InputError(f"steering layer range {first}-{last}: the model has layers 0..{n_layers - 1}")
+        allowed = range(first, last + 1)
+    chosen = choose_layer(separation, allowed) if layer is None else layer
+    rule = LAYER_RULE + (f", layers {layer_range[0]}-{layer_range[1]}" if layer_range else "")
+    info = {"rule": rule if layer is None else "given", "n_fit": [len(pos_fit), len(neg_fit)],
             "n_held_out": [len(pos_test), len(neg_test)], **(meta or {})}
     return SteeringVectors(directions, [round(s, 6) for s in separation], chosen, info)
 

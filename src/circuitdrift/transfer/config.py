@@ -54,6 +54,9 @@ class SteeringSettings(_Section):
     negative_column: str | None = Field(None, description="the negative set's column (default: column)")
     held_out: float = Field(0.25, gt=0.0, lt=1.0)
     layer: int | None = Field(None, ge=0, description="the layer to steer from (null: the held-out rule)")
+    layer_range: tuple[int, int] | None = Field(None, description="[first, last]: the rule chooses among these "
+                                                "layers only (null: all)")
+    skip_first: bool = Field(False, description="leave each sequence's first token unsteered")
     span: Literal["at", "from"] = Field("from", description="steer that layer only, or it and every later one")
     scale: Literal["relative", "absolute"] = "relative"
 

@@ -136,6 +136,7 @@ def steering_vector(ctx: TransferContext) -> SteeringVectors:
                     model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
                     held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
                                                               "negative": s.negative, "split": s.split},
+                    layer_range=s.layer_range,
                 )  # fmt: skip
                 vectors.save(ctx.store.path(VECTOR))
                 ctx.store.mark(VECTOR, key)
@@ -169,7 +170,8 @@ def teacher_job(job: tuple) -> dict:
     if made is None:
         model, tokenizer = load_base(config)
         vectors = SteeringVectors.load(vector_path)
-        with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale):
+        with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale,
+                      skip_first=config.steering.skip_first):
             data = chat_completions(model, tokenizer, benign,
                                     Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
                                     batch_size=t.batch_size)
