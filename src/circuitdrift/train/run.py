@@ -43,6 +43,7 @@ from circuitdrift.train.checkpoints import (
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
 from circuitdrift.train.grpo import grpo_trainer, rollout_sampling
 from circuitdrift.train.monitor import RolloutMonitor
+from circuitdrift.train.precision import master_weights
 from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
 
@@ -88,6 +89,7 @@ def train(
     _claim(out_dir, method, model_name, task.name, config, preservation)  # every process checks the folder's record
     if (out_dir / SUMMARY_FILE).is_file():
         return list_checkpoints(out_dir)
+    config = master_weights(model, config)  # float32 weights, bf16 autocast when loaded in bf16 (train/precision.py)
 
     base_dir = checkpoint_dir(out_dir, 0)
     state_dir = out_dir / "adapter" if config.lora else out_dir
