@@ -9,6 +9,7 @@ from pathlib import Path
 from circuitdrift import __version__
 from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.config import ExperimentConfig, probe_label
+from circuitdrift.pipeline.parallel import JobPlan
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.tasks.base import Task
@@ -21,7 +22,7 @@ class RunContext:
     config: ExperimentConfig
     store: RunStore | None  # set once the config has been checked against the model
     reporter: Reporter
-    jobs: int = 1  # worker processes for independent runs and measurements (pipeline/parallel.py)
+    jobs: int | JobPlan = 1  # worker processes (and their GPUs) for independent runs and measurements (parallel.py)
     preservation: Preservation | None = None  # the heads sft-preserve keeps, once chosen (stages.preserve_heads)
     _tasks: dict = field(default_factory=dict)
 
