@@ -18,8 +18,9 @@ def run_command(
     config: Annotated[Path | None, typer.Argument(help="Experiment YAML (default: configs/demo.yaml).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Log lines instead of a progress display.")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes for independent runs (default: one "
-                                             "per GPU on CUDA, one per core on CPU; results do not depend on it).")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes for independent runs "
+                                             "(default: one per GPU on CUDA, one per core on CPU; the results do "
+                                             "not depend on it).")] = None,
 ) -> None:
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
 
