@@ -13,7 +13,7 @@ from circuitdrift.pipeline.parallel import JobPlan
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.tasks.registry import resolve_task_up_to
 from circuitdrift.train.preserve import Preservation
 
 
@@ -47,7 +47,8 @@ class RunContext:
         split = split or self.config.eval.split
         cache_key = (spec, n, split)
         if cache_key not in self._tasks:
-            self._tasks[cache_key] = resolve_task(spec, split=split, n=n, tokenizer=self.base[1])
+            # the config's sizes are caps: a task with fewer examples is used whole (the records say how many)
+            self._tasks[cache_key] = resolve_task_up_to(spec, split=split, n=n, tokenizer=self.base[1])
         return self._tasks[cache_key]
 
     def probe_tasks(self) -> dict[str, str]:
