@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +42,10 @@ PARTS = ("environment", "pytest", "train", "cmap", "benchmark")
 def environment() -> dict:
     import torch
 
+    from circuitdrift.pipeline.run import library_versions
+
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = library_versions(LIBRARIES)
     return {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
             "torch_cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(), "gpus": gpus,
             "bf16_supported": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),

@@ -114,6 +114,11 @@ def _init_worker(threads: int, parent: int, gpus=None) -> None:
     _die_with_parent(parent)
     if gpus is not None:  # one GPU per worker, before torch initialises CUDA in this process
         os.environ[VISIBLE] = gpus.get()
+    prepare_worker(threads)
+
+
+def prepare_worker(threads: int) -> None:
+    """A worker process's setup (local pool or cluster job): ``threads`` torch threads, quiet libraries."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

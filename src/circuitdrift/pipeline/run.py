@@ -176,14 +176,20 @@ def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
     return out
 
 
-def environment(config: ExperimentConfig, jobs: int | JobPlan = 1) -> dict:
-    """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """Each installed library's version (None when it is not installed)."""
     versions = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def environment(config: ExperimentConfig, jobs: int | JobPlan = 1) -> dict:
+    """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
+    versions = library_versions()
     return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
             "libraries": versions, "device": config.device, "dtype": config.dtype,
             "torch_threads": config.threads,  # per process; results do not depend on the number of processes
