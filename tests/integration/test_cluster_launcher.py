@@ -39,9 +39,10 @@ def test_submitit_sweep_equals_the_local_pool_and_each_resumes_the_other(tmp_pat
     assert files(whole, weights) == files(local, weights) and files(local, weights)
     assert list((whole / "submitit").glob("*_result.pkl"))  # the runs did go through submitit's jobs
 
-    # half the sweep (the SFT runs) through submitit, in-process (debug); the rest by the local pool, same folder
+    # half the sweep (the SFT runs) through submitit; the rest by the local pool, in the same folder.
+    # (submitit's debug executor leaves its log files open: a ResourceWarning, an error under this suite's filters)
     half = variant(config, "half", methods=["sft"],
-                   launcher={"kind": "submitit", "submitit": {"cluster": "debug"}})
+                   launcher={"kind": "submitit", "submitit": {"cluster": "local"}})
     mixed = run_experiment(half, tmp_path / "mixed", quiet=True)
     sft = files(mixed, "train/sft/*/*/checkpoint-*/model.safetensors")
     stamps = {p: p.stat().st_mtime_ns for p in mixed.glob("train/sft/*/*/checkpoint-*/model.safetensors")}
