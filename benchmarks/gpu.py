@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import io
 import json
@@ -155,7 +156,25 @@ def train_section(method: str, model, tokenizer, task, device, group: int, use_v
             "loss": log.get("loss"), **extra}
 
 
-def main() -> None:
+def release(device: torch.device) -> None:
+    """Free what the last section left (a deleted trainer's model and optimizer state) before the next is measured."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def guarded(result: dict, name: str, run, device: torch.device) -> None:
+    """``result[name] = run()``; a failure becomes ``result["errors"][name]`` and the other sections still run."""
+    try:
+        result[name] = run()
+    except Exception as err:  # noqa: BLE001 - every failure is reported in the JSON, never raised past it
+        lines = str(err).strip().splitlines()
+        result.setdefault("errors", {})[name] = f"{type(err).__name__}: {lines[0] if lines else ''}"[:500]
+    finally:
+        release(device)
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny shapes on CPU: checks the script in seconds")
     parser.add_argument("--device", default="auto")
@@ -163,41 +182,56 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--group", type=int, default=None, help="GRPO group size (default 64; tiny 4)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    device = torch.device("cpu") if args.tiny else resolve_device(args.device)
-    shape = "tiny" if args.tiny else "qwen2.5-3b"
+    result: dict = {"shape": "tiny" if args.tiny else "qwen2.5-3b", "torch": torch.__version__}
+    try:
+        device = torch.device("cpu") if args.tiny else resolve_device(args.device)
+    except Exception as err:  # noqa: BLE001 - no device: say so in the JSON
+        result["errors"] = {"device": f"{type(err).__name__}: {err}"}
+        print(json.dumps(result, indent=2))
+        return result
+    shape = result["shape"]
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     n, group = args.n or (4 if args.tiny else 16), args.group or (4 if args.tiny else 64)
     seq_len = 8 if args.tiny else args.seq_len
     use_vllm = device.type == "cuda" and importlib.util.find_spec("vllm") is not None
+    result.update({"device": str(device), "dtype": str(dtype).removeprefix("torch.")})
 
     from circuitdrift.models.wordlevel import build_word_tokenizer
 
     words = [f"w{i}" for i in range(1000)]
     word_tokenizer = build_word_tokenizer(words)
-    model = build_model(shape, len(word_tokenizer), dtype, device, args.seed)
-    result = {
-        "shape": shape, **{k: v for k, v in model.config.to_dict().items() if k in SHAPES["tiny"]},
-        "parameters": sum(p.numel() for p in model.parameters()), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "dtype": str(dtype).removeprefix("torch."), "torch": torch.__version__,
-        "heads": heads_section(model, word_tokenizer, synthetic_task(words, n, seq_len, args.seed), device, n),
-    }
-    del model
+
+    def heads():
+        model = build_model(shape, len(word_tokenizer), dtype, device, args.seed)
+        result.update({**{k: v for k, v in model.config.to_dict().items() if k in SHAPES["tiny"]},
+                       "parameters": sum(p.numel() for p in model.parameters()),
+                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                       else platform.processor()})
+        try:
+            return heads_section(model, word_tokenizer, synthetic_task(words, n, seq_len, args.seed), device, n)
+        finally:
+            del model
+
+    guarded(result, "heads", heads, device)
     # training: the toy chat task (a word-level tokenizer with a chat template) on a fresh model of the shape
     chat_tokenizer = toy_tokenizer()
     task = toy_task(chat_tokenizer, n=16)
     for method in ("sft", "rl"):
-        # float32 weights, bf16 autocast on a GPU (the trainers' mixed precision), as the paper's runs train
-        model = build_model(shape, len(chat_tokenizer), torch.float32, device, args.seed)
-        model.config.eos_token_id = model.generation_config.eos_token_id = chat_tokenizer.eos_token_id
-        model.config.pad_token_id = model.generation_config.pad_token_id = chat_tokenizer.pad_token_id
-        result[method] = train_section(method, model, chat_tokenizer, task, device, group, use_vllm)
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        def train(method=method):
+            # float32 weights, bf16 autocast on a GPU (the trainers' mixed precision), as the paper's runs train
+            model = build_model(shape, len(chat_tokenizer), torch.float32, device, args.seed)
+            model.config.eos_token_id = model.generation_config.eos_token_id = chat_tokenizer.eos_token_id
+            model.config.pad_token_id = model.generation_config.pad_token_id = chat_tokenizer.pad_token_id
+            try:
+                return train_section(method, model, chat_tokenizer, task, device, group, use_vllm)
+            finally:
+                del model
+
+        guarded(result, method, train, device)
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ def device() -> str:
     return DEVICE
 
 
+def exact_atol(device: str | None = None) -> float:
+    """What "equal" allows on ``device``: 0 on CPU; on a GPU, kernels picked by batch shape (a batch of replicas
+    against the plain batch) and reduction order differ in the last float32 bits."""
+    return 0.0 if torch.device(device or DEVICE).type == "cpu" else 1e-6
+
+
 @pytest.fixture(scope="session")
 def word_tokenizer():
     return build_word_tokenizer(WORDS)
@@ -93,7 +99,7 @@ def self_consistent_task(model, tokenizer, n: int = 8, seed: int = 0) -> Task:
     examples = []
     for ex in toy_examples(n, seed):
         probe = Task("probe", [ex])
-        batch = collate(encode(probe, tokenizer), tokenizer.pad_token_id)
+        batch = collate(encode(probe, tokenizer), tokenizer.pad_token_id).to(next(model.parameters()).device)
         with torch.no_grad():
             logits = run_logits(model, batch.clean, batch)
         ranked = logits[0, batch.last_prompt_pos[0]].argsort(descending=True).tolist()

@@ -20,6 +20,14 @@ class InputError(CircuitDriftError, ValueError):
     exit_code = 2
 
 
+class TooFewExamples(InputError):
+    """A task has fewer usable examples than the n asked for; ``available`` says how many it has."""
+
+    def __init__(self, message: str, available: int):
+        super().__init__(message)
+        self.available = available
+
+
 class IncompatibleModelsError(InputError):
     """Two models that must share a head layout or a vocabulary do not."""
 

@@ -31,10 +31,11 @@ def single_path_model(tokenizer):
 
 def greedy(model, tokenizer, prompts: list[str]) -> list[str]:
     task = Task("prompts", [Example(p, p, " w0") for p in prompts])
-    batch = collate(encode(task, tokenizer), tokenizer.pad_token_id)
+    batch = collate(encode(task, tokenizer), tokenizer.pad_token_id).to(model.device)
     with torch.no_grad():
         logits = run_logits(model, batch.clean, batch)
-    return [tokenizer.decode([i]) for i in logits[torch.arange(batch.size), batch.last_prompt_pos].argmax(-1).tolist()]
+    rows = torch.arange(batch.size, device=model.device)
+    return [tokenizer.decode([i]) for i in logits[rows, batch.last_prompt_pos].argmax(-1).tolist()]
 
 
 def test_dcm_selects_the_one_head_that_carries_the_answer(word_tokenizer):

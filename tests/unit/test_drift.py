@@ -29,7 +29,7 @@ def test_answer_kl_matches_a_direct_computation(word_tokenizer):
     task = self_consistent_task(base, word_tokenizer, n=5)
     expected = []
     for e in encode(task, word_tokenizer):  # one unpadded sequence at a time: the reference
-        ids = torch.tensor([e.clean_ids[: e.prompt_len]])
+        ids = torch.tensor([e.clean_ids[: e.prompt_len]], device=base.device)
         with torch.no_grad():
             p0 = base(ids).logits[0, -1].double().log_softmax(-1)
             p1 = other(ids).logits[0, -1].double().log_softmax(-1)

@@ -31,7 +31,7 @@ def _letter_bias(model, tokenizer, strength=6.0):
     biased = copy.deepcopy(model)
     bias = torch.zeros(biased.config.vocab_size)
     bias[[tokenizer.convert_tokens_to_ids(letter) for letter in LETTERS]] = strength
-    biased.lm_head.register_forward_hook(lambda module, inputs, output: output + bias)
+    biased.lm_head.register_forward_hook(lambda module, inputs, output: output + bias.to(output.device))
     return biased
 
 
@@ -79,7 +79,7 @@ def test_one_token_kl_estimate_matches_the_exact_kl(toy):
     exact = []
     with torch.no_grad():
         for ids in prompt_ids(task, tokenizer):
-            x = torch.tensor([ids])
+            x = torch.tensor([ids], device=model.device)
             p = model(x).logits[0, -1].log_softmax(-1)
             q = other(x).logits[0, -1].log_softmax(-1)
             exact.append((p.exp() * (p - q)).sum())

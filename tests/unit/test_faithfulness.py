@@ -35,7 +35,7 @@ def test_zero_ablating_outside_circuit_matches_hand_loop(word_tokenizer, setup):
     got = circuit_accuracies(model, word_tokenizer, task, [circuit], "zero")[0]
     hits = []
     for example in encode(task, word_tokenizer):
-        batch = collate([example], word_tokenizer.pad_token_id)
+        batch = collate([example], word_tokenizer.pad_token_id).to(model.device)
 
         def zero_others(layer, z):
             z = z.clone()

@@ -22,7 +22,7 @@ def test_loads_a_local_folder_like_a_hub_checkpoint(saved, device):
     path, original = saved
     model, tokenizer = load_model(str(path), device=device)
     assert not model.training and tokenizer.pad_token is not None
-    ids = torch.randint(0, 100, (1, 5))
+    ids = torch.randint(0, 100, (1, 5)).to(model.device)
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, original(ids).logits)
     assert tokenizer.chat_template is not None

@@ -20,7 +20,7 @@ from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout, record_heads
 from circuitdrift.models.tiny import TINY_FAMILIES
 from circuitdrift.tasks.base import Task, collate, encode
-from tests.conftest import make_model, toy_examples
+from tests.conftest import exact_atol, make_model, toy_examples
 
 
 def naive_scores(model, tokenizer, task, metric_name, ablation):
@@ -60,7 +60,7 @@ def test_heads_per_pass_does_not_change_numbers(word_tokenizer, toy_task):
 
 def test_patching_a_head_with_its_own_activation_changes_nothing(word_tokenizer, toy_task):
     model = make_model("qwen2", word_tokenizer)
-    batch = collate(encode(toy_task, word_tokenizer), word_tokenizer.pad_token_id)
+    batch = collate(encode(toy_task, word_tokenizer), word_tokenizer.pad_token_id).to(model.device)
     with record_heads(model) as own:
         model(input_ids=batch.clean, attention_mask=batch.attention_mask)
     clean, patched = patched_values(model, batch, dict(own), answer_prob, all_heads(HeadLayout.of(model)))
@@ -100,11 +100,11 @@ def test_attribution_correlates_with_exact(word_tokenizer, ablation):
     assert rho > 0.8, rho
 
 
-def test_eap_ig_with_one_step_is_attribution(word_tokenizer, toy_task):
+def test_eap_ig_with_one_step_is_attribution(word_tokenizer, toy_task, device):
     model = make_model("qwen2", word_tokenizer)
     atp = head_scores(model, word_tokenizer, toy_task, "attribution")
     ig1 = head_scores(model, word_tokenizer, toy_task, "eap-ig", ig_steps=1)
-    torch.testing.assert_close(atp.scores, ig1.scores, atol=1e-12, rtol=0)
+    torch.testing.assert_close(atp.scores, ig1.scores, atol=max(1e-12, exact_atol(device)), rtol=0)
     ig5 = head_scores(model, word_tokenizer, toy_task, "eap-ig", ig_steps=5)
     assert not torch.allclose(ig5.scores, atp.scores)
     rho = spearmanr(ig5.scores.flatten().numpy(),
@@ -151,7 +151,7 @@ def test_bad_arguments_are_input_errors(word_tokenizer, toy_task, qwen2):
 def test_smoothed_accuracy_is_exact_match_with_a_log_probability_tie_break(word_tokenizer, toy_task, qwen2):
     from circuitdrift.circuits.metrics import ACCURACY_TIE_BREAK, answer_logprob, exact_match, metric_fn
 
-    batch = collate(encode(toy_task, word_tokenizer), word_tokenizer.pad_token_id)
+    batch = collate(encode(toy_task, word_tokenizer), word_tokenizer.pad_token_id).to(qwen2.device)
     with torch.no_grad():
         logits = qwen2(input_ids=batch.clean, attention_mask=batch.attention_mask).logits
     value = metric_fn("accuracy")(logits, batch)
@@ -159,7 +159,7 @@ def test_smoothed_accuracy_is_exact_match_with_a_log_probability_tie_break(word_
     torch.testing.assert_close(value, match + ACCURACY_TIE_BREAK * logprob)
     # the answer token made the argmax everywhere: every example matches, and the value rises by about 1
     boosted = logits.clone()
-    rows = torch.arange(batch.size)[:, None]
+    rows = torch.arange(batch.size, device=logits.device)[:, None]
     boosted[rows, batch.target_pos, batch.target_ids] += 100.0
     assert exact_match(boosted, batch).all()
     assert (metric_fn("accuracy")(boosted, batch) > value + 0.9).all()

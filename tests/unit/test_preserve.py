@@ -183,3 +183,17 @@ def test_train_sft_preserve_command_reads_a_dcv_result_and_rejects_an_empty_one(
     err = capsys.readouterr().err
     assert "none.json: no vulnerable heads" in err and "Traceback" not in err
     assert not (tmp_path / "run2").exists()  # nothing half-written
+
+
+def test_the_frozen_reference_follows_the_policy_to_its_device_and_dtype(word_tokenizer, device):
+    """`train sft-preserve` loads on CPU and the copy is taken there; the Trainer then moves the policy (to the GPU)
+    and feeds batches on its device. The copy must follow, whatever it was taken on (float64 stands in on CPU)."""
+    policy = make_model("qwen2", word_tokenizer, device="cpu")
+    chosen = heads_by_layer([(1, 2)], HeadLayout.of(policy))
+    ref = ReferenceHeads(policy, chosen, lora=False)  # taken on CPU, in float32, before the Trainer's move
+    policy.to(device=device, dtype=torch.float64)
+    ids = torch.randint(4, len(word_tokenizer), (2, 5), generator=torch.Generator().manual_seed(0)).to(device)
+    heads = ref(policy, {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    weight = next(ref.copy.parameters())
+    assert (weight.device, weight.dtype) == (next(policy.parameters()).device, torch.float64)
+    assert heads[1].dtype == torch.float64 and heads[1].device == ids.device

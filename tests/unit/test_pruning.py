@@ -22,7 +22,7 @@ def naive_prune(model, tokenizer, task, k, metric, ablation):
     pad = tokenizer.pad_token_id
     means = mean_head_outputs(model, encoded, 4, pad) if ablation == "mean" else None
     layout = HeadLayout.of(model)
-    singles = [collate([e], pad) for e in encoded]
+    singles = [collate([e], pad).to(model.device) for e in encoded]
     sources = [ablation_sources(model, b, ablation, means) for b in singles]
 
     def mean_metric(kept: set) -> float:

@@ -420,3 +420,32 @@ def test_tasks_on_a_digit_splitting_byte_level_tokenizer(bpe_tokenizer, data):
         assert all(len(bpe_tokenizer.tokenize(ex.answer)) == 1 for ex in task.examples)
     target = resolve_task(f"sciq:{data / 'sciq'}", split="validation", tokenizer=bpe_tokenizer)
     assert len(target) == 8 and all(len(e.answer_ids) == 1 for e in encode(target, bpe_tokenizer))
+
+
+# ---- a default n is a cap; an explicit one is a demand ---------------------------------------------------------
+
+
+def test_a_default_n_takes_what_the_task_has_and_an_explicit_one_must_be_met(data, tokenizer, tmp_path, capsys):
+    """`eval <model> --task sciq:<folder>` on a split of 8 questions: the default --n (200) evaluates the 8 and
+    says so; --n 8 runs; --n 9 is the one-line error. Before, the default stopped with 'fewer than n=200'."""
+    from circuitdrift.cli import main
+    from circuitdrift.tasks.registry import require_size, resolve_task_up_to
+    from tests.conftest import make_model
+
+    spec = f"sciq:{data / 'sciq'}"
+    capped = resolve_task_up_to(spec, split="test", n=200, tokenizer=tokenizer)
+    assert capped.examples == resolve_task(spec, split="test", n=8, tokenizer=tokenizer).examples
+    with pytest.raises(InputError, match=r"--n 9 asks for more examples than it has \(8\)"):
+        require_size(resolve_task(spec, split="test", tokenizer=tokenizer), 9)
+    model = make_model("qwen2", tokenizer, device="cpu")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    common = ["eval", str(tmp_path / "m"), "--task", spec, "--probes", "", "--device", "cpu", "--answer-tokens", "1",
+              "--kl-samples", "2", "--max-new-tokens", "1"]
+    assert main([*common, "--out", str(tmp_path / "default.json")]) == 0
+    assert "has 8 usable examples in split 'test': evaluating all 8 (default --n 200)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "default.json").read_text())["target"]["n"] == 8
+    assert main([*common, "--n", "8", "--out", str(tmp_path / "eight.json")]) == 0
+    capsys.readouterr()
+    assert main([*common, "--n", "9", "--out", str(tmp_path / "nine.json")]) == 2
+    assert "fewer than n=9" in capsys.readouterr().err

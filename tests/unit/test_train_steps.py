@@ -150,3 +150,22 @@ def test_a_process_killed_with_sigkill_resumes_to_the_same_weights(toy, tmp_path
     resumed = train_sft(warm, task, config, tmp_path / "cut")
     whole = train_sft(warm, task, config, tmp_path / "whole")
     assert _changed(_weights(whole[-1]), _weights(resumed[-1])) == []
+
+
+def test_a_model_made_in_memory_gets_a_folder_vllm_can_load(tmp_path):
+    """TRL's colocate vLLM builds LLM(model=model.name_or_path): a from_config model's name is empty."""
+    from transformers import AutoModelForCausalLM
+
+    from circuitdrift.train.grpo import vllm_loadable
+
+    tokenizer = toy_tokenizer()
+    model = toy_model(tokenizer)
+    assert model.name_or_path == ""
+    vllm_loadable(model, tokenizer, tmp_path / "vllm-model")
+    assert model.name_or_path == model.config._name_or_path == str(tmp_path / "vllm-model")
+    again = AutoModelForCausalLM.from_pretrained(model.name_or_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
+    named = toy_model(tokenizer)
+    named.name_or_path = "Qwen/Qwen2.5-3B-Instruct"
+    assert vllm_loadable(named, tokenizer, tmp_path / "other").name_or_path == "Qwen/Qwen2.5-3B-Instruct"
+    assert not (tmp_path / "other").exists()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import frozen_params, input_embeddings, run_logits_from_embeds
+from circuitdrift.circuits.forward import frozen_params, input_embeddings, moved_like, run_logits_from_embeds
 from circuitdrift.circuits.metrics import MetricFn
 from circuitdrift.models.heads import HeadLayout, head_hooks
 from circuitdrift.tasks.base import TaskBatch
@@ -62,8 +62,10 @@ def attribution_effects(
             mixed = corrupt_embeds + alpha * (clean_embeds - corrupt_embeds)
             total += head_gradients(model, batch, metric, mixed)[2]
         grad = total / steps
-    delta = source.to(z_clean.dtype) - z_clean  # [L, B, T, H, d]
-    effects = (delta * grad).sum(dim=(2, 4)).double().permute(1, 0, 2)  # [B, L, H]
+    # in double from the start (a bf16 product loses the small differences CMAP measures), one layer at a time
+    # (a double [L, B, T, H, d] would be 4x a bf16 one); the source moves to the receiver's device and dtype first
+    effects = torch.stack([((moved_like(source[layer], z).double() - z.double()) * g.double()).sum(dim=(1, 3))
+                           for layer, (z, g) in enumerate(zip(z_clean, grad, strict=True))], dim=1)  # [B, L, H]
     if relative:
         effects = effects / values.double()[:, None, None]
     return effects

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from circuitdrift.circuits.attribution import attribution_effects
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, run_logits, synchronize
 from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import all_heads, effect, patched_values
 from circuitdrift.circuits.scores import HeadScores
@@ -57,26 +57,32 @@ def cross_model_patch(
     reverse: bool = False,
     finetuned_tokenizer=None,
 ) -> HeadScores:
-    """dF_X(h) for every head (``delta``), see the module docstring."""
+    """dF_X(h) for every head (``delta``), see the module docstring.
+
+    Each model runs on its own device and dtype (a donor spread with ``auto-map`` against a plain load of
+    the receiver, or bf16 against float32): the donor's head outputs are moved to the receiver's device
+    and dtype where they are patched in (:func:`~circuitdrift.circuits.forward.moved_like`).
+    """
     check_method(method, CMAP_METHODS)
     check_differentiable(metric, method)
     check_compatible(base, finetuned, tokenizer, finetuned_tokenizer)
     receiver, donor = (finetuned, base) if reverse else (base, finetuned)
     measure = metric_fn(metric)
     layout = HeadLayout.of(receiver)
-    device = model_device(receiver)
+    device, donor_device = model_device(receiver), model_device(donor)
     total = torch.zeros(layout.shape, dtype=torch.float64)
     started = time.perf_counter()
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
-        batch = batch.to(device)
+        batch, donor_batch = batch.to(device), batch.to(donor_device)
         with torch.no_grad(), record_heads(donor) as donor_heads:
-            run_logits(donor, batch.clean, batch)
+            run_logits(donor, donor_batch.clean, donor_batch)
         if method == "exact":
             clean, patched = patched_values(receiver, batch, donor_heads, measure, all_heads(layout))
             total += effect(clean, patched, relative=False).sum(-1).view(layout.shape).cpu()
         else:
-            source = torch.stack([donor_heads[layer] for layer in range(layout.n_layers)])
+            source = torch.stack([donor_heads[layer].to(device) for layer in range(layout.n_layers)])
             total += attribution_effects(receiver, batch, measure, source, relative=False).sum(0).cpu()
+    synchronize(device)
     meta = {"task": task.name, "method": method, "metric": metric, "direction":
             "base-into-finetuned" if reverse else "finetuned-into-base", "n_examples": len(task),
             "timing": {"total_s": time.perf_counter() - started}}

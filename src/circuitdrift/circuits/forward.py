@@ -23,6 +23,18 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def moved_like(tensor: Tensor, like: Tensor) -> Tensor:
+    """``tensor`` on ``like``'s device and in its dtype: every value one model (or layer) hands another goes
+    through here, so a donor on another GPU or in another dtype than the receiver takes one path."""
+    return tensor.to(device=like.device, dtype=like.dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels, so a wall-clock timing covers the work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def run_logits(model: nn.Module, ids: Tensor, batch: TaskBatch, repeat: int = 1) -> Tensor:
     """Logits [repeat * B, T, V] for ``ids`` [B, T] (repeated ``repeat`` times along the batch)."""
     mask = None if bool(batch.attention_mask.all()) else batch.attention_mask

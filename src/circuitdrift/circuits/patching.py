@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import model_device, prefix_replay, record_layer_outputs, run_logits
+from circuitdrift.circuits.forward import model_device, moved_like, prefix_replay, record_layer_outputs, run_logits
 from circuitdrift.circuits.metrics import MetricFn
 from circuitdrift.circuits.scores import Head
 from circuitdrift.circuits.vocabulary import ABLATIONS
@@ -116,8 +116,8 @@ def _replica_patch(which: Tensor, source: Tensor, batch_size: int):
 
     def patch(z: Tensor) -> Tensor:  # z: [R*B, T, H, d]
         view = z.view(replicas, batch_size, *z.shape[1:])
-        mask = which[:, None, None, :, None]  # [R, 1, 1, H, 1]
-        return torch.where(mask, source.to(z.dtype), view).view_as(z)
+        mask = which[:, None, None, :, None].to(z.device)  # [R, 1, 1, H, 1]
+        return torch.where(mask, moved_like(source, z), view).view_as(z)
 
     return patch
 
@@ -147,7 +147,7 @@ def naive_patched_values(
 
             def patch_one(_layer, z, head=head, source=sources[layer]):
                 z = z.clone()
-                z[..., head, :] = source.expand_as(z)[..., head, :]
+                z[..., head, :] = moved_like(source, z).expand_as(z)[..., head, :]
                 return z
 
             with head_hooks(model, patch_one, layers=[layer]):

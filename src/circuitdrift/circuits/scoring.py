@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from circuitdrift.circuits.attribution import attribution_effects
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, run_logits, synchronize
 from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import (
     ablation_sources,
@@ -76,6 +76,7 @@ def head_scores(
             source = torch.stack([sources[layer].expand(shape) for layer in range(layout.n_layers)])
             steps = ig_steps if method == "eap-ig" else 1
             total += attribution_effects(model, batch, measure, source, relative, steps).sum(0).cpu()
+    synchronize(device)
     elapsed = time.perf_counter() - started
     meta = {"task": task.name, "method": method, "metric": metric, "ablation": ablation,
             "n_examples": len(task), "timing": {"total_s": elapsed}}
@@ -89,7 +90,9 @@ def plain_forward_seconds(model: nn.Module, tokenizer, task: Task, batch_size: i
     """Seconds for one plain forward pass over the same examples and batches (the timing reference)."""
     device = model_device(model)
     batches = [b.to(device) for b in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id)]
+    synchronize(device)  # the batches' copies to the device are not timed
     started = time.perf_counter()
     for batch in batches:
         run_logits(model, batch.clean, batch)
+    synchronize(device)
     return time.perf_counter() - started

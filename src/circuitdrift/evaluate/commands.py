@@ -17,7 +17,7 @@ from circuitdrift.evaluate.measure import evaluate_model
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.io import write_json
 from circuitdrift.models.load import load_model
-from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.tasks.registry import require_size, resolve_task, resolve_task_up_to
 
 _D = MeasureSettings()  # the defaults, shared with the experiment config's eval: section
 
@@ -34,11 +34,13 @@ def eval_command(
     out: Path = typer.Option(..., "--out", help="JSON file to write"),
     base: str | None = typer.Option(None, "--base", help="base model: adds forgetting, log-prob drift and KL"),
     split: str = typer.Option(_D.split, "--split", help="task split to evaluate"),
-    n: int = typer.Option(_D.target_n, "--n", min=1, help="first N target examples"),
+    n: int | None = typer.Option(None, "--n", min=1, help=f"first N target examples (default: {_D.target_n}, or "
+                                 "all the task has when fewer; an explicit N the task lacks is an error)"),
     probes: str | None = typer.Option(None, "--probes", help="comma-separated probe tasks ('' for none); "
                                       "default: the probe set registered for the model's tokenizer (the "
                                       "organism's for the organism, hf-* for other models)"),
-    probe_n: int = typer.Option(_D.probe_n, "--probe-n", min=1, help="examples per probe (teacher-forced)"),
+    probe_n: int | None = typer.Option(None, "--probe-n", min=1, help=f"examples per probe, teacher-forced "
+                                       f"(default: {_D.probe_n}, or all a probe has when fewer)"),
     answer_tokens: int = typer.Option(_D.max_new_tokens, "--answer-tokens", min=1,
                                       help="greedy tokens per target-task prompt"),
     kl_samples: int = typer.Option(_D.kl_samples, "--kl-samples", min=1, help="completions sampled from the base"),
@@ -60,17 +62,24 @@ def eval_command(
     if temperature <= 0 or top_p <= 0:
         raise InputError("--temperature and --top-p must be positive")
     settings = MeasureSettings(
-        split=split, target_n=n, probe_n=probe_n, max_new_tokens=answer_tokens, kl_samples=kl_samples,
-        kl_temperature=temperature, kl_top_p=top_p, kl_max_new_tokens=max_new_tokens, batch_size=batch_size,
-        exact_kl=exact_kl, logprob_drift=logprob_drift,
+        split=split, target_n=n or _D.target_n, probe_n=probe_n or _D.probe_n, max_new_tokens=answer_tokens,
+        kl_samples=kl_samples, kl_temperature=temperature, kl_top_p=top_p, kl_max_new_tokens=max_new_tokens,
+        batch_size=batch_size, exact_kl=exact_kl, logprob_drift=logprob_drift,
     )
     fine_tuned, tokenizer = load_model(model, dtype=dtype, device=device)
-    target = resolve_task(task, split=split, n=n, seed=seed, tokenizer=tokenizer)
+    if n is None:  # the default: what the task has, up to its cap, and say so when that is less
+        target = resolve_task_up_to(task, split=split, n=settings.target_n, seed=seed, tokenizer=tokenizer)
+        if len(target) < settings.target_n:
+            typer.echo(f"note: task '{target.name}' has {len(target)} usable examples in split '{split}': "
+                       f"evaluating all {len(target)} (default --n {settings.target_n})", err=True)
+    else:
+        target = require_size(resolve_task(task, split=split, n=n, seed=seed, tokenizer=tokenizer), n)
     base_model = load_model(base, dtype=dtype, device=device)[0] if base else None
     result = evaluate_model(
         fine_tuned, tokenizer, target, base=base_model, settings=settings, model_name=model,
         probes=None if probes is None else tuple(p for p in probes.split(",") if p.strip()), seed=seed,
         lm_eval_tasks=tuple(t for t in lm_eval.split(",") if t.strip()), lm_eval_limit=lm_eval_limit,
+        exact_probe_n=probe_n is not None,
     )
     write_json(out, result)
     typer.echo(json.dumps(result, indent=2))

@@ -37,7 +37,7 @@ from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.models.sampling import Sampling
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.registry import default_probes, resolve_task
+from circuitdrift.tasks.registry import default_probes, require_size, resolve_task, resolve_task_up_to
 
 
 def evaluate_model(
@@ -53,16 +53,18 @@ def evaluate_model(
     seed: int = 0,
     lm_eval_tasks: tuple[str, ...] = (),
     lm_eval_limit: int | None = 100,
+    exact_probe_n: bool = False,
 ) -> dict:
     """All measurements of ``model`` as a JSON-ready dict (see the module docstring).
 
     ``probe_tasks`` (built) or ``probes`` (names; ``None``: the defaults for this tokenizer) are the
-    probes; ``seed`` draws the probe examples and the KL samples.
+    probes; ``seed`` draws the probe examples and the KL samples. ``settings.probe_n`` is a cap unless
+    ``exact_probe_n`` (the user asked for that many: a probe with fewer is an error).
     """
     settings = settings or MeasureSettings()
     skipped: dict[str, str] = {}
     if probe_tasks is None:
-        probe_tasks, skipped = load_probes(settings, tokenizer, names=probes, seed=seed)
+        probe_tasks, skipped = load_probes(settings, tokenizer, names=probes, seed=seed, exact=exact_probe_n)
     side = None if base is None else BaseSide(model=base, tokenizer=tokenizer, settings=settings)
     measures = checkpoint_measures(model, tokenizer, target=task, probes=probe_tasks, settings=settings, base=side,
                                    seed=seed)
@@ -89,10 +91,17 @@ def evaluate_model(
 
 
 def load_probes(settings: MeasureSettings, tokenizer: PreTrainedTokenizerBase | None = None, *,
-                names: tuple[str, ...] | None = None, seed: int = 0) -> tuple[dict[str, Task], dict[str, str]]:
-    """The probe tasks (``names``, or the defaults for ``tokenizer``) and the default probes left out, with why."""
+                names: tuple[str, ...] | None = None, seed: int = 0, exact: bool = False
+                ) -> tuple[dict[str, Task], dict[str, str]]:
+    """The probe tasks (``names``, or the defaults for ``tokenizer``) and the default probes left out, with why.
+
+    ``settings.probe_n`` examples each, or all a probe has when fewer, unless ``exact`` (then fewer is an error).
+    """
     def load(name: str) -> Task:
-        return resolve_task(name, split=settings.split, n=settings.probe_n, seed=seed, tokenizer=tokenizer)
+        if exact:
+            task = resolve_task(name, split=settings.split, n=settings.probe_n, seed=seed, tokenizer=tokenizer)
+            return require_size(task, settings.probe_n, "--probe-n")
+        return resolve_task_up_to(name, split=settings.split, n=settings.probe_n, seed=seed, tokenizer=tokenizer)
 
     if names is not None:
         return {name: load(name) for name in names}, {}

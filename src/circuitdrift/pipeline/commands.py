@@ -19,7 +19,8 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Log lines instead of a progress display.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes for independent runs "
-                                             "(default: one per core; results do not depend on it).")] = None,
+                                             "(default: one per GPU on CUDA, one per core on CPU; the results do "
+                                             "not depend on it).")] = None,
 ) -> None:
     """Run the SFT-vs-RL circuit-vulnerability experiment; rerun to resume or update."""
 

@@ -19,6 +19,7 @@ from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod
 from circuitdrift.errors import config_error
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.io import read_yaml_mapping
+from circuitdrift.pipeline.launch import LauncherSettings
 from circuitdrift.train.config import TrainConfig
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # names that become folder names
@@ -133,6 +134,8 @@ class ExperimentConfig(BaseModel):
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     eval: MeasureSettings = Field(default_factory=MeasureSettings)
     preserve: PreserveSection = Field(default_factory=PreserveSection, description="the sft-preserve arm")
+    launcher: LauncherSettings = Field(default_factory=LauncherSettings,
+                                       description="where the training runs execute: local (default) or submitit")
 
     @field_validator("name")
     @classmethod

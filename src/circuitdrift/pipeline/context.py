@@ -9,10 +9,11 @@ from pathlib import Path
 from circuitdrift import __version__
 from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.config import ExperimentConfig, probe_label
+from circuitdrift.pipeline.parallel import JobPlan
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.tasks.registry import resolve_task_up_to
 from circuitdrift.train.preserve import Preservation
 
 
@@ -21,7 +22,7 @@ class RunContext:
     config: ExperimentConfig
     store: RunStore | None  # set once the config has been checked against the model
     reporter: Reporter
-    jobs: int = 1  # worker processes for independent runs and measurements (pipeline/parallel.py)
+    jobs: int | JobPlan = 1  # worker processes (and their GPUs) for independent runs and measurements (parallel.py)
     preservation: Preservation | None = None  # the heads sft-preserve keeps, once chosen (stages.preserve_heads)
     _tasks: dict = field(default_factory=dict)
 
@@ -46,7 +47,8 @@ class RunContext:
         split = split or self.config.eval.split
         cache_key = (spec, n, split)
         if cache_key not in self._tasks:
-            self._tasks[cache_key] = resolve_task(spec, split=split, n=n, tokenizer=self.base[1])
+            # the config's sizes are caps: a task with fewer examples is used whole (the records say how many)
+            self._tasks[cache_key] = resolve_task_up_to(spec, split=split, n=n, tokenizer=self.base[1])
         return self._tasks[cache_key]
 
     def probe_tasks(self) -> dict[str, str]:

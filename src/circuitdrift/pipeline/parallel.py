@@ -13,6 +13,11 @@ torch; a script that calls the pipeline needs the usual ``if __name__ ==
 "__main__":`` guard) and return plain picklable values; the parent alone writes
 the run folder's manifest. A worker dies with its parent (Linux), so a killed
 run leaves no process writing into its folder.
+
+The device decides how many workers (:func:`job_plan`): one per core on CPU, one per GPU
+on CUDA (each worker sees only its own GPU through ``CUDA_VISIBLE_DEVICES``), one for a
+model spread over the GPUs (``auto-map``) or pinned to one (``cuda:1``). Sixteen workers
+each loading a 3B model onto one GPU would run out of memory at once.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from typing import Any
+
+VISIBLE = "CUDA_VISIBLE_DEVICES"
 
 
 def default_jobs() -> int:
@@ -33,6 +41,51 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """How many worker processes, and the GPU each worker slot sees (empty: workers inherit the parent's view)."""
+
+    jobs: int
+    gpus: tuple[str, ...] = ()
+    reason: str = ""
+
+    def record(self) -> dict:
+        """What environment.json says about it."""
+        return asdict(self) | {"gpus": list(self.gpus)}
+
+
+def visible_gpus() -> tuple[str, ...]:
+    """The ids of the GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them for a child process."""
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = [g.strip() for g in os.environ.get(VISIBLE, "").split(",") if g.strip()]
+    return tuple(listed[:count]) if listed else tuple(str(i) for i in range(count))
+
+
+def job_plan(device: str, jobs: int | None = None) -> JobPlan:
+    """Workers for ``device`` (a config's or --device's value); ``jobs`` (``--jobs``) overrides the count.
+
+    CPU: one per core. CUDA (``cuda`` or ``auto`` with a GPU): one per visible GPU, each worker
+    given its own GPU; with ``--jobs`` above the GPU count, workers share GPUs round-robin.
+    ``cuda:<i>`` (one chosen GPU) and ``auto-map`` (one model over all GPUs): one.
+    """
+    import torch
+
+    name = str(device)
+    cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    if name == "auto-map" or (name.startswith("cuda:")):
+        plan = JobPlan(1, (), f"device {name}: one model uses the GPU(s) it was given")
+    elif cuda:
+        gpus = visible_gpus()
+        plan = JobPlan(max(1, len(gpus)), gpus, f"device {name}: one worker per GPU ({len(gpus)})")
+    else:
+        plan = JobPlan(default_jobs(), (), f"device {name}: one worker per core")
+    if jobs is None:
+        return plan
+    return JobPlan(jobs, plan.gpus, f"--jobs {jobs} ({plan.reason.split(':')[0]})")
 
 
 def set_threads(threads: int) -> None:
@@ -57,8 +110,15 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(threads: int, parent: int) -> None:
+def _init_worker(threads: int, parent: int, gpus=None) -> None:
     _die_with_parent(parent)
+    if gpus is not None:  # one GPU per worker, before torch initialises CUDA in this process
+        os.environ[VISIBLE] = gpus.get()
+    prepare_worker(threads)
+
+
+def prepare_worker(threads: int) -> None:
+    """A worker process's setup (local pool or cluster job): ``threads`` torch threads, quiet libraries."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -81,23 +141,33 @@ def _timed(fn: Callable, item: Any) -> tuple[Any, float]:
     return fn(item), time.perf_counter() - started
 
 
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int, threads: int = 1
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int | JobPlan, threads: int = 1
             ) -> Iterator[tuple[Any, Any, float]]:
     """``(item, fn(item), seconds)`` for every item, as they finish; ``fn`` must be a module-level function.
 
     With ``jobs`` 1 (or one item) everything runs in this process, with ``threads`` torch threads.
+    A :class:`JobPlan` with GPUs gives each worker process its own (``CUDA_VISIBLE_DEVICES``).
     A worker's exception is raised here, after the running items finish.
     """
     if not items:
         return
+    plan = jobs if isinstance(jobs, JobPlan) else JobPlan(jobs)
+    jobs = plan.jobs
     if jobs <= 1 or len(items) == 1:
         set_threads(threads)
         for item in items:
             result, seconds = _timed(fn, item)
             yield item, result, seconds
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
+    workers = min(jobs, len(items))
+    context = get_context("spawn")
+    gpus = None
+    if plan.gpus:
+        gpus = context.Queue()
+        for slot in range(workers):
+            gpus.put(plan.gpus[slot % len(plan.gpus)])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_init_worker, initargs=(threads, os.getpid(), gpus)) as pool:
         pending = {pool.submit(_timed, fn, item): item for item in items}
         try:
             while pending:

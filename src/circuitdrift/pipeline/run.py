@@ -30,7 +30,7 @@ from circuitdrift.models.sampling import Sampling
 from circuitdrift.pipeline import stages
 from circuitdrift.pipeline.config import ExperimentConfig, load_config, probe_label, resolved_yaml
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.parallel import default_jobs, set_threads
+from circuitdrift.pipeline.parallel import JobPlan, job_plan, set_threads
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
@@ -45,8 +45,9 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
                    quiet: bool = False, jobs: int | None = None) -> Path:
     """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``.
 
-    ``jobs`` worker processes train and measure independent runs side by side (default: one per
-    core); each uses ``config.threads`` torch threads, so the numbers do not depend on ``jobs``.
+    ``jobs`` worker processes train and measure independent runs side by side (default: the
+    device's rule, :func:`~circuitdrift.pipeline.parallel.job_plan`: one per GPU on CUDA, one per
+    core on CPU); each uses ``config.threads`` torch threads, so the numbers do not depend on ``jobs``.
     A config with several target tasks runs one experiment per task, each in its own subfolder
     ``out/<task>`` (a complete run folder), and writes an index page beside them.
     """
@@ -62,8 +63,8 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     reporter = Reporter(quiet)
     root = Path(out) if out is not None else Path("runs") / config.name
     tasks = config.target_tasks()
-    contexts = {task: RunContext(config.for_task(task), None, reporter, jobs=jobs or default_jobs())
-                for task in tasks}
+    plan = job_plan(config.device, jobs)
+    contexts = {task: RunContext(config.for_task(task), None, reporter, jobs=plan) for task in tasks}
     for ctx in contexts.values():
         check_against_model(ctx)  # before any run folder exists: bad input leaves nothing behind
     if len(tasks) == 1:
@@ -82,7 +83,7 @@ def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
     config, reporter = ctx.config, ctx.reporter
     ctx.store = store = RunStore(folder)
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
-    write_json(store.path("environment.json"), environment(config))
+    write_json(store.path("environment.json"), environment(config, ctx.jobs))
     circuits = stages.base_circuits(ctx)
     first = [m for m in config.methods if m != stages.PRESERVE]
     checkpoints = stages.training(ctx, first) if first else {}
@@ -175,17 +176,24 @@ def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
     return out
 
 
-def environment(config: ExperimentConfig) -> dict:
-    """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """Each installed library's version (None when it is not installed)."""
     versions = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+def environment(config: ExperimentConfig, jobs: int | JobPlan = 1) -> dict:
+    """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
+    versions = library_versions()
     return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
             "libraries": versions, "device": config.device, "dtype": config.dtype,
             "torch_threads": config.threads,  # per process; results do not depend on the number of processes
+            "jobs": (jobs if isinstance(jobs, JobPlan) else JobPlan(jobs)).record(),
             "seeds": {"runs": list(config.seeds), "kl_sampling": 0, "faithfulness_random_circuits": 0,
                       "train": "each run's seed: prompt order, adapter init, rollout sampling"},
             "sampling": {"target_accuracy": Sampling.greedy(config.eval.max_new_tokens).to_dict(),

@@ -24,6 +24,7 @@ from circuitdrift.compare.sweep import primary_learning_rates
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.launch import launch
 from circuitdrift.pipeline.measure import measure_job
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
@@ -128,7 +129,8 @@ def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "tr
             preservation = ctx.preservation if method == PRESERVE else None
             todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel)), preservation))
         todo.sort(key=lambda job: -expected_cost(ctx.config, job[1]))  # stable: config order within a method
-        for job, _, seconds in run_all(train_job, todo, ctx.jobs, ctx.config.threads):
+        for job, _, seconds in launch(ctx.config.launcher, train_job, todo, jobs=ctx.jobs,
+                                      threads=ctx.config.threads, folder=ctx.store.root):
             _, method, lr, seed, _, _ = job
             ctx.store.mark(run_folder(method, lr, seed), train_key(ctx, method, lr, seed))
             rep.record(f"{method} lr {lr:g} seed {seed}", seconds)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from circuitdrift.errors import InputError
+from circuitdrift.errors import InputError, TooFewExamples
 from circuitdrift.plugins import load_plugins
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.files import load_task_file
@@ -91,4 +91,24 @@ def resolve_task(
         return load_task_file(path).subset(n)
     known = ", ".join(sorted(BUILTIN_TASKS)) or "none"
     raise InputError(f"task '{name}': neither a built-in task ({known}) nor a JSONL file")
+
+
+def resolve_task_up_to(spec: str | Path, split: str = "test", n: int | None = None, seed: int = 0,
+                       tokenizer=None) -> Task:
+    """:func:`resolve_task` for a default n: up to ``n`` examples, all the task has when it has fewer.
+
+    A default is a cap, not a demand: a 24-question local task evaluates its 24. Only an ``n`` the
+    user asked for (``--n``) must be met (:func:`require_size`).
+    """
+    try:
+        return resolve_task(spec, split=split, n=n, seed=seed, tokenizer=tokenizer)
+    except TooFewExamples as err:
+        return resolve_task(spec, split=split, n=err.available, seed=seed, tokenizer=tokenizer)
+
+
+def require_size(task: Task, n: int | None, option: str = "--n") -> Task:
+    """``task``, when it has the ``n`` examples an explicit ``option`` asked for; a one-line error otherwise."""
+    if n is not None and len(task) < n:
+        raise InputError(f"task '{task.name}': {option} {n} asks for more examples than it has ({len(task)})")
+    return task
 

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from circuitdrift.errors import InputError
+from circuitdrift.errors import InputError, TooFewExamples
 from circuitdrift.tasks.base import Example, Task
 from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
@@ -325,8 +325,9 @@ def mcq_task(
                                 chat_prompt(tokenizer, corrupt.user_turn()), question.letter, corrupt.letter))
         turns.append(question.user_turn())
     if not examples or (n is not None and len(examples) < n):
-        raise InputError(f"task '{name}': split '{split}' has {len(examples)} usable questions, fewer than n={want} "
-                         f"({skipped} skipped: duplicate options or no equal-length counterfactual)")
+        message = (f"task '{name}': split '{split}' has {len(examples)} usable questions, fewer than n={want} "
+                   f"({skipped} skipped: duplicate options or no equal-length counterfactual)")
+        raise TooFewExamples(message, len(examples)) if examples else InputError(message)
     description = (f"{dataset.description}; {origin}; counterfactual = options permuted, {repaired} repaired by a "
                    f"non-swap permutation, {skipped} skipped (no equal-length permutation or duplicate options)")
     return MultipleChoiceTask(name, examples, description, templated=True, chat_prompts=turns)

@@ -34,6 +34,7 @@ from circuitdrift.errors import InputError
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
+from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
@@ -83,6 +84,19 @@ def rollout_sampling(config: TrainConfig) -> Sampling:
                     top_p=rl.top_p)
 
 
+def vllm_loadable(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> PreTrainedModel:
+    """Give ``model`` a folder vLLM can load: TRL's colocate mode builds ``LLM(model=model.name_or_path)``.
+
+    A model made in memory (``from_config``, a benchmark's random init) has an empty name; it is saved to
+    ``folder`` and named after it. TRL then copies the trained weights into vLLM at every step.
+    """
+    if model.name_or_path:  # the folder or hub id it was loaded from
+        return model
+    save_model_folder(model, tokenizer, folder)
+    model.name_or_path = model.config._name_or_path = str(folder)
+    return model
+
+
 class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring)."""
 
@@ -103,6 +117,8 @@ def grpo_trainer(
     monitor: RolloutMonitor | None = None,
 ) -> GRPOTrainer:
     """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded)."""
+    if config.rl.use_vllm:
+        model = vllm_loadable(model, tokenizer, Path(output_dir) / "vllm-model")
     return FolderDefaultsIgnoredGRPOTrainer(
         model=model,
         reward_funcs=monitor.reward_func if monitor is not None else task.reward,

@@ -139,11 +139,21 @@ class ReferenceHeads:
         self.copy = None if lora else copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
 
     def __call__(self, model: nn.Module, inputs: dict) -> dict[int, Tensor]:
+        if not self.lora:
+            self._follow(model)
         source = model if self.lora else self.copy
         context = source.disable_adapter() if self.lora else nullcontext()
         with torch.no_grad(), context, live_heads(source, self.chosen) as store:
             source(**inputs, use_cache=False)
         return {layer: z.detach() for layer, z in store.items()}
+
+
+    def _follow(self, policy: nn.Module) -> None:
+        """Put the copy where the policy is, in its dtype: the Trainer moves the policy (to the GPU) after the copy
+        was taken, and the batches it feeds are on the policy's device."""
+        p, q = next(policy.parameters()), next(self.copy.parameters())
+        if (q.device, q.dtype) != (p.device, p.dtype):
+            self.copy.to(device=p.device, dtype=p.dtype)
 
 
 class CircuitPreservingSFTTrainer(SFTTrainer):

@@ -44,6 +44,7 @@ from circuitdrift.train.checkpoints import (
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
 from circuitdrift.train.grpo import grpo_trainer, rollout_sampling
 from circuitdrift.train.monitor import RolloutMonitor
+from circuitdrift.train.precision import master_weights
 from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
 
@@ -97,6 +98,7 @@ def train(
     done = (lambda: list_adapters(out_dir / "adapter")) if adapter_only else (lambda: list_checkpoints(out_dir))
     if (out_dir / SUMMARY_FILE).is_file():
         return done()
+    config = master_weights(model, config)  # float32 weights, bf16 autocast when loaded in bf16 (train/precision.py)
 
     base_dir = checkpoint_dir(out_dir, 0)
     state_dir = out_dir / "adapter" if config.lora else out_dir

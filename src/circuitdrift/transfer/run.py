@@ -14,7 +14,7 @@ from pathlib import Path
 
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json, write_text
-from circuitdrift.pipeline.parallel import default_jobs, set_threads
+from circuitdrift.pipeline.parallel import job_plan, set_threads
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore
 from circuitdrift.steer.residual import decoder_layers
@@ -39,7 +39,7 @@ def run_transfer(config_path: str | Path | None = None, out: str | Path | None =
     if jobs is not None and jobs < 1:
         raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
     set_threads(config.threads)
-    ctx = stages.TransferContext(config, None, Reporter(quiet), jobs=jobs or default_jobs())
+    ctx = stages.TransferContext(config, None, Reporter(quiet), jobs=job_plan(config.device, jobs))
     check_inputs(ctx)  # before the run folder exists: bad input leaves nothing behind
     ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
     write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
