@@ -62,3 +62,19 @@ def test_a_bf16_configured_run_moves_the_weights_as_float32_training_does(tmp_pa
     cosine = float(torch.nn.functional.cosine_similarity(full, half, dim=0))
     assert 0.9 < ratio < 1.1, ratio
     assert cosine > 0.95, cosine
+
+
+def test_under_lora_the_frozen_base_keeps_its_dtype_and_the_adapters_are_float32():
+    """Casting a frozen 7B base to float32 would double its memory for nothing: only adapters train."""
+    from peft import get_peft_model
+
+    from circuitdrift.train.run import _peft_config
+
+    model = toy_model(toy_tokenizer()).to(torch.bfloat16)
+    config = master_weights(model, TrainConfig(lora={"r": 4, "alpha": 8}))
+    assert config.bf16 is True
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    wrapped = get_peft_model(model, _peft_config(config))  # what TRL does with the peft config
+    trained = {p.dtype for p in wrapped.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in wrapped.parameters() if not p.requires_grad}
+    assert trained == {torch.float32} and frozen == {torch.bfloat16}

@@ -28,12 +28,15 @@ def master_weights(model: nn.Module, config: TrainConfig) -> TrainConfig:
 
     Weights loaded in bfloat16 mean "compute in bf16": ``bf16`` is set when the config leaves it
     unset. float16 weights train in float32 with the config's (or the device's) bf16 rule: fp16
-    compute needs a loss scaler the pipeline does not configure.
+    compute needs a loss scaler the pipeline does not configure. Under LoRA the frozen base keeps
+    its dtype (nothing updates it) and only the adapters are float32: PEFT casts adapters on a
+    half-precision base to float32 itself (``autocast_adapter_dtype``).
     """
     loaded = weight_dtypes(model)
     if not loaded & set(HALF):
         return config
-    model.to(torch.float32)
+    if config.lora is None:
+        model.to(torch.float32)
     if config.bf16 is None and torch.bfloat16 in loaded:
         return config.model_copy(update={"bf16": True})
     return config
