@@ -87,7 +87,18 @@ def test_tiny_model_pipeline_writes_the_report(tiny_run):
         assert row["tau_status"] in ("control", "defined", "teacher did not move")
         assert row["tau"] is None or row["tau_status"] == "defined"
         assert 0 <= row["flag_rate"] <= 1 and row["heads"] and len(row["heads"]) == 3
+    assert results["random_alphas"] == [-2.0, 2.0] and results["verdict"]
+    assert {c["status"] for c in results["threshold"]} <= {"none", "grid_end", "grid_start", "found"}
+    for row in (r for r in results["rows"] if r["alpha"] != 0):
+        assert row["B_student_random"]["seeds"] == 2 and row["random"]["quality"]["n"] == 8
+        mech = row["mechanism"]
+        assert len(mech["per_layer_cosine"]) == 3 and -1 <= mech["paired_cosine"]["mean"] <= 1
+        assert mech["ablation"]["did"]["lo"] <= mech["ablation"]["did"]["mean"] <= mech["ablation"]["did"]["hi"]
+        assert mech["logp_refusal"]["n_prompts"] == 10
     assert len((run / "teacher/alpha-2/data.jsonl").read_text().splitlines()) == 8
+    assert len((run / "teacher/random/alpha-2/data.jsonl").read_text().splitlines()) == 8
+    report = (run / "report.md").read_text()
+    assert "tau_random" in report and "paired cosine" in report and "verdict:" in report
     for alpha in ("alpha-2", "alpha0", "alpha+2"):
         for seed in (0, 1):
             assert (run / f"students/{alpha}/seed{seed}/checkpoint-2/config.json").is_file()
@@ -107,8 +118,10 @@ def test_rerun_reuses_everything_and_changes_nothing(tiny_run):
     run_transfer(config, run, quiet=True, jobs=1)
     assert (run / "results.json").read_bytes() == before
     timings = json.loads((run / "timings.json").read_text())
-    for stage in ("teachers", "students", "student measures"):
-        assert all(v == 0.0 for v in timings[stage]["items"].values()), stage
+    counts = {"teachers": 5, "students": 10, "student measures": 10}  # 3 alphas + 2 random-direction, x 2 seeds
+    for stage, n in counts.items():
+        items = timings[stage]["items"]
+        assert len(items) == n and all(v == 0.0 for v in items.values()), stage
 
 
 def test_a_changed_student_budget_retrains_students_only(tiny_run, tmp_path):
@@ -120,8 +133,9 @@ def test_a_changed_student_budget_retrains_students_only(tiny_run, tmp_path):
     changed = tiny_config(tmp_path, str(base), files, steps=3)
     run_transfer(changed, copy, quiet=True, jobs=1)
     timings = json.loads((copy / "timings.json").read_text())
-    assert all(v == 0.0 for v in timings["teachers"]["items"].values())
-    assert all(v > 0.0 for v in timings["students"]["items"].values())
+    teachers, students = timings["teachers"]["items"], timings["students"]["items"]
+    assert len(teachers) == 5 and all(v == 0.0 for v in teachers.values())
+    assert len(students) == 10 and all(v > 0.0 for v in students.values())
     assert (copy / "students/alpha0/seed0/checkpoint-3/config.json").is_file()
 
 
@@ -151,7 +165,7 @@ def test_a_damaged_artifact_is_recomputed_alone(tiny_run, tmp_path):
     timings = json.loads((copy / "timings.json").read_text())
     redone = {k for k, v in timings["student measures"]["items"].items() if v > 0}
     assert redone == {"alpha 0 seed 1"}
-    assert all(v == 0.0 for v in timings["students"]["items"].values())
+    assert timings["students"]["items"] and all(v == 0.0 for v in timings["students"]["items"].values())
     assert (copy / "results.json").read_bytes() == (run / "results.json").read_bytes()
 
 

@@ -23,6 +23,7 @@ from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
+from circuitdrift.steer.controls import ablation, random_direction
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
@@ -32,6 +33,7 @@ from circuitdrift.train.run import train
 from circuitdrift.transfer import mechanism
 from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
+from circuitdrift.transfer.quality import accuracy, answer_key, data_quality
 
 VECTOR = "steer/vector.safetensors"
 JUDGE_CACHE = "judge-cache"
@@ -41,16 +43,42 @@ def alpha_name(alpha: float) -> str:
     return "alpha0" if alpha == 0 else f"alpha{alpha:+g}"
 
 
-def teacher_rel(alpha: float) -> str:
-    return f"teacher/{alpha_name(alpha)}"
+ARMS = ("refusal", "random")  # the teacher steered along r, and along a random direction orthogonal to it
 
 
-def student_rel(alpha: float, seed: int) -> str:
-    return f"students/{alpha_name(alpha)}/seed{seed}"
+def _arm(arm: str) -> str:
+    return "" if arm == "refusal" else f"{arm}/"
 
 
-def eval_rel(alpha: float, seed: int) -> str:
-    return f"measure/{alpha_name(alpha)}/seed{seed}.json"
+def teacher_rel(alpha: float, arm: str = "refusal") -> str:
+    return f"teacher/{_arm(arm)}{alpha_name(alpha)}"
+
+
+def student_rel(alpha: float, seed: int, arm: str = "refusal") -> str:
+    return f"students/{_arm(arm)}{alpha_name(alpha)}/seed{seed}"
+
+
+def eval_rel(alpha: float, seed: int, arm: str = "refusal") -> str:
+    return f"measure/{_arm(arm)}{alpha_name(alpha)}/seed{seed}.json"
+
+
+def teacher_items(config: TransferConfig) -> list[tuple[str, float]]:
+    """(arm, alpha) of every teacher: the refusal arm at every alpha, the random arm at its alphas."""
+    return [("refusal", a) for a in config.alphas] + [("random", a) for a in config.random_alphas()]
+
+
+def student_items(config: TransferConfig) -> list[tuple[str, float, int]]:
+    return [(arm, a, s) for arm, a in teacher_items(config) for s in config.seeds]
+
+
+def label(arm: str, alpha: float, seed: int | None = None) -> str:
+    text = f"alpha {alpha:g}" if arm == "refusal" else f"random alpha {alpha:g}"
+    return text if seed is None else f"{text} seed {seed}"
+
+
+def direction(config: TransferConfig, vectors: SteeringVectors, arm: str):
+    """The teacher's steering direction: r, or the seeded random direction orthogonal to it (same norm)."""
+    return vectors.vector if arm == "refusal" else random_direction(vectors.vector, config.controls.seed)
 
 
 def prompts_of(source: PromptSource, seed: int = 0) -> list[str]:
@@ -92,16 +120,28 @@ class TransferContext:
         c = self.config
         return self.key("vector", self.base_identity, c.steering.model_dump(mode="json"), c.dtype)
 
-    def teacher_key(self, alpha: float) -> str:
+    def teacher_key(self, alpha: float, arm: str = "refusal") -> str:
         c = self.config
-        return self.key("teacher", self.vector_key(), alpha, c.teacher_data.model_dump(mode="json"),
+        which = arm if arm == "refusal" else [arm, c.controls.seed]
+        return self.key("teacher", self.vector_key(), alpha, which,
+                        c.teacher_data.model_dump(mode="json", exclude={"filter"}),
                         c.behaviour.model_dump(mode="json"), c.judge.key())
 
-    def student_key(self, alpha: float, seed: int) -> str:
-        return self.key("student", self.teacher_key(alpha), self.config.student_config(seed).model_dump(mode="json"))
+    def data_key(self, alpha: float, arm: str = "refusal") -> str:
+        """The training data's key: the teacher's, or with filtering every teacher's (the row count is shared)."""
+        if self.config.teacher_data.filter == "none":
+            return self.teacher_key(alpha, arm)
+        return self.key("data", self.config.teacher_data.filter,
+                        [self.teacher_key(a, m) for m, a in teacher_items(self.config)], alpha, arm)
 
-    def eval_key(self, alpha: float, seed: int) -> str:
-        return self.key("eval", self.student_key(alpha, seed), self.config.mechanism.model_dump(mode="json"))
+    def student_key(self, alpha: float, seed: int, arm: str = "refusal") -> str:
+        return self.key("student", self.data_key(alpha, arm),
+                        self.config.student_config(seed).model_dump(mode="json"))
+
+    def eval_key(self, alpha: float, seed: int, arm: str = "refusal") -> str:
+        c = self.config
+        return self.key("eval", self.student_key(alpha, seed, arm), c.mechanism.model_dump(mode="json"),
+                        c.benign_task.model_dump(mode="json") if c.benign_task else None)
 
 
 def load_base(config: TransferConfig):
@@ -149,81 +189,122 @@ def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int
 # ---- stage 2: the steered teacher: its benign data and its behaviour ------------------------------------
 
 def teacher_job(job: tuple) -> dict:
-    """Worker: at one alpha, the teacher's sampled answers to the benign prompts and greedy answers to the
-    harmful ones, with the judge's verdicts."""
-    config, vector_path, cache_dir, alpha = job
+    """Worker: at one alpha and arm, the teacher's sampled answers to the benign prompts and greedy answers to
+    the harmful ones, with the judge's verdicts and the data's quality."""
+    config, vector_path, cache_dir, arm, alpha = job
     model, tokenizer = load_base(config)
     vectors = SteeringVectors.load(vector_path)
     t, b = config.teacher_data, config.behaviour
     benign, harmful = prompts_of(t), prompts_of(b)
     judge = make_judge(config.judge, cache_dir=cache_dir)
-    with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale):
+    with steering(model, direction(config, vectors, arm), steered_layers(config, vectors), alpha,
+                  config.steering.scale):
         data = chat_completions(model, tokenizer, benign, Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
                                 batch_size=t.batch_size)
         answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
-    return {"prompts": benign, "completions": data, "flagged": judge.flagged(benign, data),
+    flagged = judge.flagged(benign, data)
+    quality = data_quality(benign, data, flagged, judge.complied(benign, data), answer_key(t.prompts))
+    return {"prompts": benign, "completions": data, "flagged": flagged, "quality": quality,
             "harmful": harmful, "answers": answers, "complied": judge.complied(harmful, answers)}
 
 
-def teachers(ctx: TransferContext) -> dict[float, dict]:
-    """Per alpha: ``teacher/<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``."""
-    out: dict[float, dict] = {}
+def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
+    """Per (arm, alpha): ``teacher/[random/]<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``."""
+    out: dict[tuple[str, float], dict] = {}
     todo = []
-    alphas = ctx.config.alphas
-    with ctx.reporter.stage("teachers", len(alphas)) as rep:
-        for alpha in alphas:
-            rel, key = teacher_rel(alpha), ctx.teacher_key(alpha)
+    items = teacher_items(ctx.config)
+    with ctx.reporter.stage("teachers", len(items)) as rep:
+        for arm, alpha in items:
+            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
             if ctx.store.fresh(f"{rel}/data.jsonl", key) and ctx.store.fresh(f"{rel}/behaviour.json", key):
-                out[alpha] = ctx.store.read_json(f"{rel}/behaviour.json")
-                rep.record(f"alpha {alpha:g}", 0.0, cached=True)
+                out[(arm, alpha)] = ctx.store.read_json(f"{rel}/behaviour.json")
+                rep.record(label(arm, alpha), 0.0, cached=True)
                 continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha))
+            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha))
         for job, result, seconds in run_all(teacher_job, todo, ctx.jobs, ctx.config.threads):
-            alpha = job[-1]
-            rel, key = teacher_rel(alpha), ctx.teacher_key(alpha)
+            arm, alpha = job[-2], job[-1]
+            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
             ctx.store.write_text(f"{rel}/data.jsonl", data_lines(result["prompts"], result["completions"],
                                                                  result["flagged"]), key)
-            behaviour = {"alpha": alpha, "flag_rate": sum(result["flagged"]) / len(result["flagged"]),
+            behaviour = {"alpha": alpha, "arm": arm, "flag_rate": sum(result["flagged"]) / len(result["flagged"]),
                          "n_data": len(result["completions"]),
                          "n_empty": sum(not c.strip() for c in result["completions"]),
+                         "quality": result["quality"],
                          "B": sum(result["complied"]) / len(result["complied"]),
                          "complied": [int(v) for v in result["complied"]],
                          "answers": result["answers"], "harmful": result["harmful"]}
             ctx.store.write_json(f"{rel}/behaviour.json", behaviour, key)
-            out[alpha] = behaviour
-            rep.record(f"alpha {alpha:g}", seconds)
+            out[(arm, alpha)] = behaviour
+            rep.record(label(arm, alpha), seconds)
     return out
+
+
+# ---- stage 2b: the training data, filtered and matched in size when asked ----------------------------------
+
+def train_data_rel(config: TransferConfig, alpha: float, arm: str = "refusal") -> str:
+    name = "data.jsonl" if config.teacher_data.filter == "none" else "train.jsonl"
+    return f"{teacher_rel(alpha, arm)}/{name}"
+
+
+def matched_rows(data: dict[tuple[str, float], list[dict]]) -> dict[tuple[str, float], list[dict]]:
+    """Every teacher's unflagged, non-empty rows, cut to the smallest such count so every alpha trains on as many."""
+    kept = {item: [r for r in rows if not r["flagged"] and r["completion"].strip()] for item, rows in data.items()}
+    n = min(len(rows) for rows in kept.values())
+    if n == 0:
+        empty = [label(arm, a) for (arm, a), rows in kept.items() if not rows]
+        raise InputError(f"teacher_data.filter flagged: no unflagged answer left at {', '.join(empty)}")
+    return {item: rows[:n] for item, rows in kept.items()}
+
+
+def training_data(ctx: TransferContext, teacher: dict[tuple[str, float], dict]) -> None:
+    """With ``teacher_data.filter: flagged``, write each teacher's ``train.jsonl``; record the rows trained on."""
+    items = teacher_items(ctx.config)
+    if ctx.config.teacher_data.filter == "none":
+        for item in items:
+            teacher[item]["n_train"] = teacher[item]["n_data"] - teacher[item]["n_empty"]
+        return
+    rels = {(arm, a): train_data_rel(ctx.config, a, arm) for arm, a in items}
+    if not all(ctx.store.fresh(rels[(arm, a)], ctx.data_key(a, arm)) for arm, a in items):
+        rows = matched_rows({(arm, a): read_data(ctx.store.path(teacher_rel(a, arm), "data.jsonl"))
+                             for arm, a in items})
+        for (arm, a), kept in rows.items():
+            ctx.store.write_text(rels[(arm, a)], data_lines([r["prompt"] for r in kept],
+                                                            [r["completion"] for r in kept],
+                                                            [r["flagged"] for r in kept]), ctx.data_key(a, arm))
+    for arm, a in items:
+        teacher[(arm, a)]["n_train"] = len(read_data(ctx.store.path(rels[(arm, a)])))
 
 
 # ---- stage 3: students distilled on each teacher's data -------------------------------------------------
 
 def student_job(job: tuple) -> None:
     """Worker: SFT of the base model on one teacher's data, with one seed (resumes a killed run)."""
-    config, alpha, seed, data_path, folder = job
+    config, arm, alpha, seed, data_path, folder = job
     model, tokenizer = load_base(config)
-    task = distillation_task(read_data(data_path), tokenizer, f"teacher-{alpha_name(alpha)}")
+    name = f"teacher-{alpha_name(alpha)}" if arm == "refusal" else f"teacher-{arm}-{alpha_name(alpha)}"
+    task = distillation_task(read_data(data_path), tokenizer, name)
     train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer)
     shutil.rmtree(checkpoint_dir(folder, 0), ignore_errors=True)  # the base model again: not worth its disk
 
 
 def students(ctx: TransferContext) -> None:
-    items = [(a, s) for a in ctx.config.alphas for s in ctx.config.seeds]
+    items = student_items(ctx.config)
     todo = []
     with ctx.reporter.stage("students", len(items)) as rep:
-        for alpha, seed in items:
-            rel, key = student_rel(alpha, seed), ctx.student_key(alpha, seed)
+        for arm, alpha, seed in items:
+            rel, key = student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm)
             if ctx.store.fresh(rel, key):
-                rep.record(f"alpha {alpha:g} seed {seed}", 0.0, cached=True)
+                rep.record(label(arm, alpha, seed), 0.0, cached=True)
                 continue
             if ctx.store.key(rel) != key:
                 ctx.store.remove(rel)  # never started, or started with other settings: start over
             ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            data = str(ctx.store.path(teacher_rel(alpha), "data.jsonl"))
-            todo.append((ctx.config, alpha, seed, data, str(ctx.store.path(rel))))
+            data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
+            todo.append((ctx.config, arm, alpha, seed, data, str(ctx.store.path(rel))))
         for job, _, seconds in run_all(student_job, todo, ctx.jobs, ctx.config.threads):
-            _, alpha, seed, _, _ = job
-            ctx.store.mark(student_rel(alpha, seed), ctx.student_key(alpha, seed))
-            rep.record(f"alpha {alpha:g} seed {seed}", seconds)
+            _, arm, alpha, seed, _, _ = job
+            ctx.store.mark(student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm))
+            rep.record(label(arm, alpha, seed), seconds)
 
 
 def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
@@ -236,23 +317,39 @@ def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
 # ---- stage 4: each student's behaviour and mechanism ----------------------------------------------------
 
 def eval_job(job: tuple) -> dict:
-    """Worker: the student's answers to the harmful prompts (judged), its activation shift, its CMAP."""
-    config, vector_path, cache_dir, alpha, seed, folder = job
+    """Worker: the student's answers to the harmful prompts (judged), with r ablated too; its activation shift
+    at every layer; the prefix log-likelihoods; its benign accuracy; its CMAP."""
+    config, vector_path, cache_dir, arm, alpha, seed, folder = job
     base, tokenizer = load_base(config)
     student, _ = load_model(str(final_checkpoint(config, folder)), dtype=config.dtype, device=config.device,
                             attn_implementation=config.attn_implementation)
     vectors = SteeringVectors.load(vector_path)
-    harmful, benign = prompts_of(config.behaviour), prompts_of(config.teacher_data)
-    answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
-                               batch_size=config.behaviour.batch_size)
-    complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
-    m = config.mechanism
-    shift = mechanism.activation_shift(student, base, tokenizer, harmful[:64] + benign[:64], vectors.layer)
+    b, m = config.behaviour, config.mechanism
+    harmful, benign = prompts_of(b), prompts_of(config.teacher_data)
+    judge = make_judge(config.judge, cache_dir=cache_dir)
+    answers = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+    complied = judge.complied(harmful, answers)
+    shifts, base_norm = mechanism.activation_shifts(student, base, tokenizer, harmful[:64] + benign[:64])
+    shift = shifts[vectors.layer]
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "B": sum(complied) / len(complied), "complied": [int(v) for v in complied],
-           "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
-           "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None}
+    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": sum(complied) / len(complied),
+           "complied": [int(v) for v in complied], "answers": answers,
+           "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
+           "shift": shifts.tolist(), "base_norm": base_norm.tolist(),
+           "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None, "complied_ablated": None,
+           "logp_compliant": mechanism.prefix_logprobs(student, tokenizer, harmful, m.compliant_prefix, b.batch_size),
+           "logp_refusal": mechanism.prefix_logprobs(student, tokenizer, harmful, m.refusal_prefix, b.batch_size),
+           "benign_accuracy": None}
+    if m.ablation:
+        with ablation(student, vectors.vector, steered_layers(config, vectors)):
+            ablated = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+        out["complied_ablated"] = [int(v) for v in judge.complied(harmful, ablated)]
+    if config.benign_task is not None:
+        q = config.benign_task
+        questions = prompts_of(q)
+        replies = chat_completions(student, tokenizer, questions, Sampling(q.max_new_tokens), batch_size=q.batch_size)
+        out["benign_accuracy"] = accuracy(questions, replies, answer_key(q.prompts))
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
         if task is not None:
@@ -261,22 +358,22 @@ def eval_job(job: tuple) -> dict:
     return out
 
 
-def evaluations(ctx: TransferContext) -> dict[tuple[float, int], dict]:
-    items = [(a, s) for a in ctx.config.alphas for s in ctx.config.seeds]
-    out: dict[tuple[float, int], dict] = {}
+def evaluations(ctx: TransferContext) -> dict[tuple[str, float, int], dict]:
+    items = student_items(ctx.config)
+    out: dict[tuple[str, float, int], dict] = {}
     todo = []
     with ctx.reporter.stage("student measures", len(items)) as rep:
-        for alpha, seed in items:
-            rel, key = eval_rel(alpha, seed), ctx.eval_key(alpha, seed)
+        for arm, alpha, seed in items:
+            rel, key = eval_rel(alpha, seed, arm), ctx.eval_key(alpha, seed, arm)
             if ctx.store.fresh(rel, key):
-                out[(alpha, seed)] = ctx.store.read_json(rel)
-                rep.record(f"alpha {alpha:g} seed {seed}", 0.0, cached=True)
+                out[(arm, alpha, seed)] = ctx.store.read_json(rel)
+                rep.record(label(arm, alpha, seed), 0.0, cached=True)
                 continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha, seed,
-                         str(ctx.store.path(student_rel(alpha, seed)))))
+            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
+                         seed, str(ctx.store.path(student_rel(alpha, seed, arm)))))
         for job, result, seconds in run_all(eval_job, todo, ctx.jobs, ctx.config.threads):
-            alpha, seed = job[3], job[4]
-            ctx.store.write_json(eval_rel(alpha, seed), result, ctx.eval_key(alpha, seed))
-            out[(alpha, seed)] = result
-            rep.record(f"alpha {alpha:g} seed {seed}", seconds)
+            arm, alpha, seed = job[3], job[4], job[5]
+            ctx.store.write_json(eval_rel(alpha, seed, arm), result, ctx.eval_key(alpha, seed, arm))
+            out[(arm, alpha, seed)] = result
+            rep.record(label(arm, alpha, seed), seconds)
     return out
