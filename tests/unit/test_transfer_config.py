@@ -20,6 +20,12 @@ def test_defaults_add_the_control_and_order_alphas():
     assert config.student_config(2).seed == 2 and config.student.lora.r == 8
 
 
+def test_random_arm_alphas():
+    assert parse_transfer_config({"alphas": [-0.1, -0.3]}).random_alphas() == [-0.1, -0.3]
+    assert parse_transfer_config({"alphas": [-0.1, -0.3], "controls": {"alphas": [-0.3]}}).random_alphas() == [-0.3]
+    assert parse_transfer_config({"alphas": [-0.1], "controls": {"random_direction": False}}).random_alphas() == []
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"steering": {"spam": 1}}, "config: steering.spam: unknown key"),
     ({"teacher_data": {"temperature": -1}}, "config: teacher_data.temperature: Input should be greater"),
@@ -28,6 +34,8 @@ def test_defaults_add_the_control_and_order_alphas():
     ({"judge": {"kind": "http", "model": "gpt-4.1"}}, "config: judge: judge kind 'http' needs 'base_url'"),
     ({"student": {"steps": 0}}, "config: student.steps: Input should be greater"),
     ({"name": "a/b"}, "config: name: String should match"),
+    ({"alphas": [-0.1], "controls": {"alphas": [-0.2]}}, "config: (top level): controls.alphas: [-0.2] must"),
+    ({"teacher_data": {"filter": "all"}}, "config: teacher_data.filter: Input should be"),
 ])  # fmt: skip
 def test_bad_values_name_their_key(data, message):
     with pytest.raises(InputError) as err:
