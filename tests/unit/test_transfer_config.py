@@ -46,8 +46,11 @@ def test_bad_values_name_their_key(data, message):
 @pytest.mark.parametrize("name", ["transfer-demo.yaml", "llama2-7b-chat-transfer.yaml", "qwen2.5-7b-transfer.yaml"])
 def test_shipped_configs_parse(name):
     config, _ = load_transfer_config(CONFIGS / name)
-    assert len(config.alphas) >= 6 and len(config.seeds) >= 3
-    if name != "transfer-demo.yaml":
+    if name == "transfer-demo.yaml":  # a crossing needs at least two steered alphas; stability five seeds
+        assert len(config.alphas) >= 3 and len(config.seeds) >= 5 and config.random_alphas() == config.alphas[1:]
+        assert config.benign_task is not None and config.mechanism.ablation
+    else:
+        assert len(config.alphas) >= 6 and len(config.seeds) >= 3
         assert config.dtype == "bfloat16" and config.student.lora is not None
         assert config.behaviour.prompts.startswith("hf:JailbreakBench/") and config.behaviour.column == "Goal"
         assert config.teacher_data.prompts.startswith("hf:")
@@ -78,3 +81,11 @@ def test_hub_prompts_offline_are_one_line(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="^prompts 'hf:JailbreakBench/JBB-Behaviors@behaviors': could not load"):
         resolve_prompts("hf:JailbreakBench/JBB-Behaviors@behaviors", split="harmful", column="Goal")
+
+
+def test_student_optimizer_reaches_the_trainer(tmp_path):
+    from circuitdrift.train.sft import sft_args
+
+    config = parse_transfer_config({"student": {"optimizer": "sgd", "learning_rate": 0.1}})
+    assert str(sft_args(config.student_config(0), tmp_path).optim.value) == "sgd"
+    assert str(sft_args(parse_transfer_config({}).student_config(0), tmp_path).optim.value) == "adamw_torch"

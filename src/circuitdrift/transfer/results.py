@@ -88,7 +88,7 @@ def build_results(config: TransferConfig, vectors: SteeringVectors, teacher: dic
     return {
         "name": config.name, "base_model": config.base_model, "alphas": list(config.alphas), "seeds": seeds,
         "random_alphas": rand, "judge": config.judge.kind, "method": METHOD,
-        "filter": config.teacher_data.filter, "optimizer": getattr(config.student, "optimizer", "adamw"),
+        "filter": config.teacher_data.filter, "optimizer": config.student.optimizer,
         "steering": {"layer": vectors.layer, "layers": steered_layers(config, vectors), "scale": config.steering.scale,
                      "separation": vectors.separation, "rule": vectors.meta.get("rule"),
                      "norm": float(vectors.vector.norm())},
