@@ -89,3 +89,13 @@ def test_student_optimizer_reaches_the_trainer(tmp_path):
     config = parse_transfer_config({"student": {"optimizer": "sgd", "learning_rate": 0.1}})
     assert str(sft_args(config.student_config(0), tmp_path).optim.value) == "sgd"
     assert str(sft_args(parse_transfer_config({}).student_config(0), tmp_path).optim.value) == "adamw_torch"
+
+
+def test_sgd_demo_differs_from_the_demo_in_the_optimizer_only():
+    demo, _ = load_transfer_config(CONFIGS / "transfer-demo.yaml")
+    sgd, _ = load_transfer_config(CONFIGS / "transfer-demo-sgd.yaml")
+    assert sgd.student.optimizer == "sgd" and demo.student.optimizer == "adamw"
+    assert sgd.alphas == [0.0, -0.3] and sgd.seeds == demo.seeds and sgd.random_alphas() == [-0.3]
+    same = ("steering", "teacher_data", "behaviour", "benign_task", "controls", "mechanism", "judge")
+    assert all(getattr(sgd, k) == getattr(demo, k) for k in same)
+    assert sgd.student.model_copy(update={"optimizer": "adamw", "learning_rate": 1e-3}) == demo.student
