@@ -127,8 +127,8 @@ def quality_table(results: dict) -> Table:
 
 def mechanism_table(results: dict) -> Table:
     lines = []
-    for r in _by_alpha(results):
-        m = r.get("mechanism")
+    for r, m, arm in ((r, r.get(key), arm) for r in _by_alpha(results)
+                      for key, arm in (("mechanism", "r"), ("mechanism_random", "random"))):
         if not m:
             continue
         pc = m["paired_cosine"]
@@ -137,11 +137,13 @@ def mechanism_table(results: dict) -> Table:
         ablation = m.get("ablation")
         did = (f"{_fmt(ablation['did'])} (B {ablation['B_ablated']:.3f} vs control {ablation['B_control_ablated']:.3f}"
                " ablated)") if ablation else "-"
-        lines.append((f"{r['alpha']:g}", f"{_fmt(pc, 2)}; null [{null['lo']:.2f}, {null['hi']:.2f}], p {null['p']:.3g}",
-                      layers, _fmt(r["shift_norm"], 2), _fmt(m["paired_shift_norm"], 2), _fmt(m["effective_alpha"], 3),
-                      did, _fmt(m["logp_compliant"], 2), _fmt(m["logp_refusal"], 2), _heads_text(r["heads"])))
-    return Table(("alpha", "paired cosine (steered - control, r)", "per-layer paired cosine", "shift norm",
-                  "paired shift norm", "effective alpha", "ablation diff-in-diff", "d log P(compliant)",
+        cosine = f"{_fmt(pc, 2)}; null [{null['lo']:.2f}, {null['hi']:.2f}], p {null['p']:.3g}"
+        lines.append((f"{r['alpha']:g}", arm, cosine, layers, _fmt(m["shift_norm"], 2),
+                      _fmt(m["paired_shift_norm"], 2), _fmt(m["effective_alpha"], 3), did,
+                      _fmt(m["logp_compliant"], 2), _fmt(m["logp_refusal"], 2),
+                      _heads_text(r["heads"]) if arm == "r" else "-"))
+    return Table(("alpha", "teacher direction", "paired cosine (steered - control, r)", "per-layer paired cosine",
+                  "shift norm", "paired shift norm", "effective alpha", "ablation diff-in-diff", "d log P(compliant)",
                   "d log P(refusal)", "top heads (CMAP)"), tuple(lines),
                  note="; ".join(results["method"][k] for k in ("paired_cosine", "effective_alpha", "ablation", "logp")))
 

@@ -85,6 +85,8 @@ def build_results(config: TransferConfig, vectors: SteeringVectors, teacher: dic
                                                       for s in seeds])}
         if a != 0.0:
             row["mechanism"] = paired_mechanism(config, vectors, evals, a, seeds)
+        if a in rand:
+            row["mechanism_random"] = paired_mechanism(config, vectors, evals, a, seeds, arm="random")
     return {
         "name": config.name, "base_model": config.base_model, "alphas": list(config.alphas), "seeds": seeds,
         "random_alphas": rand, "judge": config.judge.kind, "method": METHOD,
@@ -113,11 +115,12 @@ def verdict(rows: list[dict], has_random: bool) -> str:
 
 
 def paired_mechanism(config: TransferConfig, vectors: SteeringVectors, evals: dict, alpha: float,
-                     seeds: list[int]) -> dict:
-    """The steered students' mechanism measures, each read against the control students of the same seed."""
+                     seeds: list[int], arm: str = "refusal") -> dict:
+    """The ``arm``'s students' mechanism measures at ``alpha``, each read against the control students of the
+    same seed (always along r: for the random arm, what a push unrelated to refusal does along r)."""
     layer, r = vectors.layer, vectors.vector.double().numpy()
     a = config.analysis
-    shifts = {s: np.array(evals[("refusal", alpha, s)]["shift"]) for s in seeds}  # [L, hidden] each
+    shifts = {s: np.array(evals[(arm, alpha, s)]["shift"]) for s in seeds}  # [L, hidden] each
     control = {s: np.array(evals[("refusal", 0.0, s)]["shift"]) for s in seeds}
     diffs = np.stack([shifts[s][layer] - control[s][layer] for s in seeds])  # [k, hidden]
     per_seed = [ms.paired_cosine(shifts[s][layer], control[s][layer], r) for s in seeds]
@@ -132,19 +135,20 @@ def paired_mechanism(config: TransferConfig, vectors: SteeringVectors, evals: di
                           "null": ms.cosine_null(diffs, paired["mean"], config.mechanism.null_directions,
                                                  a.bootstrap_seed)},
         "per_layer_cosine": per_layer,
+        "shift_norm": stat([float(np.linalg.norm(shifts[s][layer])) for s in seeds]),
         "paired_shift_norm": stat([float(np.linalg.norm(d)) for d in diffs]),
         "effective_alpha": stat([ms.effective_alpha(d, r, unit_push) for d in diffs]),
-        "logp_compliant": ms.prompt_bootstrap(_outcomes(evals, "refusal", alpha, seeds, "logp_compliant")
+        "logp_compliant": ms.prompt_bootstrap(_outcomes(evals, arm, alpha, seeds, "logp_compliant")
                                               - _outcomes(evals, "refusal", 0.0, seeds, "logp_compliant"),
                                               a.n_boot, a.bootstrap_seed),
-        "logp_refusal": ms.prompt_bootstrap(_outcomes(evals, "refusal", alpha, seeds, "logp_refusal")
+        "logp_refusal": ms.prompt_bootstrap(_outcomes(evals, arm, alpha, seeds, "logp_refusal")
                                             - _outcomes(evals, "refusal", 0.0, seeds, "logp_refusal"),
                                             a.n_boot, a.bootstrap_seed),
         "ablation": None,
     }
     if config.mechanism.ablation:
-        s_a, s_0 = _outcomes(evals, "refusal", alpha, seeds), _outcomes(evals, "refusal", 0.0, seeds)
-        ab_a = _outcomes(evals, "refusal", alpha, seeds, "complied_ablated")
+        s_a, s_0 = _outcomes(evals, arm, alpha, seeds), _outcomes(evals, "refusal", 0.0, seeds)
+        ab_a = _outcomes(evals, arm, alpha, seeds, "complied_ablated")
         ab_0 = _outcomes(evals, "refusal", 0.0, seeds, "complied_ablated")
         out["ablation"] = {"B_ablated": float(ab_a.mean()), "B_control_ablated": float(ab_0.mean()),
                            "did": ms.ablation_did(s_a, ab_a, s_0, ab_0, a.n_boot, a.bootstrap_seed)}
