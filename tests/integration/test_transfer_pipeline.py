@@ -207,3 +207,22 @@ def test_a_student_cut_short_is_trained_again(tiny_run, tmp_path):
     timings = json.loads((copy / "timings.json").read_text())
     assert {k for k, v in timings["students"]["items"].items() if v > 0} == {"alpha -2 seed 1"}
     assert (copy / "results.json").read_bytes() == (run / "results.json").read_bytes()
+
+
+def test_report_states_a_crossing_found_inside_the_grid(tiny_run, tmp_path):
+    """The report from results.json alone: a crossing found between two grid points is drawn and described."""
+    import shutil
+
+    from circuitdrift.transfer.report import build_transfer_report
+
+    root, files, base, config, run = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    results = json.loads((copy / "results.json").read_text())
+    results["threshold"] = [{"key": "tau", "side": "negative", "grid": [-1.0, -2.0], "status": "found",
+                             "alpha": -2.0, "bracket": [-1.0, -2.0], "interpolated": -1.5}]
+    (copy / "results.json").write_text(json.dumps(results))
+    build_transfer_report(copy)
+    report = (copy / "report.md").read_text()
+    assert "crossing between -1 and -2, interpolated at alpha = -1.5" in report
+    assert (copy / "figures/tau.png").stat().st_size > 0
