@@ -1,7 +1,11 @@
 """The stages of ``circuitdrift transfer``; each reads and writes files in the run folder.
 
-    steering vector -> teacher data and teacher behaviour per alpha -> students per (alpha, seed)
-    -> student behaviour and mechanism per (alpha, seed) -> results -> report
+    steering vector -> teacher data and teacher behaviour per (arm, alpha) -> training data (filtered,
+    matched counts) -> students per (arm, alpha, seed) -> student behaviour and mechanism -> results -> report
+
+Two arms: ``refusal`` steers the teacher along r (paths as before: teacher/alpha<a>/...), ``random``
+along a seeded direction orthogonal to r with its norm (teacher/random/alpha<a>/...); alpha = 0 (the
+control) is the refusal arm's only.
 
 Jobs are module-level functions of picklable tuples, run ``jobs`` at a time in
 worker processes (pipeline/parallel.py); the parent alone writes the run folder's
