@@ -89,8 +89,19 @@ def test_tiny_model_pipeline_writes_the_report(tiny_run):
         assert row["tau_status"] in ("control", "defined", "teacher did not move")
         assert row["tau"] is None or row["tau_status"] == "defined"
         assert 0 <= row["flag_rate"] <= 1 and row["heads"] and len(row["heads"]) == 3
+    assert results["random_alphas"] == [-2.0, 2.0] and results["verdict"]
+    assert {c["status"] for c in results["threshold"]} <= {"none", "grid_end", "grid_start", "found"}
+    for row in (r for r in results["rows"] if r["alpha"] != 0):
+        assert row["B_student_random"]["seeds"] == 2 and row["random"]["quality"]["n"] == 8
+        mech = row["mechanism"]
+        assert len(mech["per_layer_cosine"]) == 3 and -1 <= mech["paired_cosine"]["mean"] <= 1
+        assert mech["ablation"]["did"]["lo"] <= mech["ablation"]["did"]["mean"] <= mech["ablation"]["did"]["hi"]
+        assert mech["logp_refusal"]["n_prompts"] == 10
     assert len((run / "teacher/alpha-2/data.jsonl").read_text().splitlines()) == 8
     base_bytes = sum(f.stat().st_size for f in base.glob("*.safetensors"))
+    assert len((run / "teacher/random/alpha-2/data.jsonl").read_text().splitlines()) == 8
+    report = (run / "report.md").read_text()
+    assert "tau_random" in report and "paired cosine" in report and "verdict:" in report
     for alpha in ("alpha-2", "alpha0", "alpha+2"):
         for seed in (0, 1):
             student = run / f"students/{alpha}/seed{seed}"
@@ -114,8 +125,10 @@ def test_rerun_reuses_everything_and_changes_nothing(tiny_run):
     run_transfer(config, run, quiet=True, jobs=1)
     assert (run / "results.json").read_bytes() == before
     timings = json.loads((run / "timings.json").read_text())
-    for stage in ("teachers", "students", "student measures"):
-        assert all(v == 0.0 for v in timings[stage]["items"].values()), stage
+    counts = {"teachers": 5, "students": 10, "student measures": 10}  # 3 alphas + 2 random-direction, x 2 seeds
+    for stage, n in counts.items():
+        items = timings[stage]["items"]
+        assert len(items) == n and all(v == 0.0 for v in items.values()), stage
 
 
 def test_a_changed_student_budget_retrains_students_only(tiny_run, tmp_path):
@@ -127,8 +140,9 @@ def test_a_changed_student_budget_retrains_students_only(tiny_run, tmp_path):
     changed = tiny_config(tmp_path, str(base), files, steps=3)
     run_transfer(changed, copy, quiet=True, jobs=1)
     timings = json.loads((copy / "timings.json").read_text())
-    assert all(v == 0.0 for v in timings["teachers"]["items"].values())
-    assert all(v > 0.0 for v in timings["students"]["items"].values())
+    teachers, students = timings["teachers"]["items"], timings["students"]["items"]
+    assert len(teachers) == 5 and all(v == 0.0 for v in teachers.values())
+    assert len(students) == 10 and all(v > 0.0 for v in students.values())
     assert (copy / "students/alpha0/seed0/adapter/checkpoint-3/adapter_config.json").is_file()
 
 
@@ -158,7 +172,7 @@ def test_a_damaged_artifact_is_recomputed_alone(tiny_run, tmp_path):
     timings = json.loads((copy / "timings.json").read_text())
     redone = {k for k, v in timings["student measures"]["items"].items() if v > 0}
     assert redone == {"alpha 0 seed 1"}
-    assert all(v == 0.0 for v in timings["students"]["items"].values())
+    assert timings["students"]["items"] and all(v == 0.0 for v in timings["students"]["items"].values())
     assert (copy / "results.json").read_bytes() == (run / "results.json").read_bytes()
 
 
@@ -199,3 +213,22 @@ def test_a_student_cut_short_is_trained_again(tiny_run, tmp_path):
     timings = json.loads((copy / "timings.json").read_text())
     assert {k for k, v in timings["students"]["items"].items() if v > 0} == {"alpha -2 seed 1"}
     assert (copy / "results.json").read_bytes() == (run / "results.json").read_bytes()
+
+
+def test_report_states_a_crossing_found_inside_the_grid(tiny_run, tmp_path):
+    """The report from results.json alone: a crossing found between two grid points is drawn and described."""
+    import shutil
+
+    from circuitdrift.transfer.report import build_transfer_report
+
+    root, files, base, config, run = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    results = json.loads((copy / "results.json").read_text())
+    results["threshold"] = [{"key": "tau", "side": "negative", "grid": [-1.0, -2.0], "status": "found",
+                             "alpha": -2.0, "bracket": [-1.0, -2.0], "interpolated": -1.5}]
+    (copy / "results.json").write_text(json.dumps(results))
+    build_transfer_report(copy)
+    report = (copy / "report.md").read_text()
+    assert "crossing between -1 and -2, interpolated at alpha = -1.5" in report
+    assert (copy / "figures/tau.png").stat().st_size > 0

@@ -87,6 +87,7 @@ class TrainConfig(BaseModel):
     )
     warmup_steps: int = Field(0, ge=0, description="linear warmup steps")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="AdamW (torch), or plain SGD (no momentum)")
     max_grad_norm: float = Field(1.0, gt=0.0, description="gradient clipping norm")
     seed: int = Field(0, ge=0, description="seeds the prompt order, initialisation of adapters and sampling")
     train_split: str = Field("train", description="task split the training prompts come from")

@@ -39,7 +39,7 @@ def common_args(config: TrainConfig, method: str, output_dir: Path, progress: bo
         warmup_steps=config.warmup_steps,
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
-        optim="adamw_torch",
+        optim="adamw_torch" if config.optimizer == "adamw" else "sgd",
         seed=config.seed,
         data_seed=config.seed,
         bf16=use_bf16(config),

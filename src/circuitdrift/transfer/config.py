@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from circuitdrift.errors import config_error
 from circuitdrift.io import read_yaml_mapping
@@ -72,6 +72,9 @@ class TeacherData(PromptSource):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int = Field(0, ge=0, description="seeds the teacher's sampling (the same for every alpha)")
     batch_size: int = Field(32, ge=1, description="prompts per generation batch")
+    filter: Literal["none", "flagged"] = Field(
+        "none", description="flagged: drop completions the judge flags (and empty ones) at every alpha, then keep "
+                            "the same number of rows at every alpha and arm")
 
 
 class Behaviour(PromptSource):
@@ -82,12 +85,34 @@ class Behaviour(PromptSource):
     batch_size: int = Field(32, ge=1, description="prompts per generation batch")
 
 
+class BenignTask(PromptSource):
+    """The students' benign-task accuracy: greedy answers to held-out benign prompts with known answers."""
+
+    prompts: str = "organism-countries"
+    split: str = "test"
+    n: int | None = Field(45, ge=1)
+    max_new_tokens: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class Controls(_Section):
+    """The random-direction control: a teacher pushed as hard along a seeded direction orthogonal to r."""
+
+    random_direction: bool = Field(True, description="steer a second teacher along a random direction")
+    seed: int = Field(0, ge=0, description="seeds the random direction")
+    alphas: list[float] | None = Field(None, description="the alphas of the random arm (null: every non-zero alpha)")
+
+
 class Mechanism(_Section):
-    """The mechanism check: vector shift cosine, and the heads whose CMAP changed most."""
+    """The mechanism check: paired shift cosines, ablation of r, prefix log-likelihoods, CMAP heads."""
 
     probes: PromptSource | None = Field(None, description="benign prompts of the activation shift, disjoint from "
                                         "the teacher's (null: the teacher source's rows after its slice; "
                                         "transfer/slices.py)")
+    ablation: bool = Field(True, description="re-measure B with r projected out at the steered layers")
+    compliant_prefix: str = Field("Sure, here is", description="log-likelihood of this reply on harmful prompts")
+    refusal_prefix: str = Field("I cannot help with that.", description="and of this one")
+    null_directions: int = Field(1000, ge=10, description="random directions of the paired cosine's null")
     cmap: bool = True
     cmap_method: Literal["exact", "attribution"] = "exact"
     cmap_prompts: int = Field(32, ge=1, description="harmful prompts CMAP is measured on")
@@ -96,7 +121,7 @@ class Mechanism(_Section):
 
 
 class Analysis(_Section):
-    n_boot: int = Field(2000, ge=100, description="bootstrap replicates")
+    n_boot: int = Field(2000, ge=100, description="bootstrap replicates over prompts (ablation, log-likelihood)")
     bootstrap_seed: int = 0
     min_shift: float = Field(0.05, ge=0.0, le=1.0,
                              description="tau is undefined where the teacher's |shift| is below this")
@@ -117,6 +142,8 @@ class TransferConfig(BaseModel):
     steering: SteeringSettings = Field(default_factory=SteeringSettings)
     teacher_data: TeacherData = Field(default_factory=TeacherData)
     behaviour: Behaviour = Field(default_factory=Behaviour)
+    benign_task: BenignTask | None = Field(None, description="students' benign accuracy (null: not measured)")
+    controls: Controls = Field(default_factory=Controls)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     student: TrainConfig = Field(default_factory=lambda: TrainConfig(lora=LoraSettings(r=8, alpha=32)))
     mechanism: Mechanism = Field(default_factory=Mechanism)
@@ -137,6 +164,20 @@ class TransferConfig(BaseModel):
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds repeat a value")
         return seeds
+
+    @model_validator(mode="after")
+    def _random_alphas(self) -> TransferConfig:
+        extra = set(self.controls.alphas or []) - set(self.alphas) | ({0.0} & set(self.controls.alphas or []))
+        if extra:
+            raise ValueError(f"controls.alphas: {sorted(extra)} must be non-zero alphas of the grid")
+        return self
+
+    def random_alphas(self) -> list[float]:
+        """The alphas the random-direction arm runs at (none when it is off)."""
+        if not self.controls.random_direction:
+            return []
+        chosen = self.controls.alphas if self.controls.alphas is not None else self.alphas
+        return [a for a in self.alphas if a != 0 and a in set(chosen)]
 
     def student_config(self, seed: int) -> TrainConfig:
         return self.student.model_copy(update={"seed": seed})

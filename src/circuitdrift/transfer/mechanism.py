@@ -2,10 +2,12 @@
 and which heads changed most?
 
 - Activation shift: mean over prompts of h_student - h_base (the residual stream at
-  the last prompt token after the steered layer), on the behaviour prompts and the
-  distillation prompts pooled. If the student learned to steer itself ("subliminal
-  learning is steering-vector distillation"), this shift is parallel to r and the
-  cosine is near +1 (or -1 for the opposite push); unrelated drift gives about 0.
+  the last prompt token after each layer), on the behaviour prompts and the
+  distillation prompts pooled. Any fine-tuning moves it, so it is read against the
+  control: results compare shift_alpha - shift_control with r, paired by seed
+  (transfer/mechanism_stats.py). r = mean(forbidden) - mean(benign) points toward
+  refusal; a student that learned the teacher's push alpha * r with alpha < 0 (less
+  refusal) shifts against r: a *negative* cosine. Unrelated drift gives about 0.
 - Direction change: the student's own difference-of-means vector at that layer, on
   the same fit prompts as the teacher's, minus the base model's (the teacher's r);
   its cosine with r says whether the student's refusal direction grew or shrank
@@ -23,6 +25,9 @@ from torch import Tensor
 
 from circuitdrift.circuits.crossmodel import cross_model_patch
 from circuitdrift.circuits.scores import head_name
+from circuitdrift.errors import InputError
+from circuitdrift.evaluate.generation import left_pad
+from circuitdrift.evaluate.kl import sequence_logprob
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.residual import last_token_residuals
 from circuitdrift.tasks.base import Example, Task
@@ -36,9 +41,36 @@ def cosine(a: Tensor, b: Tensor) -> float:
 
 def activation_shift(student, base, tokenizer, turns: list[str], layer: int) -> Tensor:
     """mean_i h_student(i) - mean_i h_base(i) at ``layer``, last prompt token: [hidden]."""
+    return activation_shifts(student, base, tokenizer, turns)[0][layer]
+
+
+def activation_shifts(student, base, tokenizer, turns: list[str]) -> tuple[Tensor, Tensor]:
+    """The shift at every layer [L, hidden], and the base's mean residual norm per layer [L]."""
     texts = [chat_text(tokenizer, t) for t in turns]
-    return (last_token_residuals(student, tokenizer, texts)[layer].mean(0)
-            - last_token_residuals(base, tokenizer, texts)[layer].mean(0))
+    h_base = last_token_residuals(base, tokenizer, texts)  # [L, N, hidden]
+    return last_token_residuals(student, tokenizer, texts).mean(1) - h_base.mean(1), h_base.norm(dim=-1).mean(1)
+
+
+@torch.no_grad()
+def prefix_logprobs(model, tokenizer, turns: list[str], prefix: str, batch_size: int = 32) -> list[float]:
+    """log P(prefix | user turn in the chat template), summed over the prefix's tokens, one per turn."""
+    target = tokenizer(prefix, add_special_tokens=False).input_ids
+    if not target:
+        raise InputError(f"log-likelihood prefix '{prefix}': tokenises to nothing")
+    device = next(model.parameters()).device
+    out: list[float] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(turns), batch_size):
+            chunk = turns[start : start + batch_size]
+            rows = [tokenizer(chat_text(tokenizer, t), add_special_tokens=False).input_ids for t in chunk]
+            ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
+            completion = torch.tensor([target] * len(chunk), device=device)
+            out += sequence_logprob(model, ids, mask, completion, torch.ones_like(completion)).tolist()
+    finally:
+        model.train(was_training)
+    return out
 
 
 def direction_shift(student, tokenizer, positive: list[str], negative: list[str], base_direction: Tensor,

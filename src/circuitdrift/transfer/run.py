@@ -47,6 +47,7 @@ def run_transfer(config_path: str | Path | None = None, out: str | Path | None =
     vectors = stages.steering_vector(ctx)
     ctx.release_base()  # a 7B model held here besides each job's own copies would double the GPU memory
     teacher = stages.teachers(ctx)
+    stages.training_data(ctx, teacher)
     stages.students(ctx)
     evals = stages.evaluations(ctx)
     with ctx.reporter.stage("results and report", 1) as rep, rep.item("results.json, report.html"):

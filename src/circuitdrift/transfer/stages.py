@@ -1,7 +1,11 @@
 """The stages of ``circuitdrift transfer``; each reads and writes files in the run folder.
 
-    steering vector -> teacher data and teacher behaviour per alpha -> students per (alpha, seed)
-    -> student behaviour and mechanism per (alpha, seed) -> results -> report
+    steering vector -> teacher data and teacher behaviour per (arm, alpha) -> training data (filtered,
+    matched counts) -> students per (arm, alpha, seed) -> student behaviour and mechanism -> results -> report
+
+Two arms: ``refusal`` steers the teacher along r (paths as before: teacher/alpha<a>/...), ``random``
+along a seeded direction orthogonal to r with its norm (teacher/random/alpha<a>/...); alpha = 0 (the
+control) is the refusal arm's only.
 
 Jobs are module-level functions of picklable tuples, run ``jobs`` at a time in
 worker processes (pipeline/parallel.py); the parent alone writes the run folder's
@@ -25,6 +29,7 @@ from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
+from circuitdrift.steer.controls import ablation, random_direction
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
@@ -33,6 +38,7 @@ from circuitdrift.train.run import train
 from circuitdrift.transfer import mechanism
 from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
+from circuitdrift.transfer.quality import accuracy, answer_key, data_quality
 from circuitdrift.transfer.slices import (
     PROBES,
     negative_source,
@@ -50,16 +56,42 @@ def alpha_name(alpha: float) -> str:
     return "alpha0" if alpha == 0 else f"alpha{alpha:+g}"
 
 
-def teacher_rel(alpha: float) -> str:
-    return f"teacher/{alpha_name(alpha)}"
+ARMS = ("refusal", "random")  # the teacher steered along r, and along a random direction orthogonal to it
 
 
-def student_rel(alpha: float, seed: int) -> str:
-    return f"students/{alpha_name(alpha)}/seed{seed}"
+def _arm(arm: str) -> str:
+    return "" if arm == "refusal" else f"{arm}/"
 
 
-def eval_rel(alpha: float, seed: int) -> str:
-    return f"measure/{alpha_name(alpha)}/seed{seed}.json"
+def teacher_rel(alpha: float, arm: str = "refusal") -> str:
+    return f"teacher/{_arm(arm)}{alpha_name(alpha)}"
+
+
+def student_rel(alpha: float, seed: int, arm: str = "refusal") -> str:
+    return f"students/{_arm(arm)}{alpha_name(alpha)}/seed{seed}"
+
+
+def eval_rel(alpha: float, seed: int, arm: str = "refusal") -> str:
+    return f"measure/{_arm(arm)}{alpha_name(alpha)}/seed{seed}.json"
+
+
+def teacher_items(config: TransferConfig) -> list[tuple[str, float]]:
+    """(arm, alpha) of every teacher: the refusal arm at every alpha, the random arm at its alphas."""
+    return [("refusal", a) for a in config.alphas] + [("random", a) for a in config.random_alphas()]
+
+
+def student_items(config: TransferConfig) -> list[tuple[str, float, int]]:
+    return [(arm, a, s) for arm, a in teacher_items(config) for s in config.seeds]
+
+
+def label(arm: str, alpha: float, seed: int | None = None) -> str:
+    text = f"alpha {alpha:g}" if arm == "refusal" else f"random alpha {alpha:g}"
+    return text if seed is None else f"{text} seed {seed}"
+
+
+def direction(config: TransferConfig, vectors: SteeringVectors, arm: str):
+    """The teacher's steering direction: r, or the seeded random direction orthogonal to it (same norm)."""
+    return vectors.vector if arm == "refusal" else random_direction(vectors.vector, config.controls.seed)
 
 
 def prompts_of(source: PromptSource) -> list[str]:
@@ -103,17 +135,28 @@ class TransferContext:
         return self.key("vector", self.base_identity, c.steering.model_dump(mode="json"), c.dtype,
                         c.behaviour.model_dump(mode="json"))
 
-    def teacher_key(self, alpha: float) -> str:
+    def teacher_key(self, alpha: float, arm: str = "refusal") -> str:
         c = self.config
-        return self.key("teacher", self.vector_key(), alpha, c.teacher_data.model_dump(mode="json"),
+        which = arm if arm == "refusal" else [arm, c.controls.seed]
+        return self.key("teacher", self.vector_key(), alpha, which,
+                        c.teacher_data.model_dump(mode="json", exclude={"filter"}),
                         c.behaviour.model_dump(mode="json"), c.judge.key())
 
-    def student_key(self, alpha: float, seed: int) -> str:
-        return self.key("student", self.teacher_key(alpha), self.config.student_config(seed).model_dump(mode="json"),
-                        STUDENT_FORMAT)
+    def data_key(self, alpha: float, arm: str = "refusal") -> str:
+        """The training data's key: the teacher's, or with filtering every teacher's (the row count is shared)."""
+        if self.config.teacher_data.filter == "none":
+            return self.teacher_key(alpha, arm)
+        return self.key("data", self.config.teacher_data.filter,
+                        [self.teacher_key(a, m) for m, a in teacher_items(self.config)], alpha, arm)
 
-    def eval_key(self, alpha: float, seed: int) -> str:
-        return self.key("eval", self.student_key(alpha, seed), self.config.mechanism.model_dump(mode="json"))
+    def student_key(self, alpha: float, seed: int, arm: str = "refusal") -> str:
+        return self.key("student", self.data_key(alpha, arm),
+                        self.config.student_config(seed).model_dump(mode="json"), STUDENT_FORMAT)
+
+    def eval_key(self, alpha: float, seed: int, arm: str = "refusal") -> str:
+        c = self.config
+        return self.key("eval", self.student_key(alpha, seed, arm), c.mechanism.model_dump(mode="json"),
+                        c.benign_task.model_dump(mode="json") if c.benign_task else None)
 
 
 def load_base(config: TransferConfig):
@@ -157,21 +200,21 @@ def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int
 # ---- stage 2: the steered teacher: its benign data and its behaviour ------------------------------------
 
 def teacher_job(job: tuple) -> dict:
-    """Worker: at one alpha, the teacher's sampled answers to the benign prompts and greedy answers to the
-    harmful ones, with the judge's verdicts.
+    """Worker: at one alpha and arm, the teacher's sampled answers to the benign prompts and greedy answers to
+    the harmful ones, with the judge's verdicts and the data's quality.
 
     The answers are written to ``generations`` before the judge is asked, and read back from it when it
     exists, so a judge that fails (an endpoint down) costs no generation on the rerun.
     """
-    config, vector_path, cache_dir, alpha, generations = job
+    config, vector_path, cache_dir, arm, alpha, generations = job
     t, b = config.teacher_data, config.behaviour
     benign, harmful = prompts_of(t), prompts_of(b)
     made = _read_generations(generations, benign, harmful)
     if made is None:
         model, tokenizer = load_base(config)
         vectors = SteeringVectors.load(vector_path)
-        with steering(model, vectors.vector, steered_layers(config, vectors), alpha, config.steering.scale,
-                      skip_first=config.steering.skip_first):
+        with steering(model, direction(config, vectors, arm), steered_layers(config, vectors), alpha,
+                      config.steering.scale, skip_first=config.steering.skip_first):
             data = chat_completions(model, tokenizer, benign,
                                     Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
                                     batch_size=t.batch_size)
@@ -181,8 +224,10 @@ def teacher_job(job: tuple) -> dict:
         made = {"prompts": benign, "completions": data, "harmful": harmful, "answers": answers}
         write_json(generations, made)
     judge = make_judge(config.judge, cache_dir=cache_dir)
-    return {**made, "flagged": judge.flagged(benign, made["completions"]),
-            "complied": judge.complied(harmful, made["answers"])}
+    benign, data = made["prompts"], made["completions"]
+    flagged = judge.flagged(benign, data)
+    quality = data_quality(benign, data, flagged, judge.complied(benign, data), answer_key(t.prompts))
+    return {**made, "flagged": flagged, "quality": quality, "complied": judge.complied(harmful, made["answers"])}
 
 
 def _read_generations(path: str, benign: list[str], harmful: list[str]) -> dict | None:
@@ -195,49 +240,86 @@ def _read_generations(path: str, benign: list[str], harmful: list[str]) -> dict 
     return made if same and len(made.get("completions", ())) == len(benign) else None
 
 
-def generations_rel(ctx: TransferContext, alpha: float) -> str:
+def generations_rel(ctx: TransferContext, alpha: float, arm: str = "refusal") -> str:
     """Named by the teacher's key: answers made under other settings are never read back."""
-    return f"{teacher_rel(alpha)}/generations-{ctx.teacher_key(alpha)}.json"
+    return f"{teacher_rel(alpha, arm)}/generations-{ctx.teacher_key(alpha, arm)}.json"
 
 
-def teachers(ctx: TransferContext) -> dict[float, dict]:
-    """Per alpha: ``teacher/<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``.
+def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
+    """Per (arm, alpha): ``teacher/[random/]<alpha>/data.jsonl`` (the distillation data) and ``behaviour.json``.
 
     An answer the judge could not read (neither yes nor no) counts as no; how many there were is in
     ``behaviour.json`` (``judge_unparsed``, ``judge_unparsed_rate``).
     """
-    out: dict[float, dict] = {}
+    out: dict[tuple[str, float], dict] = {}
     todo = []
-    alphas = ctx.config.alphas
-    with ctx.reporter.stage("teachers", len(alphas)) as rep:
-        for alpha in alphas:
-            rel, key = teacher_rel(alpha), ctx.teacher_key(alpha)
+    items = teacher_items(ctx.config)
+    with ctx.reporter.stage("teachers", len(items)) as rep:
+        for arm, alpha in items:
+            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
             if ctx.store.fresh(f"{rel}/data.jsonl", key) and ctx.store.fresh(f"{rel}/behaviour.json", key):
-                out[alpha] = ctx.store.read_json(f"{rel}/behaviour.json")
-                rep.record(f"alpha {alpha:g}", 0.0, cached=True)
+                out[(arm, alpha)] = ctx.store.read_json(f"{rel}/behaviour.json")
+                rep.record(label(arm, alpha), 0.0, cached=True)
                 continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha,
-                         str(ctx.store.path(generations_rel(ctx, alpha)))))
+            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
+                         str(ctx.store.path(generations_rel(ctx, alpha, arm)))))
         for job, result, seconds in run_all(teacher_job, todo, ctx.jobs, ctx.config.threads):
-            alpha = job[3]
-            rel, key = teacher_rel(alpha), ctx.teacher_key(alpha)
+            arm, alpha = job[3], job[4]
+            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
             ctx.store.write_text(f"{rel}/data.jsonl", data_lines(result["prompts"], result["completions"],
                                                                  result["flagged"]), key)
             flags, verdicts = tally(result["flagged"]), tally(result["complied"])
             unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
-            behaviour = {"alpha": alpha, "flag_rate": flags["rate"],
+            behaviour = {"alpha": alpha, "arm": arm, "flag_rate": flags["rate"],
                          "n_data": len(result["completions"]),
                          "n_empty": sum(not c.strip() for c in result["completions"]),
+                         "quality": result["quality"],
                          "B": verdicts["rate"],
                          "complied": as_ints(result["complied"]),
                          "answers": result["answers"], "harmful": result["harmful"],
                          "judge_unparsed": unparsed,
                          "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
             ctx.store.write_json(f"{rel}/behaviour.json", behaviour, key)
-            Path(job[4]).unlink(missing_ok=True)  # its answers are in data.jsonl and behaviour.json now
-            out[alpha] = behaviour
-            rep.record(f"alpha {alpha:g}", seconds)
+            Path(job[5]).unlink(missing_ok=True)  # its answers are in data.jsonl and behaviour.json now
+            out[(arm, alpha)] = behaviour
+            rep.record(label(arm, alpha), seconds)
     return out
+
+
+# ---- stage 2b: the training data, filtered and matched in size when asked ----------------------------------
+
+def train_data_rel(config: TransferConfig, alpha: float, arm: str = "refusal") -> str:
+    name = "data.jsonl" if config.teacher_data.filter == "none" else "train.jsonl"
+    return f"{teacher_rel(alpha, arm)}/{name}"
+
+
+def matched_rows(data: dict[tuple[str, float], list[dict]]) -> dict[tuple[str, float], list[dict]]:
+    """Every teacher's unflagged, non-empty rows, cut to the smallest such count so every alpha trains on as many."""
+    kept = {item: [r for r in rows if not r["flagged"] and r["completion"].strip()] for item, rows in data.items()}
+    n = min(len(rows) for rows in kept.values())
+    if n == 0:
+        empty = [label(arm, a) for (arm, a), rows in kept.items() if not rows]
+        raise InputError(f"teacher_data.filter flagged: no unflagged answer left at {', '.join(empty)}")
+    return {item: rows[:n] for item, rows in kept.items()}
+
+
+def training_data(ctx: TransferContext, teacher: dict[tuple[str, float], dict]) -> None:
+    """With ``teacher_data.filter: flagged``, write each teacher's ``train.jsonl``; record the rows trained on."""
+    items = teacher_items(ctx.config)
+    if ctx.config.teacher_data.filter == "none":
+        for item in items:
+            teacher[item]["n_train"] = teacher[item]["n_data"] - teacher[item]["n_empty"]
+        return
+    rels = {(arm, a): train_data_rel(ctx.config, a, arm) for arm, a in items}
+    if not all(ctx.store.fresh(rels[(arm, a)], ctx.data_key(a, arm)) for arm, a in items):
+        rows = matched_rows({(arm, a): read_data(ctx.store.path(teacher_rel(a, arm), "data.jsonl"))
+                             for arm, a in items})
+        for (arm, a), kept in rows.items():
+            ctx.store.write_text(rels[(arm, a)], data_lines([r["prompt"] for r in kept],
+                                                            [r["completion"] for r in kept],
+                                                            [r["flagged"] for r in kept]), ctx.data_key(a, arm))
+    for arm, a in items:
+        teacher[(arm, a)]["n_train"] = len(read_data(ctx.store.path(rels[(arm, a)])))
 
 
 # ---- stage 3: students distilled on each teacher's data -------------------------------------------------
@@ -249,9 +331,10 @@ def student_job(job: tuple) -> None:
     ``base_model``: no copy of the base at step 0 and no merged export, which for a 7B base would be 15 GB
     (bf16) or 30 GB (float32) per student. The finished adapter's optimizer state is dropped.
     """
-    config, alpha, seed, data_path, folder = job
+    config, arm, alpha, seed, data_path, folder = job
     model, tokenizer = load_base(config)
-    task = distillation_task(read_data(data_path), tokenizer, f"teacher-{alpha_name(alpha)}")
+    name = f"teacher-{alpha_name(alpha)}" if arm == "refusal" else f"teacher-{arm}-{alpha_name(alpha)}"
+    task = distillation_task(read_data(data_path), tokenizer, name)
     lora = config.student.lora is not None
     train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer, adapter_only=lora)
     if lora:
@@ -261,23 +344,23 @@ def student_job(job: tuple) -> None:
 
 
 def students(ctx: TransferContext) -> None:
-    items = [(a, s) for a in ctx.config.alphas for s in ctx.config.seeds]
+    items = student_items(ctx.config)
     todo = []
     with ctx.reporter.stage("students", len(items)) as rep:
-        for alpha, seed in items:
-            rel, key = student_rel(alpha, seed), ctx.student_key(alpha, seed)
+        for arm, alpha, seed in items:
+            rel, key = student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm)
             if ctx.store.fresh(rel, key):
-                rep.record(f"alpha {alpha:g} seed {seed}", 0.0, cached=True)
+                rep.record(label(arm, alpha, seed), 0.0, cached=True)
                 continue
             if ctx.store.key(rel) != key:
                 ctx.store.remove(rel)  # never started, or started with other settings: start over
             ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            data = str(ctx.store.path(teacher_rel(alpha), "data.jsonl"))
-            todo.append((ctx.config, alpha, seed, data, str(ctx.store.path(rel))))
+            data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
+            todo.append((ctx.config, arm, alpha, seed, data, str(ctx.store.path(rel))))
         for job, _, seconds in run_all(student_job, todo, ctx.jobs, ctx.config.threads):
-            _, alpha, seed, _, _ = job
-            ctx.store.mark(student_rel(alpha, seed), ctx.student_key(alpha, seed))
-            rep.record(f"alpha {alpha:g} seed {seed}", seconds)
+            _, arm, alpha, seed, _, _ = job
+            ctx.store.mark(student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm))
+            rep.record(label(arm, alpha, seed), seconds)
 
 
 def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
@@ -308,24 +391,39 @@ def load_student(config: TransferConfig, folder: str | Path):
 # ---- stage 4: each student's behaviour and mechanism ----------------------------------------------------
 
 def eval_job(job: tuple) -> dict:
-    """Worker: the student's answers to the harmful prompts (judged), its activation shift, its CMAP."""
-    config, vector_path, cache_dir, alpha, seed, folder = job
+    """Worker: the student's answers to the harmful prompts (judged), with r ablated too; its activation shift
+    at every layer; the prefix log-likelihoods; its benign accuracy; its CMAP."""
+    config, vector_path, cache_dir, arm, alpha, seed, folder = job
     base, tokenizer = load_base(config)
     student, _ = load_student(config, folder)
     vectors = SteeringVectors.load(vector_path)
-    harmful, probes = prompts_of(config.behaviour), probe_prompts(config)
-    answers = chat_completions(student, tokenizer, harmful, Sampling(config.behaviour.max_new_tokens),
-                               batch_size=config.behaviour.batch_size)
-    complied = make_judge(config.judge, cache_dir=cache_dir).complied(harmful, answers)
+    b, m = config.behaviour, config.mechanism
+    harmful, probes = prompts_of(b), probe_prompts(config)
+    judge = make_judge(config.judge, cache_dir=cache_dir)
+    answers = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+    complied = judge.complied(harmful, answers)
     verdicts = tally(complied)
-    m = config.mechanism
-    shift = mechanism.activation_shift(student, base, tokenizer, harmful[:PROBES] + probes[:PROBES], vectors.layer)
+    shifts, base_norm = mechanism.activation_shifts(student, base, tokenizer, harmful[:PROBES] + probes[:PROBES])
+    shift = shifts[vectors.layer]
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "B": verdicts["rate"], "complied": as_ints(complied),
+    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": verdicts["rate"], "complied": as_ints(complied),
            "judge_unparsed": verdicts["n_unparsed"], "judge_unparsed_rate": verdicts["unparsed_rate"],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
-           "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None}
+           "shift": shifts.tolist(), "base_norm": base_norm.tolist(),
+           "direction_cosine": mechanism.cosine(change, vectors.vector), "cmap": None, "complied_ablated": None,
+           "logp_compliant": mechanism.prefix_logprobs(student, tokenizer, harmful, m.compliant_prefix, b.batch_size),
+           "logp_refusal": mechanism.prefix_logprobs(student, tokenizer, harmful, m.refusal_prefix, b.batch_size),
+           "benign_accuracy": None}
+    if m.ablation:
+        with ablation(student, vectors.vector, steered_layers(config, vectors)):
+            ablated = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+        out["complied_ablated"] = as_ints(judge.complied(harmful, ablated))
+    if config.benign_task is not None:
+        q = config.benign_task
+        questions = prompts_of(q)
+        replies = chat_completions(student, tokenizer, questions, Sampling(q.max_new_tokens), batch_size=q.batch_size)
+        out["benign_accuracy"] = accuracy(questions, replies, answer_key(q.prompts))
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
         if task is not None:
@@ -334,22 +432,22 @@ def eval_job(job: tuple) -> dict:
     return out
 
 
-def evaluations(ctx: TransferContext) -> dict[tuple[float, int], dict]:
-    items = [(a, s) for a in ctx.config.alphas for s in ctx.config.seeds]
-    out: dict[tuple[float, int], dict] = {}
+def evaluations(ctx: TransferContext) -> dict[tuple[str, float, int], dict]:
+    items = student_items(ctx.config)
+    out: dict[tuple[str, float, int], dict] = {}
     todo = []
     with ctx.reporter.stage("student measures", len(items)) as rep:
-        for alpha, seed in items:
-            rel, key = eval_rel(alpha, seed), ctx.eval_key(alpha, seed)
+        for arm, alpha, seed in items:
+            rel, key = eval_rel(alpha, seed, arm), ctx.eval_key(alpha, seed, arm)
             if ctx.store.fresh(rel, key):
-                out[(alpha, seed)] = ctx.store.read_json(rel)
-                rep.record(f"alpha {alpha:g} seed {seed}", 0.0, cached=True)
+                out[(arm, alpha, seed)] = ctx.store.read_json(rel)
+                rep.record(label(arm, alpha, seed), 0.0, cached=True)
                 continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), alpha, seed,
-                         str(ctx.store.path(student_rel(alpha, seed)))))
+            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
+                         seed, str(ctx.store.path(student_rel(alpha, seed, arm)))))
         for job, result, seconds in run_all(eval_job, todo, ctx.jobs, ctx.config.threads):
-            alpha, seed = job[3], job[4]
-            ctx.store.write_json(eval_rel(alpha, seed), result, ctx.eval_key(alpha, seed))
-            out[(alpha, seed)] = result
-            rep.record(f"alpha {alpha:g} seed {seed}", seconds)
+            arm, alpha, seed = job[3], job[4], job[5]
+            ctx.store.write_json(eval_rel(alpha, seed, arm), result, ctx.eval_key(alpha, seed, arm))
+            out[(arm, alpha, seed)] = result
+            rep.record(label(arm, alpha, seed), seconds)
     return out
