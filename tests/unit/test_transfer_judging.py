@@ -46,7 +46,7 @@ def test_generations_are_written_before_judging_and_reused(teacher_setup, monkey
     root, vector, config = teacher_setup
     down = config({"kind": "http", "model": "j", "base_url": "http://127.0.0.1:9/v1", "retries": 0})
     generations = root / "teacher" / "generations.json"
-    job = (down, str(vector), str(root / "cache"), 1.0, str(generations))
+    job = (down, str(vector), str(root / "cache"), "refusal", 1.0, str(generations))
     with pytest.raises(JudgeUnavailableError):
         stages.teacher_job(job)
     made = json.loads(generations.read_text())
