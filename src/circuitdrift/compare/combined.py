@@ -50,7 +50,8 @@ def _quantile(df: float | None) -> float:
     return float(_scipy_stats.norm.ppf(upper) if df is None else _scipy_stats.t.ppf(upper, df))
 
 
-def _p_value(mean: float, se: float, df: float | None) -> float | None:
+def p_value(mean: float, se: float, df: float | None) -> float | None:
+    """Two-sided p-value of mean / se against t(df) (normal when df is None); None without a spread."""
     if se <= 0.0:
         return None
     z = abs(mean) / se
@@ -113,7 +114,7 @@ def combined_difference(a: Mapping[int, float | None], b: Mapping[int, float | N
         var = [(var_a.get(s) or 0.0) + (var_b.get(s) or 0.0) for s in seeds]
         out = combined_stat(diffs, var, low=low, high=high)
         out.update(test="paired", n_a=out["n"], n_b=out["n"])
-        out["p"] = None if out["mean"] is None else _p_value(out["mean"], out["se"], out["df"])
+        out["p"] = None if out["mean"] is None else p_value(out["mean"], out["se"], out["df"])
         return out
     xs, vx, miss_a = _pairs(a.values(), (var_a.get(s) for s in a))
     ys, vy, miss_b = _pairs(b.values(), (var_b.get(s) for s in b))
@@ -133,5 +134,5 @@ def combined_difference(a: Mapping[int, float | None], b: Mapping[int, float | N
         df = float(min(len(xs), len(ys)) - 1)
     se = math.sqrt(total)
     half = _quantile(df) * se
-    out.update(mean=mean, lo=mean - half, hi=mean + half, se=se, df=df, p=_p_value(mean, se, df))
+    out.update(mean=mean, lo=mean - half, hi=mean + half, se=se, df=df, p=p_value(mean, se, df))
     return _bounded(out, low, high)

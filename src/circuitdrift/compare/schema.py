@@ -61,6 +61,8 @@ class ProbeMeasurement(_Record):
     """One probe at one checkpoint."""
 
     accuracy: float  # teacher-forced exact match of the answer tokens (evaluate/checkpoint.py)
+    n: int | None = None  # questions the accuracy is over (its resolution is 1 / n)
+    forgetting_se: float | None = None  # SE over questions of (base hit - hit), paired on the same questions
     cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads], on analysis.metric
     cmap_method: str  # exact | attribution
     damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)
@@ -85,6 +87,9 @@ class CheckpointMeasurement(_Record):
     target_accuracy: float  # greedy, first letter parsed; unparsable counts as wrong
     target_n: int
     target_unparsable: int
+    selection_accuracy: float | None = None  # greedy target accuracy on the selection split (eval.selection_split)
+    selection_n: int | None = None
+    selection_split: str | None = None  # None: a record from before selection had its own split
     kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
     kl_samples: int
     kl_exact: float | None = None  # exact KL(pi_0 || pi) of the answer-position distribution (nats, mean)

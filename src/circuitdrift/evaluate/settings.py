@@ -26,6 +26,9 @@ class MeasureSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     split: str = Field("test", description="held-out split for every measurement")
+    selection_split: str = Field(
+        "validation", description="split whose target accuracy chooses learning rates and matched levels "
+        "(circuitdrift run); every reported number stays on `split`")
     target_n: int = Field(200, ge=1, description="target-task examples")
     probe_n: int = Field(100, ge=1, description="examples per probe for accuracy")
     max_new_tokens: int = Field(4, ge=1, description="greedy tokens per target-task prompt")
