@@ -100,8 +100,9 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
         target_n=shared.target.n, target_unparsable=shared.target.unparsable,
-        selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=cfg.selection_split, kl=shared.kl.value,
-        kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact, answer_entropy=shared.spread.entropy_bits,
+        selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=cfg.selection_split,
+        kl=shared.kl.value, kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact,
+        answer_entropy=shared.spread.entropy_bits,
         distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
         collapsed=shared.spread.collapsed, probes=probes, benchmarks=benchmarks,
     )
