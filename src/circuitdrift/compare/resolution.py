@@ -32,14 +32,16 @@ def question_resolution(counts: Sequence[int | None]) -> float | None:
 def resolved(diff: dict | None) -> str:
     """'above' | 'below' (a direction the rule allows) | 'no difference detected' | 'no interval' | 'n/a'.
 
+    'no interval': fewer than two seeds on a side, or an interval of zero width (nothing known of the noise).
+
     The diff's "resolution" (if any) is the one-question threshold; its "p_holm" (if any) the corrected
     p-value of a secondary comparison, which must be below :data:`ALPHA` as well.
     """
     if not diff or not is_number(diff.get("mean")):
         return "n/a"
-    if min(diff.get("n_a", diff.get("n", 0)), diff.get("n_b", diff.get("n", 0))) < 1 \
-            or not is_number(diff.get("lo")) or not is_number(diff.get("hi")):
-        return "no interval"
+    if min(diff.get("n_a", diff.get("n", 0)), diff.get("n_b", diff.get("n", 0))) < 2 \
+            or not is_number(diff.get("lo")) or not is_number(diff.get("hi")) or not diff["lo"] < diff["hi"]:
+        return "no interval"  # one seed a side, or no spread known at all: no direction can be claimed
     resolution = diff.get("resolution")
     if is_number(resolution) and abs(diff["mean"]) <= resolution * (1 + TOLERANCE) + TOLERANCE:
         return "no difference detected"
