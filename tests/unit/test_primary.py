@@ -54,3 +54,17 @@ def test_identical_seeds_with_example_variance_have_width():
     sd = sum(w * math.sqrt(2 * 0.0004 * t) for w, t in zip([1 / 6, 1 / 2, 1 / 3], [0.25, 0.5, 1.0], strict=True))
     assert s["se"] == pytest.approx(math.sqrt(3 * sd**2 / 9))
     assert s["mean"] == pytest.approx(0.0625) and s["lo"] < s["mean"] < s["hi"]
+
+
+def test_the_report_names_the_primary_comparison_and_its_verdict():
+    from circuitdrift.report.sweep import primary_text
+
+    text = primary_text(primary_comparison(_entry([0.4, 0.5, 0.6], [0.1, 0.1, 0.1]), 0.01))
+    assert text.startswith("Primary comparison (named before the data): SFT − RL forgetting")
+    assert "0.250 [" in text and "Verdict: SFT forgets more than RL at matched accuracy." in text
+    # a difference of one question per level: no difference detected, whatever its interval
+    small = primary_text(primary_comparison(_entry([0.11, 0.11, 0.11], [0.1, 0.1, 0.1], var=1e-6), 0.01))
+    assert "Verdict: no difference detected (|difference| ≤ 0.010, one question of the evaluation)." in small
+    entry = _entry([0.4, 0.5, 0.6], [0.1, 0.1, 0.1])
+    entry["reported"] = [False] * 3
+    assert "Not available" in primary_text(primary_comparison(entry, 0.01))
