@@ -216,7 +216,10 @@ class Results(_Record):
     steps: list[int]
     learning_rates: dict[str, list[float]] = Field(default_factory=dict, description="method -> swept rates")
     primary_learning_rate: dict[str, float] = Field(
-        default_factory=dict, description="method -> the rate of the matched-steps view (best final accuracy)")
+        default_factory=dict, description="method -> the rate of the matched-steps view (best final accuracy on "
+        "selection_split)")
+    selection_split: str = Field("test", description="the split learning rates and matched levels were chosen on "
+                                 "(validation; test only for records without a validation accuracy)")
     base: dict = Field(description="target_accuracy and per-probe accuracy of the base model")
     base_circuits: dict[str, BaseCircuit]
     measurements: list[CheckpointMeasurement]

@@ -10,6 +10,7 @@ compared with intervals over seeds (:mod:`circuitdrift.compare.frontier`).
 The sweep dict (results.json "sweep")::
 
     measures      {name: {higher_is_better, description}}
+    grids         {learning_rates: {method: [rates run]}, equal}  (unequal only with sweep.allow_unequal_grids)
     runs          [{method, learning_rate, n_seeds, final_target_accuracy, final_<measure>: stat,
                     collapsed_seeds (greedy answers at the end), rollout_collapsed_seeds (the RL
                     rollout monitor during training), max_target_accuracy}]
@@ -153,6 +154,8 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     trajectories = {key: [(m.step, axis(m)) for m in steps] for key, steps in runs.items()}
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
+    grids = {method: sorted({lr for m, lr, _ in runs if m == method}) for method in methods}
+    out["grids"] = {"learning_rates": grids, "equal": len({tuple(g) for g in grids.values()}) <= 1}
     out["runs"] = _run_rows(runs, values, variances, methods, rollouts or {})
     for row in out["runs"]:  # base-circuit heads degraded at the end, summed over probes (both thresholds)
         keys = [k for k in runs if k[:2] == (row["method"], row["learning_rate"])]

@@ -89,7 +89,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     shared = checkpoint_measures(model, tokenizer, target=ref.task(config.target_task, cfg.target_n),
                                  probes={label: ref.task(spec, cfg.probe_n) for label, spec in labels.items()},
                                  settings=cfg, base=ref.side, seed=0)
-    selection = _selection_accuracy(ref, model, tokenizer, shared.target)
+    selection, selection_split = _selection_accuracy(ref, model, tokenizer, shared.target)
     reverse = folder is not None and step == ref.ctx.final_step()  # CMAP both ways at the end of every run
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
                                     exact=exact, reverse=reverse)
@@ -100,7 +100,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
         target_n=shared.target.n, target_unparsable=shared.target.unparsable,
-        selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=cfg.selection_split,
+        selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=selection_split,
         kl=shared.kl.value, kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact,
         answer_entropy=shared.spread.entropy_bits,
         distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
@@ -108,13 +108,16 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     )
 
 
-def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> Accuracy:
-    """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test)."""
+def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> tuple[Accuracy, str]:
+    """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test), and
+    the split it really came from."""
     cfg = ref.config.eval
     if cfg.selection_split == cfg.split:
-        return test
+        return test, cfg.split
     task = ref.ctx.task(ref.config.target_task, cfg.target_n, split=cfg.selection_split)
-    return target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size)
+    if task.examples == ref.task(ref.config.target_task, cfg.target_n).examples:
+        return test, cfg.split  # a task file without splits: the "validation" questions are the test's own
+    return target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size), cfg.selection_split
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: str, score: ProbeScore,

@@ -19,7 +19,7 @@ from pathlib import Path
 from circuitdrift.compare.aggregate import aggregate
 from circuitdrift.compare.controls import circuit_controls
 from circuitdrift.compare.schema import Results
-from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
+from circuitdrift.compare.sweep import primary_learning_rates, selection_split, sweep_analysis
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
@@ -152,6 +152,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
         learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
+        selection_split=selection_split(records),
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
                                               circuits, config.analysis.tau),
