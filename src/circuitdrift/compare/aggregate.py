@@ -18,6 +18,8 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
   seeds that never reach it are counted, not averaged in.
 - SFT - RL and SFT-preserve - SFT differences are paired by seed when both methods
   have the same seeds, else Welch.
+- KL is the exact answer-position KL wherever every checkpoint has it (settings.kl = "exact"),
+  else the sampled estimate ("sampled").
 - RL's Razor: one least-squares line of mean forgetting over probes against KL
   through every (method, seed, step > 0) checkpoint.
 - LM-Eval benchmarks (eval.lm_eval): forgetting = base score - final score per
@@ -114,7 +116,7 @@ def aggregate(
                 for task in tasks}
     _fill_unpaired_vulnerable(endpoints, dcv, probes, seeds)
     result = {
-        "settings": {"target_goal": target_goal, "tau": tau, "level": LEVEL},
+        "settings": {"target_goal": target_goal, "tau": tau, "level": LEVEL, "kl": kl_kind(measurements)},
         "methods": methods,
         "probes": probes,
         "base_accuracy": {method: {str(seed): {p: base_acc.get((method, seed, p)) for p in probes}
@@ -194,7 +196,7 @@ def checkpoint_values(m: CheckpointMeasurement, base_acc: dict, probes: list[str
         "target_accuracy": m.target_accuracy if is_number(m.target_accuracy) else None,
         "target_accuracy_var": binomial_var(m.target_accuracy, m.target_n),
         "target_n": m.target_n,
-        "kl": m.kl if is_number(m.kl) else None,
+        "kl": primary_kl(m),  # the exact answer-position KL where measured, else the sampled estimate
         "probes": per_probe,
     }
     for name in OVER_PROBES:
@@ -203,6 +205,18 @@ def checkpoint_values(m: CheckpointMeasurement, base_acc: dict, probes: list[str
     out["forgetting_mean_var"] = None if not parts or None in parts else sum(parts) / len(parts) ** 2
     out["forgetting_mean_resolution"] = question_resolution([per_probe[p]["n"] for p in probes])
     return out
+
+
+def primary_kl(m: CheckpointMeasurement) -> float | None:
+    """The exact KL where it was measured (the primary KL), else the sampled estimate."""
+    if is_number(m.kl_exact):
+        return m.kl_exact
+    return m.kl if is_number(m.kl) else None
+
+
+def kl_kind(measurements: list[CheckpointMeasurement]) -> str:
+    """'exact' when every checkpoint has the exact KL, else 'sampled' (an estimate)."""
+    return "exact" if measurements and all(is_number(m.kl_exact) for m in measurements) else "sampled"
 
 
 def _forgetting_var(pm, accuracy, base, n, step) -> float | None:

@@ -128,6 +128,7 @@ class AggregateSettings(_Record):
     target_goal: float
     tau: float
     level: float  # the interval's coverage
+    kl: str = "sampled"  # which KL the "kl" numbers are: exact (answer-position, the primary) or sampled (estimate)
 
 
 class MethodCurves(_Record):

@@ -18,7 +18,8 @@ The sweep dict (results.json "sweep")::
                                       pareto: [[accuracy, value], ...]}}}
     matched       {base_accuracy, selection_split, levels, primary (compare/primary.py),
                    holm: {family, alpha}, measures: {measure: matched_comparison(...)}}
-    razor         {kl: fit, kl_exact: fit}  forgetting against KL over every checkpoint of every run
+    razor         {kl: fit, kl_exact: fit}  forgetting against KL over every checkpoint of every run (descriptive)
+    law           the forgetting law over runs, one point per run (compare/law.py): the one to read
 
 Selection (docs/methods.md): the primary learning rates, the matched levels, the crossings and the
 learning rate chosen per level all come from the target accuracy on the selection split (validation;
@@ -35,6 +36,7 @@ from circuitdrift.compare.aggregate import degraded_heads, degraded_logprob_head
 from circuitdrift.compare.combined import binomial_var, combined_stat
 from circuitdrift.compare.frontier import MIN_RUNS, Point, matched_comparison, matched_levels, pareto_frontier
 from circuitdrift.compare.intervals import bounded_stat, positive_stat
+from circuitdrift.compare.law import law_on_runs
 from circuitdrift.compare.primary import PRIMARY_MEASURE, primary_comparison
 from circuitdrift.compare.resolution import ALPHA, apply_holm, question_resolution
 from circuitdrift.compare.schema import CheckpointMeasurement
@@ -44,8 +46,9 @@ from circuitdrift.compare.stats import is_number, line_fit, mean_or_none, pearso
 MEASURES: dict[str, tuple[bool, str]] = {
     "forgetting": (False, "probe accuracy lost (base minus checkpoint)"),
     "logprob_drift": (True, "change in log P(correct probe answer), nats"),
-    "kl": (False, "forward KL from the base on target prompts, sampled (nats/sequence)"),
-    "kl_exact": (False, "exact KL of the answer-position distribution (nats)"),
+    "kl": (False, "forward KL from the base on target prompts, a sampled estimate (nats/sequence; eval.kl_samples "
+                  "completions at eval.kl_temperature, both models scored there)"),
+    "kl_exact": (False, "exact KL of the answer-position distribution (nats): the primary KL"),
     "damage": (True, "mean CMAP dF over the base circuit (change in P(answer))"),
     "damage_logprob": (True, "mean CMAP dF over the base circuit (change in log P(answer), nats)"),
     "preservation": (True, "overlap of the re-discovered circuit with the base's"),
@@ -191,6 +194,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
                                "what": "every difference at every reported level, all measures and pairs"},
                       "measures": matched}
     out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}
+    out["law"] = law_on_runs({key: values[key][-1] for key in runs})
     return out
 
 

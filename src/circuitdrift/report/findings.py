@@ -208,4 +208,5 @@ def _razor(razor: Razor) -> str:
     return (f"RL's Razor: across {fit.n} checkpoints of every method (step > 0), forgetting {trend} with KL: "
             f"forgetting = {format_number(fit.slope, 'real')} · KL + {format_number(fit.intercept, 'real')}, "
             f"R² = {format_number(r2)}; {share}. Pearson r within each method: {by_method or 'n/a'}. "
-            "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test.")
+            "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test; the law fitted "
+            "on runs (one point each) is in the sweep section.")

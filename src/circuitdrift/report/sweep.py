@@ -82,6 +82,8 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
         return []
     blocks: list[Block] = [Heading(2, "At matched target accuracy (learning-rate sweep)")]
     blocks += verdict_blocks(sweep, methods)
+    if sweep.get("law"):
+        blocks.append(Paragraph(law_text(sweep["law"])))
     blocks += _runs_table(sweep)
     blocks += _matched_table(sweep, methods)
     captions = {
@@ -171,6 +173,24 @@ def primary_text(primary: dict) -> str:
     p = stat.get("p")
     return (head + f"Over levels {levels}: {describe_diff(stat)}, p = {format_number(p, 'real')} "
             f"(uncorrected: the one primary test). Verdict: {words}.")
+
+
+def law_text(law: dict) -> str:
+    """The forgetting law over runs (compare/law.py) in words: slope with its interval, r, number of runs."""
+    names = {"kl_exact": "exact KL", "kl": "sampled KL", "forgetting": "forgetting", "logprob_drift": "log-prob drift"}
+    parts = []
+    for entry in law.values():
+        fit = entry["fit"]
+        label = f"{names.get(entry['y'], entry['y'])} against {names.get(entry['x'], entry['x'])}"
+        if fit.get("slope") is None:
+            parts.append(f"{label}: {fit.get('n', 0)} runs, too few (or KL constant) to fit")
+            continue
+        interval = (f" [{format_number(fit['slope_lo'], 'real')}, {format_number(fit['slope_hi'], 'real')}]"
+                    if is_number(fit.get("slope_lo")) else " (no interval: 2 runs)")
+        parts.append(f"{label}: slope {format_number(fit['slope'], 'real')}{interval} per nat, r = "
+                     f"{format_number(fit.get('pearson_r'))}, {fit['n']} runs")
+    return ("The forgetting law over runs (one point per run, its final checkpoint; checkpoints of one run are not "
+            "independent, so they are not pooled; 95% t interval on the slope): " + "; ".join(parts) + ".")
 
 
 def _reported(matched: dict) -> list[bool]:
