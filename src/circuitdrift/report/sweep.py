@@ -84,6 +84,8 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
     blocks += verdict_blocks(sweep, methods)
     if sweep.get("law"):
         blocks.append(Paragraph(law_text(sweep["law"])))
+    if sweep.get("recipe"):
+        blocks.append(Paragraph(recipe_text(sweep["recipe"])))
     blocks += _runs_table(sweep)
     blocks += _matched_table(sweep, methods)
     captions = {
@@ -191,6 +193,29 @@ def law_text(law: dict) -> str:
                      f"{format_number(fit.get('pearson_r'))}, {fit['n']} runs")
     return ("The forgetting law over runs (one point per run, its final checkpoint; checkpoints of one run are not "
             "independent, so they are not pooled; 95% t interval on the slope): " + "; ".join(parts) + ".")
+
+
+def recipe_text(recipe: dict) -> str:
+    """Each method's compute per step, and RL's groups without a gradient, in words."""
+    compute = recipe.get("compute_per_step", {})
+    parts = []
+    for method, c in compute.items():
+        if c.get("completions_sampled"):
+            parts.append(f"{method.upper()} samples {c['completions_sampled']} completions for {c['prompts']} prompts "
+                         f"(at most {c['generated_tokens_at_most']} generated tokens) and trains on them")
+        else:
+            parts.append(f"{method.upper()} trains on {c['sequences_trained_on']} teacher-forced (prompt, label) "
+                         "sequences")
+    text = "Compute per optimizer step: " + ("; ".join(parts) or "n/a") + "."
+    rates = recipe.get("rl", {}).get("by_learning_rate", {})
+    if rates:
+        cells = "; ".join(f"lr {key.rsplit('/', 1)[-1]}: {format_stat(v['zero_variance_share'])} of groups with zero "
+                          f"reward variance (no gradient), {format_stat(v['effective_prompts_per_step'], 'real')} "
+                          "effective prompts per step" for key, v in rates.items())
+        text += (f" RL's gradient (rollout monitor windows, mean over windows, then over seeds): {cells}. A group "
+                 "whose completions all got the same reward teaches nothing, so RL's effective batch is smaller than "
+                 "its prompt count.")
+    return text
 
 
 def _reported(matched: dict) -> list[bool]:
