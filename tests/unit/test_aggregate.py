@@ -255,3 +255,34 @@ def test_steps_to_goal_interval_stays_on_the_checkpoint_range():
     agg, _ = run(_two_methods(), goal=0.6)
     s = agg.endpoints["rl"]["steps_to_goal"]
     assert 0 <= s["lo"] <= s["mean"] <= s["hi"] <= 6
+
+
+def test_relative_damage_is_each_heads_change_over_its_base_effect():
+    from circuitdrift.compare.aggregate import degraded_relative_heads, relative_damage
+
+    c = circuit(("L0.H0", "L1.H1"))  # base effects |s| = 0.5 and 0.4
+    cm = m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]])
+    # L0.H0: -0.3 / 0.5 = -0.6; L1.H1: -0.05 / 0.4 = -0.125
+    assert relative_damage(cm, c, "p") == pytest.approx([-0.6, -0.125])
+    assert degraded_relative_heads(cm, c, "p", tau=0.1) == 2
+    assert degraded_relative_heads(cm, c, "p", tau=0.5) == 1
+    # a CMAP a thousand times smaller reaches the same relative threshold when the base effects are that small too
+    tiny = circuit(("L0.H0", "L1.H1"))
+    tiny = tiny.model_copy(update={"scores": [[-5e-4, 0.0], [0.0, -4e-4]]})
+    assert degraded_relative_heads(m("sft", 0, 5, cmap=[[-3e-4, 0.0], [0.0, -5e-5]]), tiny, "p", 0.1) == 2
+    agg, _ = run([m("sft", 0, 0), m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]]),
+                  m("sft", 1, 0), m("sft", 1, 5, cmap=[[-0.1, -0.5], [0.0, -0.05]])])
+    dist = agg.endpoints["sft"]["relative_damage"]["p"]
+    # pooled ratios -0.6, -0.125, -0.2, -0.125: sorted -0.6, -0.2, -0.125, -0.125 -> median -0.1625
+    assert dist["n"] == 4 and dist["min"] == pytest.approx(-0.6) and dist["median"] == pytest.approx(-0.1625)
+    assert agg.endpoints["sft"]["degraded_relative_heads"]["mean"] == 2
+
+
+def test_the_findings_show_the_relative_damage_distribution():
+    from circuitdrift.report.findings import relative_damage_text
+
+    agg, _ = run([m("sft", 0, 0), m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]]),
+                  m("sft", 1, 0), m("sft", 1, 5, cmap=[[-0.1, -0.5], [0.0, -0.05]])])
+    text = relative_damage_text(agg)
+    # q10 of -0.6, -0.2, -0.125, -0.125: position 0.3 -> -0.6 + 0.3 * 0.4 = -0.48
+    assert "SFT: p median -0.163 (10–90 %: -0.480 to -0.125; min -0.600); heads past −τ·|s_h|: 2 [2, 2]" in text

@@ -36,6 +36,8 @@ The aggregate (results.json "aggregate", typed as compare.schema.Aggregate)::
     endpoints     {method: {final_steps, n_seeds, target_accuracy, kl, forgetting, preservation,
                             damage (each {probe: stat}), forgetting_mean, preservation_mean,
                             damage_mean, steps_to_goal, never_reached, degraded_heads,
+                            degraded_relative_heads (dF < -tau·|s_h|), relative_damage: {probe: quantiles
+                            of dF/|s_h| over seeds x base-circuit heads},
                             degraded_heads_by_probe, vulnerable_heads: {probe: stat},
                             benchmark_forgetting: {lm-eval task: stat} (only with eval.lm_eval)}}
     sft_minus_rl  {a, b, available, target_accuracy, kl, steps_to_goal, forgetting_mean,
@@ -272,6 +274,39 @@ def degraded_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe:
     return count
 
 
+def relative_damage(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe: str) -> list[float] | None:
+    """dF(h) / |s_h| for every base-circuit head: its damage as a fraction of its own base effect.
+
+    s_h is the head's importance in the base circuit (BaseCircuit.scores, the metric's change when the
+    head is patched), so -1 means the checkpoint lost as much through the head as ablating it in the base
+    did. A threshold on this ratio (dF < -tau·|s_h|) can be reached whatever the metric's scale, which an
+    absolute tau on a CMAP of ~1e-5 cannot. None when the CMAP or a score is missing, and heads with
+    s_h = 0 are left out.
+    """
+    pm = m.probes.get(probe)
+    if pm is None or circuit is None or not pm.cmap:
+        return None
+    out = []
+    for name in circuit.circuit:
+        layer, head = parse_head(name)
+        try:
+            value, score = pm.cmap[layer][head], circuit.scores[layer][head]
+        except IndexError:
+            return None
+        if not is_number(value) or not is_number(score):
+            return None
+        if score != 0:
+            out.append(value / abs(score))
+    return out
+
+
+def degraded_relative_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe: str,
+                            tau: float) -> int | None:
+    """Base-circuit heads whose damage exceeds tau times their own base effect: dF(h) < -tau·|s_h|."""
+    ratios = relative_damage(m, circuit, probe)
+    return None if ratios is None else sum(r < -tau for r in ratios)
+
+
 def degraded_logprob_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None, probe: str,
                            tau: float) -> int | None:
     """Base-circuit heads whose log-prob CMAP is below -tau * |base mean log P(answer)| (docs/methods.md §4).
@@ -296,6 +331,9 @@ def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
     by_probe = {p: degraded_heads(steps[final], base_circuits.get(p), p, tau) for p in probes}
     out["degraded_heads_by_probe"] = by_probe
     out["degraded_heads"] = sum(by_probe.values()) if by_probe and None not in by_probe.values() else None
+    relative = {p: degraded_relative_heads(steps[final], base_circuits.get(p), p, tau) for p in probes}
+    out["degraded_relative_heads"] = sum(relative.values()) if relative and None not in relative.values() else None
+    out["relative_damage"] = {p: relative_damage(steps[final], base_circuits.get(p), p) for p in probes}
     out["vulnerable_heads"] = {}
     return out
 
@@ -332,6 +370,9 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str], sc
         "never_reached": len(rows) - len(reached),
         "degraded_heads": stat(row["degraded_heads"] for row in rows),
         "degraded_heads_by_probe": {p: stat(row["degraded_heads_by_probe"][p] for row in rows) for p in probes},
+        "degraded_relative_heads": stat(row["degraded_relative_heads"] for row in rows),
+        "relative_damage": {p: _distribution(r for row in rows for r in (row["relative_damage"][p] or []))
+                            for p in probes},
         "vulnerable_heads": {p: stat(row["vulnerable_heads"].get(p) for row in rows) for p in probes},
     }
     for name in OVER_PROBES:
@@ -344,6 +385,20 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str], sc
     if rows:  # what one question in every probe moves the mean by: the resolution rule reads it
         out["forgetting_mean"]["resolution"] = rows[0]["forgetting_mean_resolution"]
     return out
+
+
+def _distribution(values) -> dict:
+    """Quantiles (min, 10 %, median, 90 %, max) and count of a pooled list of ratios; None entries when empty."""
+    kept = sorted(v for v in values if is_number(v))
+    if not kept:
+        return {"n": 0, "min": None, "q10": None, "median": None, "q90": None, "max": None}
+
+    def q(frac):
+        pos = frac * (len(kept) - 1)
+        low = int(pos)
+        return kept[low] + (pos - low) * (kept[min(low + 1, len(kept) - 1)] - kept[low])
+
+    return {"n": len(kept), "min": kept[0], "q10": q(0.1), "median": q(0.5), "q90": q(0.9), "max": kept[-1]}
 
 
 def _vulnerable_per_seed(runs: Runs, dcv: dict[str, ProbeDCV], probes: list[str]) -> dict:

@@ -55,6 +55,8 @@ class BaseCircuit(_Record):
     faithfulness_ablation: str  # ablation of heads outside C (zero | mean | corrupt)
     random_faithfulness: float  # mean over random circuits of the same size
     random_faithfulness_all: list[float]
+    split: str | None = None  # the circuit split it was found on (None: a record from before, the test split)
+    disjoint: bool | None = None  # no example shared with those its damage, CMAP and accuracy are measured on
 
 
 class ProbeMeasurement(_Record):

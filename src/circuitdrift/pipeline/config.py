@@ -39,6 +39,8 @@ class AnalysisSettings(_Section):
     """How circuits are found and compared (docs/methods.md §3-5)."""
 
     n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
+    circuit_split: str = Field("validation", description="split the base circuits are found on: not the examples "
+                               "their damage and CMAP are measured on (eval.split)")
     circuit_method: CircuitMethod = Field(
         "exact", description="base circuit discovery (prune: iterative exact patching)")
     rediscovery_method: CircuitMethod = Field(

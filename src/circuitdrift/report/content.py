@@ -75,8 +75,21 @@ def _what_was_run(results: Results) -> list[Block]:
         "zero, or (secondary comparisons) whose Holm-corrected p ≥ 0.05, reads 'no difference detected'; a "
         "negative forgetting is a gain",
         _kl_line(results),
+        _circuit_split_line(results),
         *third,
     ))]
+
+
+def _circuit_split_line(results: Results) -> str:
+    """Where the base circuits were found, and whether those examples are disjoint from the measured ones."""
+    circuits = results.base_circuits.values()
+    split = {c.split for c in circuits}
+    if not circuits or split == {None}:
+        return "Base circuits: found on the measurement examples themselves (a record from before the circuit split)"
+    shared = [c.probe for c in circuits if c.disjoint is False]
+    return (f"Base circuits: found on the {', '.join(sorted(s for s in split if s))} split; "
+            + ("disjoint from the examples their damage, CMAP and accuracy are measured on" if not shared else
+               f"sharing examples with the measured ones for {', '.join(shared)} (a task without separate splits)"))
 
 
 def _kl_line(results: Results) -> str:

@@ -90,6 +90,9 @@ def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
     else:
         out += [_adaptation(rows, diff, goal), _forgetting(rows, diff, aggregate.probes),
                 _preservation(rows, diff)]
+        relative = relative_damage_text(aggregate)
+        if relative:
+            out.append(relative)
         vulnerable = _vulnerable(rows, aggregate)
         if vulnerable:
             out.append(vulnerable)
@@ -155,6 +158,27 @@ def _preservation(rows: dict[str, SummaryRow], diff: dict) -> str:
             f"{format_stat(rows['rl'].preservation)}; {describe_diff(diff.get('preservation_mean'))}. "
             + _verdict(diff.get("preservation_mean"), "SFT preserved more of the base circuits than RL",
                        "SFT preserved less of the base circuits than RL"))
+
+
+def relative_damage_text(aggregate: Aggregate) -> str:
+    """The distribution of dF(h) / |s_h| over base-circuit heads at the end, per method, against -τ."""
+    tau = aggregate.settings.tau
+    parts = []
+    for method in aggregate.methods:
+        end = aggregate.endpoints.get(method, {})
+        dists = end.get("relative_damage", {})
+        cells = [f"{probe} median {format_number(d['median'], 'real')} (10–90 %: {format_number(d['q10'], 'real')} "
+                 f"to {format_number(d['q90'], 'real')}; min {format_number(d['min'], 'real')})"
+                 for probe, d in dists.items() if d.get("n")]
+        if cells:
+            count = format_stat(end.get("degraded_relative_heads"), "count")
+            parts.append(f"{method.upper()}: {'; '.join(cells)}; heads past −τ·|s_h|: {count}")
+    if not parts:
+        return ""
+    return (f"Relative damage at the final checkpoint: each base-circuit head's CMAP change over its own base "
+            f"effect, dF(h)/|s_h| (−1 = as much as ablating it in the base), pooled over seeds and heads; a head is "
+            f"degraded past −τ = {format_number(-tau, 'real')}, a threshold that does not depend on the metric's "
+            "scale. " + " ".join(parts) + ".")
 
 
 def _vulnerable(rows: dict[str, SummaryRow], aggregate: Aggregate) -> str:
