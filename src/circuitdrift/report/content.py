@@ -128,7 +128,10 @@ def _difference_table(agg: Aggregate, diff: dict, a: str, b: str) -> list[Block]
             d = diff.get(name, {}).get(probe)
             rows.append((f"{name}: {probe}", describe_diff(d, "frac", a, b), direction(d)))
     never = diff.get("steps_to_goal", {}).get("never_reached", {})
-    note = ("'above'/'below': the 95% interval lies entirely above/below zero. Steps to goal is compared over "
+    holm = diff.get("holm", {})
+    note = ("'above'/'below': the 95% interval lies entirely above/below zero, the difference exceeds one question "
+            f"of its evaluation, and its Holm-corrected p (over the {holm.get('family', 0)} differences of this "
+            "table, all secondary) is below 0.05; otherwise 'no difference detected'. Steps to goal is compared over "
             f"seeds that reached the goal (never reached: {a} {never.get(diff['a'], 'n/a')}, {b} "
             f"{never.get(diff['b'], 'n/a')}).")
     return [Heading(2, f"{a} − {b} differences at the final checkpoint"),
