@@ -134,3 +134,14 @@ def test_primary_learning_rate_is_chosen_on_validation():
     recs = [r.model_copy(update={"selection_accuracy": 0.95}) if r.learning_rate == 1e-4 and r.step == 20 else r
             for r in recs]
     assert primary_learning_rates(recs) == {"sft": 1e-4, "rl": 1e-4}
+
+
+def test_probability_of_the_correct_answer_as_the_matched_axis():
+    recs = [r.model_copy(update={"selection_prob": 0.2 + r.target_accuracy / 2}) for r in _with_validation(records())]
+    sweep = sweep_analysis(recs, ["sft", "rl"], ["p"], n_levels=2, axis="probability")
+    matched = sweep["matched"]
+    # base: 0.2 + 0.4 / 2 = 0.4; peaks: SFT 0.2 + 0.8 / 2 = 0.6, RL 0.2 + 0.7 / 2 = 0.55 -> levels 0.475, 0.55
+    assert matched["axis"] == "probability" and matched["base_accuracy"] == pytest.approx(0.4)
+    assert matched["levels"] == pytest.approx([0.475, 0.55], abs=2e-4)
+    with pytest.raises(ValueError, match="selection_prob"):
+        sweep_analysis(records(), ["sft", "rl"], ["p"], n_levels=2, axis="probability")

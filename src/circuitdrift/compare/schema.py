@@ -92,6 +92,7 @@ class CheckpointMeasurement(_Record):
     selection_accuracy: float | None = None  # greedy target accuracy on the selection split (eval.selection_split)
     selection_n: int | None = None
     selection_split: str | None = None  # None: a record from before selection had its own split
+    selection_prob: float | None = None  # mean teacher-forced probability of the correct answer on that split
     kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
     kl_samples: int
     kl_exact: float | None = None  # exact KL(pi_0 || pi) of the answer-position distribution (nats, mean)

@@ -110,6 +110,11 @@ def checkpoint_variances(m: CheckpointMeasurement, base: CheckpointMeasurement, 
                                          if is_number(pm.logprob_drift_se) else None)}
 
 
+def selection_probability(m: CheckpointMeasurement) -> float | None:
+    """Mean probability of the correct answer on the selection split (the alternative matched axis)."""
+    return m.selection_prob if is_number(m.selection_prob) else None
+
+
 def selection_accuracy(m: CheckpointMeasurement) -> float:
     """Target accuracy on the selection split, else (an older record) on the test split."""
     return m.selection_accuracy if is_number(m.selection_accuracy) else m.target_accuracy
@@ -146,14 +151,20 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
                    n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
-                   tau: float = 0.1, min_runs: int = MIN_RUNS) -> dict:
+                   tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy") -> dict:
     """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed"."""
     runs = index(records)
     base = next(r for r in records if r.step == 0)
     values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
     variances = {key: [checkpoint_variances(m, base, probes) for m in steps] for key, steps in runs.items()}
     split = selection_split(records)
-    axis = selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
+    if axis == "probability":
+        if not all(is_number(r.selection_prob) for r in records):
+            raise ValueError("sweep.matched_axis 'probability' needs every record's selection_prob (measured since "
+                             "the selection split existed)")
+        axis_name, axis = "probability", selection_probability
+    else:
+        axis_name, axis = "accuracy", selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
     trajectories = {key: [(m.step, axis(m)) for m in steps] for key, steps in runs.items()}
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
@@ -189,7 +200,8 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     family = [d for entry in matched.values() for diffs in entry.get("differences", {}).values() for d in diffs
               if d.get("reported")]
     out["matched"] = {"base_accuracy": axis(base), "base_test_accuracy": base.target_accuracy,
-                      "selection_split": split, "levels": levels, "min_runs": min_runs, "primary": primary,
+                      "selection_split": split, "axis": axis_name, "levels": levels, "min_runs": min_runs,
+                      "primary": primary,
                       "holm": {"family": apply_holm(family), "alpha": ALPHA,
                                "what": "every difference at every reported level, all measures and pairs"},
                       "measures": matched}

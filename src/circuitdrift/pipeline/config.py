@@ -83,6 +83,9 @@ class SweepSection(_Section):
 
     learning_rates: dict[str, list[float]] = Field(description="method -> learning rates (a log grid)")
     levels: int = Field(5, ge=1, le=50, description="matched target-accuracy levels")
+    matched_axis: Literal["accuracy", "probability"] = Field(
+        "accuracy", description="the matched axis: greedy target accuracy, or the mean probability of the correct "
+        "answer (both on eval.selection_split)")
     allow_unequal_grids: bool = Field(
         False, description="let methods sweep different learning rates (refused otherwise: the grids, not the "
         "methods, could decide the comparison); the report then says so")

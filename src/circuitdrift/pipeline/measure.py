@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
@@ -89,7 +90,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     shared = checkpoint_measures(model, tokenizer, target=ref.task(config.target_task, cfg.target_n),
                                  probes={label: ref.task(spec, cfg.probe_n) for label, spec in labels.items()},
                                  settings=cfg, base=ref.side, seed=0)
-    selection, selection_split = _selection_accuracy(ref, model, tokenizer, shared.target)
+    selection, selection_split, selection_prob = _selection_accuracy(ref, model, tokenizer, shared.target)
     reverse = folder is not None and step == ref.ctx.final_step()  # CMAP both ways at the end of every run
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
                                     exact=exact, reverse=reverse)
@@ -101,6 +102,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
         target_n=shared.target.n, target_unparsable=shared.target.unparsable,
         selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=selection_split,
+        selection_prob=selection_prob,
         kl=shared.kl.value, kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact,
         answer_entropy=shared.spread.entropy_bits,
         distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
@@ -108,16 +110,23 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     )
 
 
-def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> tuple[Accuracy, str]:
-    """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test), and
-    the split it really came from."""
+def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> tuple[Accuracy, str, float]:
+    """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test), the
+    split it really came from, and the mean teacher-forced probability of the correct answer there (the
+    alternative matched axis: it moves before greedy accuracy does)."""
     cfg = ref.config.eval
-    if cfg.selection_split == cfg.split:
-        return test, cfg.split
+    test_task = ref.task(ref.config.target_task, cfg.target_n)
     task = ref.ctx.task(ref.config.target_task, cfg.target_n, split=cfg.selection_split)
-    if task.examples == ref.task(ref.config.target_task, cfg.target_n).examples:
-        return test, cfg.split  # a task file without splits: the "validation" questions are the test's own
-    return target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size), cfg.selection_split
+    if cfg.selection_split == cfg.split or task.examples == test_task.examples:
+        # the same split, or a task file without splits: the "validation" questions are the test's own
+        return test, cfg.split, _mean_answer_prob(model, tokenizer, test_task, cfg.batch_size)
+    return (target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size), cfg.selection_split,
+            _mean_answer_prob(model, tokenizer, task, cfg.batch_size))
+
+
+def _mean_answer_prob(model, tokenizer, task, batch_size: int) -> float:
+    """Mean over examples of P(correct answer | prompt), teacher-forced (per token, geometric, for longer answers)."""
+    return float(answer_scores(model, tokenizer, task, batch_size)[1].exp().mean())
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: str, score: ProbeScore,

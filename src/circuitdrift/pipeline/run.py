@@ -150,7 +150,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
                 if stages.PRESERVE in config.methods else {})
     sweep = sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts, circuits,
-                           config.analysis.tau)
+                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy")
     train = config.train
     sweep["recipe"] = {"rl": recipe_summary(rollouts),
                        "compute_per_step": compute_per_step(train.prompts_per_step, train.rl.num_generations,

@@ -147,7 +147,10 @@ def _design(matched: dict, sweep: dict) -> str:
     levels, reported = matched.get("levels", []), _reported(matched)
     thin = [format_number(x) for x, ok in zip(levels, reported, strict=False) if not ok]
     holm = matched.get("holm", {})
-    text = (f"Design: learning rates and matched levels chosen on the {where}. A level is reported only with at "
+    axis = ("mean probability of the correct answer" if matched.get("axis") == "probability" else
+            "greedy target accuracy")
+    text = (f"Design: matched axis: {axis}; learning rates and matched levels chosen on the {where}. A level is "
+            "reported only with at "
             f"least {matched.get('min_runs', 3)} runs per method"
             + (f"; levels {', '.join(thin)} have fewer and are shown but not read" if thin else "")
             + f". Secondary differences: Holm over {holm.get('family', 0)} tests at α = {holm.get('alpha', 0.05):g}.")
