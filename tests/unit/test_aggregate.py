@@ -286,3 +286,17 @@ def test_the_findings_show_the_relative_damage_distribution():
     text = relative_damage_text(agg)
     # q10 of -0.6, -0.2, -0.125, -0.125: position 0.3 -> -0.6 + 0.3 * 0.4 = -0.48
     assert "SFT: p median -0.163 (10–90 %: -0.480 to -0.125; min -0.600); heads past −τ·|s_h|: 2 [2, 2]" in text
+
+
+def test_steps_to_goal_on_a_grid_has_width_even_when_every_seed_agrees():
+    from circuitdrift.compare.aggregate import steps_to_goal_var
+
+    # reached at 12 after a checkpoint at 6: uniform over (6, 12], variance 36 / 12 = 3
+    assert steps_to_goal_var([0, 6, 12, 24], 12) == pytest.approx(3.0)
+    assert steps_to_goal_var([0, 6, 12], 0) == 0.0 and steps_to_goal_var([0, 6], None) is None
+    same = [m("sft", s, step, target=0.4 + 0.1 * (step >= 4)) for s in range(3) for step in (0, 2, 4, 6)]
+    agg, _ = run(same, goal=0.5)
+    s = agg.endpoints["sft"]["steps_to_goal"]
+    # every seed at 4, grid variance 4 / 12 each: se = sqrt(3 * (1/3) / 9) = 1/3, half = 4.302653 / 3 = 1.434218
+    assert s["mean"] == 4 and s["hi"] - s["mean"] == pytest.approx(4.302653 / 3, abs=1e-5)
+    assert 0 <= s["lo"] < 4 < s["hi"] <= 6

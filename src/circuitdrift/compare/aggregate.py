@@ -9,7 +9,8 @@ analysis can be rerun from results.json. Conventions (docs/report.md):
   positive = capability lost.
 - every statistic is over seeds (compare/stats.py): {mean, lo, hi, n, missing}; accuracies and
   forgetting add each seed's sampling variance over its questions (compare/combined.py), so three
-  identical seeds still have an interval; steps to goal is cut to the checkpoint range.
+  identical seeds still have an interval; steps to goal adds the checkpoint grid's variance (the goal was
+  reached somewhere after the previous checkpoint: gap² / 12) and is cut to the checkpoint range.
 - differences carry "resolution" (one question of the measure; for steps to goal the smallest
   checkpoint spacing) and "p_holm" (Holm over this view's differences: all are secondary, the
   primary comparison is the sweep's, compare/primary.py).
@@ -247,6 +248,15 @@ def benchmark_forgetting(runs: Runs) -> dict[tuple[str, int], dict[str, float]]:
     return out
 
 
+def steps_to_goal_var(steps: list[int], reached: int | None) -> float | None:
+    """The grid's variance of a first crossing seen at checkpoint ``reached``: the goal was reached somewhere
+    after the previous checkpoint, so uniform over that gap, gap² / 12 (0 when the first checkpoint has it)."""
+    if reached is None:
+        return None
+    earlier = [s for s in steps if s < reached]
+    return (reached - earlier[-1]) ** 2 / 12 if earlier else 0.0
+
+
 def steps_to_goal(values_by_step: dict[int, dict], goal: float) -> int | None:
     """First checkpoint step whose target accuracy reaches the goal; None if none does."""
     for step in sorted(values_by_step):
@@ -328,6 +338,7 @@ def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
     out = dict(values[final])
     out["step"] = final
     out["steps_to_goal"] = steps_to_goal(values, goal)
+    out["steps_to_goal_var"] = steps_to_goal_var(sorted(values), out["steps_to_goal"])
     by_probe = {p: degraded_heads(steps[final], base_circuits.get(p), p, tau) for p in probes}
     out["degraded_heads_by_probe"] = by_probe
     out["degraded_heads"] = sum(by_probe.values()) if by_probe and None not in by_probe.values() else None
@@ -360,13 +371,14 @@ def _curves(method: str, seeds: list[int], values: dict, probes: list[str]) -> d
 def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str], schedule: list[int]) -> dict:
     rows = [finals[(method, seed)] for seed in seeds]
     reached = [row["steps_to_goal"] for row in rows if row["steps_to_goal"] is not None]
+    grid_var = [row["steps_to_goal_var"] for row in rows if row["steps_to_goal"] is not None]
     out = {
         "final_steps": sorted({row["step"] for row in rows}),
         "n_seeds": len(seeds),
         "target_accuracy": stat_of("target_accuracy", (row["target_accuracy"] for row in rows),
                                    (row["target_accuracy_var"] for row in rows)),
         "kl": stat_of("kl", (row["kl"] for row in rows)),
-        "steps_to_goal": combined_stat(reached, [0.0] * len(reached), low=schedule[0], high=schedule[-1]),
+        "steps_to_goal": combined_stat(reached, grid_var, low=schedule[0], high=schedule[-1]),
         "never_reached": len(rows) - len(reached),
         "degraded_heads": stat(row["degraded_heads"] for row in rows),
         "degraded_heads_by_probe": {p: stat(row["degraded_heads_by_probe"][p] for row in rows) for p in probes},
@@ -472,7 +484,8 @@ def _differences(seeds: dict, finals: dict, probes: list[str], a: str = "sft", b
     out["target_accuracy"] = diff(lambda row: row["target_accuracy"], lambda row: row["target_accuracy_var"],
                                   1.0 / first["target_n"] if first.get("target_n") else None)
     out["kl"] = diff(lambda row: row["kl"])
-    out["steps_to_goal"] = diff(lambda row: row["steps_to_goal"], resolution=min(gaps) if gaps else None)
+    out["steps_to_goal"] = diff(lambda row: row["steps_to_goal"], lambda row: row["steps_to_goal_var"],
+                                resolution=min(gaps) if gaps else None)
     out["forgetting_mean"] = diff(lambda row: row["forgetting_mean"], lambda row: row["forgetting_mean_var"],
                                   first["forgetting_mean_resolution"])
     for name in ("preservation_mean", "damage_mean"):
