@@ -145,3 +145,13 @@ def test_probability_of_the_correct_answer_as_the_matched_axis():
     assert matched["levels"] == pytest.approx([0.475, 0.55], abs=2e-4)
     with pytest.raises(ValueError, match="selection_prob"):
         sweep_analysis(records(), ["sft", "rl"], ["p"], n_levels=2, axis="probability")
+
+
+def test_unequal_grids_are_stated_in_the_report():
+    from circuitdrift.report.sweep import grids_text
+
+    recs = [r for r in records() if not (r.method == "rl" and r.learning_rate == 1e-3)]
+    sweep = sweep_analysis(recs, ["sft", "rl"], ["p"], n_levels=2)
+    assert sweep["grids"] == {"learning_rates": {"sft": [1e-4, 1e-3], "rl": [1e-4]}, "equal": False}
+    assert grids_text(sweep).startswith("The methods' learning-rate grids differ (SFT 0.000100, 0.00100; RL 0.000100")
+    assert grids_text(sweep_analysis(records(), ["sft", "rl"], ["p"], n_levels=2)) == ""

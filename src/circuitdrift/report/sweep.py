@@ -81,6 +81,8 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
     if not sweep:
         return []
     blocks: list[Block] = [Heading(2, "At matched target accuracy (learning-rate sweep)")]
+    if grids_text(sweep):
+        blocks.append(Paragraph(grids_text(sweep)))
     blocks += verdict_blocks(sweep, methods)
     if sweep.get("law"):
         blocks.append(Paragraph(law_text(sweep["law"])))
@@ -154,11 +156,18 @@ def _design(matched: dict, sweep: dict) -> str:
             f"least {matched.get('min_runs', 3)} runs per method"
             + (f"; levels {', '.join(thin)} have fewer and are shown but not read" if thin else "")
             + f". Secondary differences: Holm over {holm.get('family', 0)} tests at α = {holm.get('alpha', 0.05):g}.")
-    grids = sweep.get("grids")
-    if grids and not grids.get("equal", True):
-        text += (" The methods' learning-rate grids differ (the config set sweep.allow_unequal_grids): the grids, "
-                 "not only the methods, may decide this comparison.")
     return text
+
+
+def grids_text(sweep: dict) -> str:
+    """A warning when the methods swept different learning rates (allowed only explicitly); else empty."""
+    grids = sweep.get("grids")
+    if not grids or grids.get("equal", True):
+        return ""
+    rates = "; ".join(f"{m.upper()} {', '.join(format_number(lr, 'real') for lr in lrs)}"
+                      for m, lrs in grids.get("learning_rates", {}).items())
+    return (f"The methods' learning-rate grids differ ({rates}; the config set sweep.allow_unequal_grids): the "
+            "grids, not only the methods, may decide this comparison.")
 
 
 def primary_text(primary: dict) -> str:
