@@ -70,7 +70,8 @@ def _what_was_run(results: Results) -> list[Block]:
         "the third arm) are paired by seed when both methods share their seeds, else Welch",
         f"Selection: learning rates and matched levels chosen on the {results.selection_split} split; every number "
         "reported is on the test split" if results.selection_split != "test" else
-        "Selection: on the test split (these records carry no validation accuracy)",
+        "Selection: on the test split (no separate validation split: a task file without splits, or records "
+        "from before the selection split)",
         "Resolution rule: a difference no larger than one question of its evaluation, or whose interval includes "
         "zero, or (secondary comparisons) whose Holm-corrected p ≥ 0.05, reads 'no difference detected'; a "
         "negative forgetting is a gain",

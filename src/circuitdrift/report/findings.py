@@ -41,6 +41,10 @@ def why_undetected(diff: dict | None) -> str:
 def own_forgetting(stat: dict | None) -> str:
     """One method's forgetting in words: 'forgot', 'gained' (a negative forgetting) or 'no forgetting detected'."""
     state = resolved({**stat, "n_a": stat.get("n", 0), "n_b": stat.get("n", 0)}) if stat else "n/a"
+    if state == "n/a":
+        return "not measured"
+    if state == "no interval" and stat.get("n", 0) < 2:
+        return "one seed: not resolved"
     return {"above": "forgot", "below": "gained (probe accuracy rose)"}.get(state, "no forgetting detected")
 
 

@@ -277,12 +277,12 @@ def _runs_table(sweep: dict) -> list[Block]:
                      format_stat(r.get("final_forgetting")), format_stat(r.get("final_logprob_drift"), "real"),
                      format_stat(r.get("final_kl_exact"), "real"), degraded,
                      format_stat(r.get("final_answer_entropy"), "real"), collapsed))
-    note = ("Final checkpoint of each run, mean over seeds [95% interval; accuracies on the logit scale, so they stay "
-            "in range]. Collapsed: seeds whose greedy answers at the end are one answer or under 0.5 bits of entropy "
-            "(never averaged away: a collapsed run is a failed run). Degraded heads: base-circuit heads summed over "
-            "probes with CMAP dF < −τ (P) or < −τ·|base mean log P| (log P). 'rollouts': RL seeds whose sampled "
-            "answers collapsed during training (the rollout monitor: under 0.5 bits for two windows, or one answer "
-            "in 95 %).")
+    note = ("Final checkpoint of each run, mean over seeds [95% interval; accuracies and forgetting combine seeds and "
+            "questions and are cut at their bounds]. Collapsed: seeds whose greedy answers at the end are one answer "
+            "or under 0.5 bits of entropy (never averaged away: a collapsed run is a failed run). Degraded heads: "
+            "base-circuit heads summed over probes with CMAP dF < −τ (P) or < −τ·|base mean log P| (log P). "
+            "'rollouts': RL seeds whose sampled answers collapsed during training (the rollout monitor: under 0.5 bits "
+            "for two windows, or one answer in 95 %).")
     return [Table(("method", "lr", "final target acc.", "peak target acc.", "forgetting", "log-prob drift",
                    "exact KL", "degraded heads (P / log P)", "answer entropy (bits)", "collapsed"), tuple(rows), note)]
 
