@@ -135,10 +135,14 @@ def test_sigkill_then_rerun_completes_identically(experiment, tmp_path, stage):
 
 def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
     config = write_tiny_experiment(tmp_path, seeds=(0,), extra={
-        "sweep": {"learning_rates": {"sft": [3e-2, 1e-2], "rl": [1e-2]}, "levels": 3}})
+        "sweep": {"learning_rates": {"sft": [3e-2, 1e-2], "rl": [1e-2]}, "levels": 3, "allow_unequal_grids": True}})
     run_dir = run_experiment(config, tmp_path / "sweep", quiet=True)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["learning_rates"] == {"sft": [0.01, 0.03], "rl": [0.01]}
+    assert results["sweep"]["grids"]["equal"] is False  # allowed explicitly, and the report says so
+    assert "learning-rate grids differ" in (run_dir / "report.md").read_text()
+    # the tiny target is one JSONL file without splits: its "validation" questions are the test's, and it says so
+    assert results["selection_split"] == "test" and results["sweep"]["matched"]["selection_split"] == "test"
     rows = {(r["method"], r["learning_rate"]) for r in results["sweep"]["runs"]}
     assert rows == {("sft", 0.01), ("sft", 0.03), ("rl", 0.01)}
     for lr in ("0.01", "0.03"):

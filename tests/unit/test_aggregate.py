@@ -197,3 +197,106 @@ def test_the_third_arm_gets_its_own_paired_difference_with_sft_and_a_summary_row
     assert agg.sft_minus_rl["forgetting_mean"]["mean"] == pytest.approx((0.04 - 0.01) * 6)  # unchanged by the arm
     assert {p.method for p in agg.razor.points} == {"sft", "rl", "sft-preserve"}  # the KL-forgetting fit pools all
     assert run(_two_methods())[0].preserve_minus_sft == {"a": "sft-preserve", "b": "sft", "available": False}
+
+
+def _one_question(gain_sft=1, gain_rl=0, n=100, paired=False):
+    """The demo's false verdict: SFT gains `gain_sft` questions of n on one probe in every seed, RL `gain_rl`.
+
+    paired: record the per-question SE of (base hit - hit), the gains being the only questions that changed.
+    """
+    out = []
+    for method, gain in (("sft", gain_sft), ("rl", gain_rl)):
+        mean = -gain / n
+        se = math.sqrt((gain * (-1 - mean) ** 2 + (n - gain) * mean**2) / (n - 1) / n) if paired else None
+        for seed in (0, 1, 2):
+            for step in (0, 10):
+                acc = 0.7 + (gain / n) * (step > 0)
+                probes = {"p": ProbeMeasurement(accuracy=acc, n=n, cmap=ZERO_CMAP, cmap_method="exact", damage=0.0,
+                                                circuit=["L0.H0"], preservation=1.0,
+                                                forgetting_se=se if step > 0 else None)}
+                out.append(CheckpointMeasurement(method=method, seed=seed, step=step, target_accuracy=0.5,
+                                                 target_n=100, target_unparsable=0, kl=0.0, kl_samples=10,
+                                                 probes=probes))
+    return out
+
+
+def test_one_question_in_every_seed_reads_no_difference_detected():
+    agg, summary = run(_one_question())
+    sft = agg.endpoints["sft"]["forgetting_mean"]
+    # forgetting -0.01 in every seed: the old t interval had zero width; now each seed adds the two binomial
+    # variances (0.7 and 0.71 over 100 questions): nonzero width, a real interval
+    assert sft["mean"] == pytest.approx(-0.01) and sft["lo"] < -0.01 < sft["hi"]
+    diff = agg.sft_minus_rl["forgetting_mean"]
+    assert diff["resolution"] == pytest.approx(0.01)
+    text = " ".join(findings(agg, summary))
+    assert "No difference detected (|difference| ≤ 0.010, one question of the evaluation)" in text
+    assert "forgets more: no difference detected" in text and "contradicted" not in text
+    assert "(no forgetting detected)" in text
+
+
+def test_a_gain_is_never_read_as_the_other_method_forgetting():
+    # SFT gains 20 questions of 100 in every seed (paired SE over questions 0.0402), RL unchanged: resolved
+    # below zero (t = 0.2 / 0.0232 = 8.6 on 2 df, p = 0.013, Holm x3 = 0.040 < 0.05)
+    agg, summary = run(_one_question(gain_sft=20, gain_rl=0, paired=True))
+    assert findings_state(agg) == "below"
+    text = " ".join(findings(agg, summary))
+    assert "RL forgot more" not in text and "contradicted" not in text.split("forgets more:")[1].split(";")[0]
+    assert "SFT's forgetting is lower than RL's (SFT gained (probe accuracy rose), RL no forgetting detected)" in text
+    assert "forgets more: not supported (SFT gained (probe accuracy rose), RL no forgetting detected; not the " \
+           "opposite claim)" in text
+
+
+def findings_state(agg):
+    from circuitdrift.report.findings import direction
+    return direction(agg.sft_minus_rl["forgetting_mean"])
+
+
+def test_steps_to_goal_interval_stays_on_the_checkpoint_range():
+    agg, _ = run(_two_methods(), goal=0.6)
+    s = agg.endpoints["rl"]["steps_to_goal"]
+    assert 0 <= s["lo"] <= s["mean"] <= s["hi"] <= 6
+
+
+def test_relative_damage_is_each_heads_change_over_its_base_effect():
+    from circuitdrift.compare.aggregate import degraded_relative_heads, relative_damage
+
+    c = circuit(("L0.H0", "L1.H1"))  # base effects |s| = 0.5 and 0.4
+    cm = m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]])
+    # L0.H0: -0.3 / 0.5 = -0.6; L1.H1: -0.05 / 0.4 = -0.125
+    assert relative_damage(cm, c, "p") == pytest.approx([-0.6, -0.125])
+    assert degraded_relative_heads(cm, c, "p", tau=0.1) == 2
+    assert degraded_relative_heads(cm, c, "p", tau=0.5) == 1
+    # a CMAP a thousand times smaller reaches the same relative threshold when the base effects are that small too
+    tiny = circuit(("L0.H0", "L1.H1"))
+    tiny = tiny.model_copy(update={"scores": [[-5e-4, 0.0], [0.0, -4e-4]]})
+    assert degraded_relative_heads(m("sft", 0, 5, cmap=[[-3e-4, 0.0], [0.0, -5e-5]]), tiny, "p", 0.1) == 2
+    agg, _ = run([m("sft", 0, 0), m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]]),
+                  m("sft", 1, 0), m("sft", 1, 5, cmap=[[-0.1, -0.5], [0.0, -0.05]])])
+    dist = agg.endpoints["sft"]["relative_damage"]["p"]
+    # pooled ratios -0.6, -0.125, -0.2, -0.125: sorted -0.6, -0.2, -0.125, -0.125 -> median -0.1625
+    assert dist["n"] == 4 and dist["min"] == pytest.approx(-0.6) and dist["median"] == pytest.approx(-0.1625)
+    assert agg.endpoints["sft"]["degraded_relative_heads"]["mean"] == 2
+
+
+def test_the_findings_show_the_relative_damage_distribution():
+    from circuitdrift.report.findings import relative_damage_text
+
+    agg, _ = run([m("sft", 0, 0), m("sft", 0, 5, cmap=[[-0.3, -0.5], [0.0, -0.05]]),
+                  m("sft", 1, 0), m("sft", 1, 5, cmap=[[-0.1, -0.5], [0.0, -0.05]])])
+    text = relative_damage_text(agg)
+    # q10 of -0.6, -0.2, -0.125, -0.125: position 0.3 -> -0.6 + 0.3 * 0.4 = -0.48
+    assert "SFT: p median -0.163 (10–90 %: -0.480 to -0.125; min -0.600); heads past −τ·|s_h|: 2 [2, 2]" in text
+
+
+def test_steps_to_goal_on_a_grid_has_width_even_when_every_seed_agrees():
+    from circuitdrift.compare.aggregate import steps_to_goal_var
+
+    # reached at 12 after a checkpoint at 6: uniform over (6, 12], variance 36 / 12 = 3
+    assert steps_to_goal_var([0, 6, 12, 24], 12) == pytest.approx(3.0)
+    assert steps_to_goal_var([0, 6, 12], 0) == 0.0 and steps_to_goal_var([0, 6], None) is None
+    same = [m("sft", s, step, target=0.4 + 0.1 * (step >= 4)) for s in range(3) for step in (0, 2, 4, 6)]
+    agg, _ = run(same, goal=0.5)
+    s = agg.endpoints["sft"]["steps_to_goal"]
+    # every seed at 4, grid variance 4 / 12 each: se = sqrt(3 * (1/3) / 9) = 1/3, half = 4.302653 / 3 = 1.434218
+    assert s["mean"] == 4 and s["hi"] - s["mean"] == pytest.approx(4.302653 / 3, abs=1e-5)
+    assert 0 <= s["lo"] < 4 < s["hi"] <= 6

@@ -64,9 +64,10 @@ def test_kl_of_a_model_against_itself_is_zero_and_positive_against_a_perturbed_c
     with torch.no_grad():
         for p in perturbed.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    drift = forward_kl(model, perturbed, tokenizer, task, n_samples=64, max_new_tokens=6, batch_size=16)
+    drift = forward_kl(model, perturbed, tokenizer, task, n_samples=64, temperature=0.6, max_new_tokens=6,
+                       batch_size=16)
     assert drift.value > 4 * drift.stderr > 0
-    assert drift.to_dict() == {**drift.to_dict(), "do_sample": True, "temperature": 0.6, "top_p": 0.85, "top_k": 0,
+    assert drift.to_dict() == {**drift.to_dict(), "do_sample": True, "temperature": 0.6, "top_p": 1.0, "top_k": 0,
                                "repetition_penalty": 1.0, "max_new_tokens": 6}
 
 
@@ -86,6 +87,27 @@ def test_one_token_kl_estimate_matches_the_exact_kl(toy):
     exact = float(torch.stack(exact).mean())
     assert exact > 0.05
     assert abs(estimate.value - exact) < 4 * estimate.stderr
+
+
+def test_tempered_kl_samples_and_scores_at_one_temperature(toy):
+    """At temperature 0.5 the one-token estimate matches the exact KL of the two tempered distributions."""
+    tokenizer, task, model = toy
+    other = _letter_bias(model, tokenizer, 2.0)
+    estimate = forward_kl(model, other, tokenizer, task, n_samples=1200, temperature=0.5, max_new_tokens=1,
+                          batch_size=400)
+    exact = []
+    with torch.no_grad():
+        for ids in prompt_ids(task, tokenizer):
+            x = torch.tensor([ids])
+            p = (model(x).logits[0, -1] / 0.5).log_softmax(-1)
+            q = (other(x).logits[0, -1] / 0.5).log_softmax(-1)
+            exact.append((p.exp() * (p - q)).sum())
+    exact = float(torch.stack(exact).mean())
+    assert exact > 0.05
+    assert abs(estimate.value - exact) < 4 * estimate.stderr
+    assert forward_kl(model, model, tokenizer, task, n_samples=8, temperature=0.6, max_new_tokens=3).value == 0.0
+    with pytest.raises(ValueError, match="top-p 0.85 truncates"):
+        forward_kl(model, other, tokenizer, task, n_samples=8, temperature=0.6, top_p=0.85)
 
 
 def test_evaluate_model_reports_forgetting_and_kl_against_the_base(toy):

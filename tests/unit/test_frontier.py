@@ -117,11 +117,11 @@ def _runs():
 
 
 def test_matched_comparison_lower_is_better():
-    out = matched_comparison(_runs(), [0.5, 0.75], higher_is_better=False, methods=["A", "B"])
+    out = matched_comparison(_runs(), [0.5, 0.75], methods=["A", "B"])
     assert out["levels"] == [0.5, 0.75]
-    # level 0.5, best (lowest) over lr per seed:
-    #   A seed 0 = min(0.20, 0.05) = 0.05, seed 1 = 0.20 (lr 0.01 never gets there)
-    #   B seed 0 = min(0.20, 0.28) = 0.20, seed 1 = 0.40
+    # level 0.5, the learning rate that gets there first per seed:
+    #   A seed 0: lr 0.1 at step 15, lr 0.01 at step 10 -> 0.05; seed 1: only lr 0.1 (step 5) -> 0.20
+    #   B seed 0: lr 0.1 at step 4, lr 0.01 at step 8 -> 0.20; seed 1: only lr 0.1 -> 0.40
     a, b = out["by_method"]["A"][0], out["by_method"]["B"][0]
     # A: mean 0.125, sd = 0.15 / sqrt(2), half = 12.706205 * 0.15 / sqrt(2) / sqrt(2) = 12.706205 * 0.075 = 0.952965
     assert a["mean"] == pytest.approx(0.125) and a["n"] == 2
@@ -135,7 +135,8 @@ def test_matched_comparison_lower_is_better():
     assert d["lo"] == pytest.approx(-0.175 - 0.317655, abs=1e-5)
     assert d["hi"] == pytest.approx(-0.175 + 0.317655, abs=1e-5)
     # level 0.75: only B seed 0 (lr 0.1) gets there, with 0.45; A reaches it in no seed
-    assert out["by_method"]["A"][1] == {"mean": None, "lo": None, "hi": None, "n": 0, "missing": 2}
+    assert {k: out["by_method"]["A"][1][k] for k in ("mean", "lo", "hi", "n", "missing")} == {
+        "mean": None, "lo": None, "hi": None, "n": 0, "missing": 2}
     assert out["by_method"]["B"][1]["mean"] == pytest.approx(0.45) and out["by_method"]["B"][1]["missing"] == 1
     assert out["difference"][1]["mean"] is None and out["difference"][1]["missing"] == 2
     assert out["reached"] == {"A": [2, 0], "B": [2, 1]}
@@ -146,21 +147,32 @@ def test_matched_comparison_lower_is_better():
     assert out["by_lr"]["B"]["0.01"][0]["mean"] == pytest.approx(0.28)
 
 
-def test_matched_comparison_higher_is_better_takes_the_max():
-    out = matched_comparison(_runs(), [0.5], higher_is_better=True, methods=["A", "B"])
-    # A: seed 0 = max(0.20, 0.05) = 0.20, seed 1 = 0.20; B: seed 0 = max(0.20, 0.28) = 0.28, seed 1 = 0.40
-    assert out["by_method"]["A"][0]["mean"] == pytest.approx(0.20)
-    assert out["by_method"]["A"][0]["lo"] == pytest.approx(0.20)  # no spread
-    assert out["by_method"]["B"][0]["mean"] == pytest.approx(0.34)
-    # differences 0.20 - 0.28 = -0.08, 0.20 - 0.40 = -0.20: mean -0.14, half = 12.706205 * 0.12 / 2 = 0.762372
-    d = out["difference"][0]
-    assert d["mean"] == pytest.approx(-0.14)
-    assert d["hi"] - d["mean"] == pytest.approx(0.762372, abs=1e-5)
+def test_learning_rate_is_the_one_that_reaches_the_level_first():
+    out = matched_comparison(_runs(), [0.5], methods=["A", "B"])
+    assert out["selected_lr"] == {"A": {"0": [0.01], "1": [0.1]}, "B": {"0": [0.1], "1": [0.1]}}
+    # a tie in steps goes to the lower rate, whatever the measure says
+    tie = {("A", 0.1, 0): traj((0, 0.3, 0.0), (10, 0.5, 0.9)), ("A", 0.01, 0): traj((0, 0.3, 0.0), (10, 0.5, 0.1))}
+    assert matched_comparison(tie, [0.5], methods=["A"])["selected_lr"] == {"A": {"0": [0.01]}}
+    tie[("A", 0.1, 0)] = traj((0, 0.3, 0.0), (10, 0.5, 0.0))  # a better measure does not win the tie either
+    tie[("A", 0.01, 0)] = traj((0, 0.3, 0.0), (10, 0.5, 0.5))
+    assert matched_comparison(tie, [0.5], methods=["A"])["by_method"]["A"][0]["mean"] == pytest.approx(0.5)
+
+
+def test_example_variance_widens_the_matched_interval_and_thin_levels_are_not_reported():
+    pts = {("A", 0.1, s): [Point(0, 0.3, 0.0, 0.0), Point(10, 0.7, 0.2, 0.0004)] for s in range(3)}
+    pts.update({("B", 0.1, s): [Point(0, 0.3, 0.0, 0.0), Point(10, 0.7, 0.1, 0.0004)] for s in range(2)})
+    out = matched_comparison(pts, [0.5], methods=["A", "B"], resolution=0.01)
+    # at 0.5, t = 0.5: A's value 0.1 in all three seeds, variance interpolated 0.0002 -> se = sqrt(3 * 0.0002 / 9)
+    a = out["by_method"]["A"][0]
+    assert a["mean"] == pytest.approx(0.1) and a["se"] == pytest.approx((0.0002 / 3) ** 0.5)
+    assert a["lo"] < a["hi"]  # identical seeds, yet an interval
+    assert out["reported"] == [False]  # B has two seeds
+    assert out["difference"][0]["resolution"] == 0.01 and out["difference"][0]["reported"] is False
 
 
 def test_matched_comparison_counts_reached_without_a_value_and_skips_difference_for_three_methods():
     runs = {**_runs(), ("C", 0.1, 0): traj((0, 0.30, 0.0), (10, 0.60, None))}
-    out = matched_comparison(runs, [0.5], higher_is_better=False, methods=["A", "B", "C"])
+    out = matched_comparison(runs, [0.5], methods=["A", "B", "C"])
     assert "difference" not in out
     assert out["reached"]["C"] == [1]  # the accuracy got there ...
     assert out["by_method"]["C"][0]["n"] == 0 and out["by_method"]["C"][0]["missing"] == 1  # ... the measure did not
@@ -168,7 +180,7 @@ def test_matched_comparison_counts_reached_without_a_value_and_skips_difference_
 
 def test_matched_comparison_level_equal_to_peak_accuracy_is_reached():
     runs = {("A", 0.1, 0): traj((0, 0.30, 0.0), (10, 0.50, 0.20)), ("A", 0.1, 1): traj((0, 0.30, 0.0), (10, 0.49, 0.1))}
-    out = matched_comparison(runs, [0.5], higher_is_better=False, methods=["A"])
+    out = matched_comparison(runs, [0.5], methods=["A"])
     assert out["reached"] == {"A": [1]}  # seed 0 peaks at exactly 0.50; seed 1 stops at 0.49
     assert out["by_method"]["A"][0]["mean"] == pytest.approx(0.20) and out["by_method"]["A"][0]["missing"] == 1
     assert "difference" not in out
@@ -179,7 +191,7 @@ def test_three_arms_give_sft_minus_rl_and_preserve_minus_sft_paired_by_seed():
     # the third arm: seed 0 at 0.5 reaches 0.02, seed 1 0.10 (one learning rate)
     renamed[("sft-preserve", 0.1, 0)] = traj((0, 0.30, 0.0), (10, 0.70, 0.04))
     renamed[("sft-preserve", 0.1, 1)] = traj((0, 0.30, 0.0), (10, 0.70, 0.20))
-    out = matched_comparison(renamed, [0.5], higher_is_better=False, methods=["sft", "rl", "sft-preserve"])
+    out = matched_comparison(renamed, [0.5], methods=["sft", "rl", "sft-preserve"])
     assert list(out["differences"]) == ["sft - rl", "sft-preserve - sft"]
     assert out["difference"] == out["differences"]["sft - rl"]
     assert out["differences"]["sft - rl"][0]["mean"] == pytest.approx(-0.175)  # as A - B above

@@ -61,7 +61,7 @@ def test_bad_values_are_named_by_path(data, message):
 
 def test_three_arms_resolve_with_their_preserve_settings():
     config = parse_config(with_(methods=["sft", "rl", "sft-preserve"],
-                                sweep={"learning_rates": {"sft-preserve": [1e-4, 3e-5]}}))
+                                sweep={"learning_rates": {"sft-preserve": [1e-4, 3e-5]}, "allow_unequal_grids": True}))
     assert config.preserve.lam == 0.01 and config.preserve.heads == "dcv" and config.preserve.top_k == 4
     assert [run for run in config.runs() if run[0] == "sft-preserve"] == [
         ("sft-preserve", lr, s) for lr in (3e-5, 1e-4) for s in (0, 1, 2)]
@@ -111,3 +111,30 @@ def test_target_task_list_gives_one_experiment_per_task():
         parse_config({**data, "target_task": ["science-qa", "science-qa"]})
     with pytest.raises(InputError, match="target_task"):
         parse_config({**data, "target_task": []})
+
+
+def test_unequal_learning_rate_grids_are_refused_unless_allowed():
+    grids = {"learning_rates": {"sft": [1e-5, 3e-5, 1e-4], "rl": [3e-5, 5e-5, 1e-4]}}
+    with pytest.raises(InputError) as info:
+        parse_config(with_(sweep=grids), "cfg.yaml")
+    message = str(info.value)
+    assert "sweep.learning_rates: sft [1e-05, 3e-05, 0.0001] and rl [3e-05, 5e-05, 0.0001] differ" in message
+    assert "\n" not in message
+    # a method left out of the sweep trains at train.learning_rate: a grid of one, also unequal
+    with pytest.raises(InputError):
+        parse_config(with_(sweep={"learning_rates": {"sft": [1e-5, 1e-4]}}), "cfg.yaml")
+    allowed = parse_config(with_(sweep={**grids, "allow_unequal_grids": True}))
+    assert allowed.learning_rates("rl") == [3e-5, 5e-5, 1e-4]
+    same = parse_config(with_(sweep={"learning_rates": {"sft": [1e-4, 3e-5], "rl": [3e-5, 1e-4]}}))
+    assert same.learning_rates("sft") == same.learning_rates("rl") == [3e-5, 1e-4]
+
+
+def test_the_shipped_configs_load():
+    from pathlib import Path
+
+    from circuitdrift.pipeline.config import load_config
+
+    for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml")):
+        if "transfer" in path.name:  # the transfer experiment has its own config (transfer/config.py)
+            continue
+        load_config(path)

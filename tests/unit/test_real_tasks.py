@@ -349,7 +349,7 @@ def test_qwen_config_is_the_papers_recipe():
     assert 1e-5 <= train.learning_rate <= 5e-5
     a, e = config.analysis, config.eval
     assert (a.top_k, a.n_examples, a.tau) == (20, 50, 0.1)
-    assert (e.kl_samples, e.kl_temperature, e.kl_top_p, e.kl_max_new_tokens) == (200, 0.6, 0.85, 128)
+    assert (e.kl_samples, e.kl_temperature, e.kl_top_p, e.kl_max_new_tokens) == (200, 0.6, 1.0, 128)
 
 
 def test_qwen_config_resolves_every_task_on_a_local_tiny_model(data, tokenizer, tmp_path):

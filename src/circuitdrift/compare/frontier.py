@@ -15,15 +15,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from circuitdrift.compare.stats import difference, is_number, stat
+from circuitdrift.compare.combined import combined_difference, combined_stat
+from circuitdrift.compare.stats import is_number
+
+MIN_RUNS = 3  # runs per method a matched level needs before it is reported
 
 
 class Point(NamedTuple):
-    """One checkpoint: target-task accuracy and the measure's value (None where not measured)."""
+    """One checkpoint: target-task accuracy (the selection axis) and the measure's value (None where not measured).
+
+    ``var`` is the value's sampling variance over examples (None: not known), carried into the interval.
+    """
 
     step: int
     accuracy: float
     value: float | None
+    var: float | None = None
 
 
 def _best(values, higher_is_better: bool) -> float | None:
@@ -33,26 +40,54 @@ def _best(values, higher_is_better: bool) -> float | None:
     return max(kept) if higher_is_better else min(kept)
 
 
-def interpolate_at(points: Sequence[Point], level: float) -> float | None:
-    """The measure where the trajectory first reaches target accuracy `level`, linear in accuracy.
+def crossing(points: Sequence[Point], level: float) -> tuple[int, float] | None:
+    """(i, t): the trajectory first reaches `level` between points[i - 1] and points[i], a fraction t along.
 
-    Checkpoints are sparse, so the value at exactly `level` lies between two of
-    them. The first crossing from below is used (points[i-1].accuracy < level <=
-    points[i].accuracy): a later dip and rise would read the measure after more
-    training than the level needed. None if never reached or a needed value is None.
+    The first crossing from below is used (points[i-1].accuracy < level <= points[i].accuracy): a
+    later dip and rise would read the measure after more training than the level needed. (0, 1.0)
+    when the first point already has it; None if never reached.
     """
     if not points:
         return None
     if points[0].accuracy >= level:
-        return points[0].value
+        return 0, 1.0
     for i in range(1, len(points)):
         prev, cur = points[i - 1], points[i]
         if prev.accuracy < level <= cur.accuracy:
-            if prev.value is None or cur.value is None:
-                return None
-            t = (level - prev.accuracy) / (cur.accuracy - prev.accuracy)
-            return prev.value + t * (cur.value - prev.value)
+            return i, (level - prev.accuracy) / (cur.accuracy - prev.accuracy)
     return None
+
+
+def _along(points: Sequence[Point], where: tuple[int, float], field: str) -> float | None:
+    i, t = where
+    if i == 0:
+        return getattr(points[0], field)
+    a, b = getattr(points[i - 1], field), getattr(points[i], field)
+    if not is_number(a) or not is_number(b):
+        return None
+    return a + t * (b - a)
+
+
+def crossing_step(points: Sequence[Point], level: float) -> float | None:
+    """The (interpolated) step at which the trajectory first reaches `level`; None if never."""
+    where = crossing(points, level)
+    return None if where is None else _along(points, where, "step")
+
+
+def interpolate_at(points: Sequence[Point], level: float) -> float | None:
+    """The measure where the trajectory first reaches target accuracy `level`, linear in accuracy.
+
+    None if never reached or a needed value is None.
+    """
+    where = crossing(points, level)
+    return None if where is None else _along(points, where, "value")
+
+
+def variance_at(points: Sequence[Point], level: float) -> float | None:
+    """The example variance at the first crossing, interpolated like the value (an upper bound for independent
+    ends: t·a + (1 - t)·b >= t²·a + (1 - t)²·b)."""
+    where = crossing(points, level)
+    return None if where is None else _along(points, where, "var")
 
 
 def pareto_frontier(points: Sequence[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
@@ -104,46 +139,73 @@ def matched_levels(base_accuracy: float, reached: Sequence[float], n: int = 5) -
 
 
 def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], levels: Sequence[float],
-                       higher_is_better: bool, methods: Sequence[str], interval=stat) -> dict:
-    """Each method's measure at matched accuracy levels, best learning rate per seed, with t intervals over seeds.
+                       methods: Sequence[str], *, bounds: tuple[float | None, float | None] = (None, None),
+                       min_runs: int = MIN_RUNS, resolution: float | None = None) -> dict:
+    """Each method's measure at matched accuracy levels, with intervals combining seeds and examples.
 
-    ``interval`` turns values over seeds into a statistic (``stat``; a bounded one for fractions).
-    A method's value for a seed at a level is the best, over its learning rates,
-    of interpolate_at (None if no learning rate gets there with a value): the
-    method at its best-tuned learning rate, as in "RL's Razor". "reached" counts
-    seeds for which some learning rate reaches the level in accuracy; "by_lr"
-    keeps each learning rate's own statistic; "differences" holds, for each pair of
-    :data:`PAIRS` present (or the two methods given, when exactly two), the first minus the
-    second, paired by seed, keyed "a - b"; "difference" is the first of them (SFT - RL).
+    A run's points carry the selection split's target accuracy (validation), so the levels, the
+    crossings and the learning rates are chosen without the test split; the values are the test
+    split's. Per (method, seed, level) the learning rate is the one whose run reaches the level first
+    (fewest steps, ties: the lower rate): a choice made on the target task alone, blind to the measure
+    compared. "selected_lr" records it; "reached" counts seeds some learning rate brings to the level;
+    "reported" is True where every method has a value in at least ``min_runs`` seeds (a thinner level is
+    shown, marked, and left out of verdicts). "by_lr" keeps each learning rate's own statistic;
+    "differences" holds, for each pair of :data:`PAIRS` present (or the two methods given, when exactly
+    two), the first minus the second, paired by seed, keyed "a - b", each with the one-question
+    ``resolution``; "difference" is the first of them (SFT - RL). "per_seed" keeps the selected values.
     """
-    out: dict = {"levels": list(levels), "by_method": {}, "reached": {}, "by_lr": {}}
-    per_seed: dict[str, dict[int, list[float | None]]] = {}
+    low, high = bounds
+    span = None if low is None or high is None else high - low
+    out: dict = {"levels": list(levels), "min_runs": min_runs, "by_method": {}, "reached": {}, "by_lr": {},
+                 "selected_lr": {}, "per_seed": {},
+                 "per_seed_var": {}}
+    chosen: dict[str, dict[int, list[tuple[float | None, float | None]]]] = {}
     for method in methods:
         mine = {(lr, seed): points for (m, lr, seed), points in runs.items() if m == method}
         lrs = sorted({lr for lr, _ in mine})
         seeds = sorted({seed for _, seed in mine})
-        at = {key: [interpolate_at(points, level) for level in levels] for key, points in mine.items()}
-        per_seed[method] = {
-            s: [_best([at[(lr, s)][j] for lr in lrs if (lr, s) in at], higher_is_better) for j in range(len(levels))]
-            for s in seeds
-        }
-        out["by_method"][method] = [interval(per_seed[method][s][j] for s in seeds) for j in range(len(levels))]
-        peak = {s: max((p.accuracy for (_, seed), pts in mine.items() if seed == s for p in pts), default=-1.0)
-                for s in seeds}
-        out["reached"][method] = [sum(peak[s] >= level for s in seeds) for level in levels]
+        chosen[method], out["selected_lr"][method] = {}, {}
+        for s in seeds:
+            picks = [_first_to_reach({lr: mine[(lr, s)] for lr in lrs if (lr, s) in mine}, level) for level in levels]
+            out["selected_lr"][method][str(s)] = picks
+            chosen[method][s] = [(None, None) if lr is None else
+                                 (interpolate_at(mine[(lr, s)], level), variance_at(mine[(lr, s)], level))
+                                 for lr, level in zip(picks, levels, strict=True)]
+        out["per_seed"][method] = {str(s): [v for v, _ in chosen[method][s]] for s in seeds}
+        out["per_seed_var"][method] = {str(s): [v for _, v in chosen[method][s]] for s in seeds}
+        out["by_method"][method] = [combined_stat((chosen[method][s][j][0] for s in seeds),
+                                                  (chosen[method][s][j][1] for s in seeds), low=low, high=high)
+                                    for j in range(len(levels))]
+        out["reached"][method] = [sum(any(crossing(mine[(lr, s)], level) is not None for lr in lrs if (lr, s) in mine)
+                                      for s in seeds) for level in levels]
         out["by_lr"][method] = {
-            str(lr): [interval(at[(lr, s)][j] for s in seeds if (lr, s) in at) for j in range(len(levels))]
+            str(lr): [combined_stat((interpolate_at(mine[(lr, s)], level) for s in seeds if (lr, s) in mine),
+                                    (variance_at(mine[(lr, s)], level) for s in seeds if (lr, s) in mine),
+                                    low=low, high=high) for level in levels]
             for lr in lrs
         }
+    out["reported"] = [all(out["by_method"][m][j]["n"] >= min_runs for m in methods) for j in range(len(levels))]
     out["differences"] = {}
     for a, b in method_pairs(methods):
-        first, second = per_seed[a], per_seed[b]
-        out["differences"][f"{a} - {b}"] = [
-            difference({s: v[j] for s, v in first.items()}, {s: v[j] for s, v in second.items()})
-            for j in range(len(levels))]
+        diffs = []
+        for j in range(len(levels)):
+            values = [{s: v[j][0] for s, v in chosen[m].items()} for m in (a, b)]
+            variances = [{s: v[j][1] for s, v in chosen[m].items()} for m in (a, b)]
+            diff = combined_difference(*values, *variances, low=None if span is None else -span,
+                                       high=span)
+            diff.update(resolution=resolution, reported=out["reported"][j])
+            diffs.append(diff)
+        out["differences"][f"{a} - {b}"] = diffs
     if out["differences"]:
         out["difference"] = next(iter(out["differences"].values()))
     return out
+
+
+def _first_to_reach(trajectories: dict[float, Sequence[Point]], level: float) -> float | None:
+    """The learning rate whose trajectory reaches ``level`` in the fewest steps (ties: the lower rate)."""
+    steps = [(crossing_step(points, level), lr) for lr, points in trajectories.items()]
+    reached = sorted((step, lr) for step, lr in steps if step is not None)
+    return reached[0][1] if reached else None
 
 
 PAIRS = (("sft", "rl"), ("sft-preserve", "sft"))  # the comparisons the report makes: the paper's, and the remedy's

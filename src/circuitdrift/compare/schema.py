@@ -55,12 +55,16 @@ class BaseCircuit(_Record):
     faithfulness_ablation: str  # ablation of heads outside C (zero | mean | corrupt)
     random_faithfulness: float  # mean over random circuits of the same size
     random_faithfulness_all: list[float]
+    split: str | None = None  # the circuit split it was found on (None: a record from before, the test split)
+    disjoint: bool | None = None  # no example shared with those its damage, CMAP and accuracy are measured on
 
 
 class ProbeMeasurement(_Record):
     """One probe at one checkpoint."""
 
     accuracy: float  # teacher-forced exact match of the answer tokens (evaluate/checkpoint.py)
+    n: int | None = None  # questions the accuracy is over (its resolution is 1 / n)
+    forgetting_se: float | None = None  # SE over questions of (base hit - hit), paired on the same questions
     cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads], on analysis.metric
     cmap_method: str  # exact | attribution
     damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)
@@ -85,6 +89,10 @@ class CheckpointMeasurement(_Record):
     target_accuracy: float  # greedy, first letter parsed; unparsable counts as wrong
     target_n: int
     target_unparsable: int
+    selection_accuracy: float | None = None  # greedy target accuracy on the selection split (eval.selection_split)
+    selection_n: int | None = None
+    selection_split: str | None = None  # None: a record from before selection had its own split
+    selection_prob: float | None = None  # mean teacher-forced probability of the correct answer on that split
     kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
     kl_samples: int
     kl_exact: float | None = None  # exact KL(pi_0 || pi) of the answer-position distribution (nats, mean)
@@ -123,6 +131,7 @@ class AggregateSettings(_Record):
     target_goal: float
     tau: float
     level: float  # the interval's coverage
+    kl: str = "sampled"  # which KL the "kl" numbers are: exact (answer-position, the primary) or sampled (estimate)
 
 
 class MethodCurves(_Record):
@@ -211,7 +220,10 @@ class Results(_Record):
     steps: list[int]
     learning_rates: dict[str, list[float]] = Field(default_factory=dict, description="method -> swept rates")
     primary_learning_rate: dict[str, float] = Field(
-        default_factory=dict, description="method -> the rate of the matched-steps view (best final accuracy)")
+        default_factory=dict, description="method -> the rate of the matched-steps view (best final accuracy on "
+        "selection_split)")
+    selection_split: str = Field("test", description="the split learning rates and matched levels were chosen on "
+                                 "(validation; test only for records without a validation accuracy)")
     base: dict = Field(description="target_accuracy and per-probe accuracy of the base model")
     base_circuits: dict[str, BaseCircuit]
     measurements: list[CheckpointMeasurement]

@@ -70,6 +70,11 @@ class ProbeScore:
     logprobs: Tensor  # [n] mean log-probability of each gold answer (nats)
     base_accuracy: float | None = None  # the base model's accuracy (None without a base)
     drift: Drift | None = None  # answer log-probability drift from the base (settings.logprob_drift)
+    forgetting_se: float | None = None  # standard error over questions of (base hit - hit): paired, same questions
+
+    @property
+    def n(self) -> int:
+        return int(self.logprobs.numel())
 
 
 @dataclass(frozen=True)
@@ -116,4 +121,12 @@ def _probe_score(model, tokenizer, *, label: str, task: Task, settings: MeasureS
     base_hits, base_logprobs = base.probe_scores(label, task)
     drift = logprob_drift(base_logprobs, logprobs) if settings.logprob_drift else None
     return ProbeScore(accuracy=accuracy, logprobs=logprobs, base_accuracy=float(base_hits.double().mean()),
-                      drift=drift)
+                      drift=drift, forgetting_se=paired_se(base_hits.double() - hits.double()))
+
+
+def paired_se(differences: Tensor) -> float | None:
+    """Standard error of the mean of per-question differences (None with fewer than two questions)."""
+    n = differences.numel()
+    if n < 2:
+        return None
+    return float(differences.std(unbiased=True) / n**0.5)

@@ -45,7 +45,8 @@ def eval_command(
                                       help="greedy tokens per target-task prompt"),
     kl_samples: int = typer.Option(_D.kl_samples, "--kl-samples", min=1, help="completions sampled from the base"),
     temperature: float = typer.Option(_D.kl_temperature, "--temperature", min=0.0, help="KL sampling temperature"),
-    top_p: float = typer.Option(_D.kl_top_p, "--top-p", min=0.0, max=1.0, help="KL sampling top-p"),
+    top_p: float = typer.Option(_D.kl_top_p, "--top-p", min=0.0, max=1.0,
+                                help="KL sampling top-p: must be 1 (a truncated distribution's KL is not finite)"),
     max_new_tokens: int = typer.Option(_D.kl_max_new_tokens, "--max-new-tokens", min=1,
                                        help="KL completion length cap"),
     exact_kl: bool = typer.Option(_D.exact_kl, "--exact-kl/--no-exact-kl",
@@ -59,8 +60,9 @@ def eval_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16"),
 ) -> None:
-    if temperature <= 0 or top_p <= 0:
-        raise InputError("--temperature and --top-p must be positive")
+    if temperature <= 0 or top_p != 1:
+        raise InputError("--temperature must be positive and --top-p 1: the KL samples and scores both models at "
+                         "one temperature, untruncated")
     settings = MeasureSettings(
         split=split, target_n=n or _D.target_n, probe_n=probe_n or _D.probe_n, max_new_tokens=answer_tokens,
         kl_samples=kl_samples, kl_temperature=temperature, kl_top_p=top_p, kl_max_new_tokens=max_new_tokens,

@@ -3,12 +3,18 @@
     KL = E_{x ~ D_new, y ~ pi_0(.|x)} [ log pi_0(y|x) - log pi(y|x) ]
 
 Prompts x cycle through the task's examples; completions y are sampled from the
-base model with the given temperature, top-p and length cap (defaults: 0.6,
-0.85, 128 tokens, as in the authors' code; no other filter, whatever the model
-folder's generation_config.json says), and end at the first eos. Both log
-probabilities are the models' own (temperature 1), summed over the tokens of
-y, computed on the very same padded batch, so a model against itself gives
-exactly 0. The estimate is a Monte Carlo mean; ``stderr`` is its standard error.
+base model at temperature T with a length cap, and end at the first eos. Both
+log probabilities are taken at the same temperature T (log_softmax(logits / T)),
+summed over the tokens of y, on the very same padded batch: the samples come
+from the distribution that is scored, so the mean is an unbiased estimate of
+KL(pi_0,T || pi_T), the true forward KL at T = 1 (the default), and a model
+against itself gives exactly 0. Top-p truncation is refused: a truncated
+distribution has no density outside its nucleus, so its KL is not finite in
+general, and sampling truncated while scoring untruncated (the authors' code:
+T 0.6, top-p 0.85, scored at T 1) estimates neither distribution's KL. The
+estimate is a Monte Carlo mean; ``stderr`` is its standard error. The exact
+answer-position KL (evaluate/drift.py) needs no sampling and is the primary KL
+wherever it is computed.
 """
 
 from __future__ import annotations
@@ -44,14 +50,14 @@ def kl_sampling(temperature: float, top_p: float, max_new_tokens: int) -> Sampli
 
 @torch.no_grad()
 def sequence_logprob(model: PreTrainedModel, prompt: Tensor, prompt_mask: Tensor, completion: Tensor,
-                     completion_mask: Tensor) -> Tensor:
-    """[batch] sum of log pi(y_t | x, y_<t) over the completion tokens kept by ``completion_mask``."""
+                     completion_mask: Tensor, temperature: float = 1.0) -> Tensor:
+    """[batch] sum of log pi_T(y_t | x, y_<t) over the completion tokens kept by ``completion_mask``."""
     ids = torch.cat([prompt, completion], dim=1)
     mask = torch.cat([prompt_mask, completion_mask], dim=1)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
     start = prompt.shape[1]
-    predicting = logits[:, start - 1 : -1].float().log_softmax(dim=-1)  # [batch, new, vocab]
+    predicting = (logits[:, start - 1 : -1].float() / temperature).log_softmax(dim=-1)  # [batch, new, vocab]
     token_logp = predicting.gather(-1, completion.unsqueeze(-1)).squeeze(-1)  # [batch, new]
     return (token_logp * completion_mask).sum(dim=1)
 
@@ -62,13 +68,16 @@ def forward_kl(
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
     n_samples: int = 200,
-    temperature: float = 0.6,
-    top_p: float = 0.85,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
     max_new_tokens: int = 128,
     batch_size: int = 32,
     seed: int = 0,
 ) -> ForwardKL:
-    """Monte Carlo forward KL(pi_0 || pi) on ``task``'s prompts, sampling from ``base``."""
+    """Monte Carlo forward KL(pi_0,T || pi_T) on ``task``'s prompts, sampling from ``base`` and scoring both at T."""
+    if top_p != 1.0:
+        raise ValueError(f"forward KL: top-p {top_p:g} truncates the sampled distribution, whose KL is then not "
+                         "finite in general; sample with top-p 1 (the temperature is applied to both models)")
     if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
         raise IncompatibleModelsError("forward KL: the base and the fine-tuned model have different vocabularies")
     sampling = kl_sampling(temperature, top_p, max_new_tokens)
@@ -84,9 +93,9 @@ def forward_kl(
             for start in range(0, n_samples, batch_size):
                 ids, mask, completion, keep = generate_batch(base, tokenizer, prompts[start : start + batch_size],
                                                              sampling)
-                base_logp = sequence_logprob(base, ids, mask, completion, keep)
+                base_logp = sequence_logprob(base, ids, mask, completion, keep, temperature)
                 model_logp = sequence_logprob(model, ids.to(model.device), mask.to(model.device),
-                                              completion.to(model.device), keep.to(model.device))
+                                              completion.to(model.device), keep.to(model.device), temperature)
                 gaps.append((base_logp - model_logp.to(base_logp.device)).double().cpu())
     finally:
         base.train(modes[0])

@@ -24,17 +24,22 @@ class LmEvalSettings(BaseModel):
 
 
 class MeasureSettings(BaseModel):
-    """Per-checkpoint measurements (docs/methods.md §7); KL defaults follow RL's Razor."""
+    """Per-checkpoint measurements (docs/methods.md §7); the sampled KL samples and scores at one temperature."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     split: str = Field("test", description="held-out split for every measurement")
+    selection_split: str = Field(
+        "validation", description="split whose target accuracy chooses learning rates and matched levels "
+        "(circuitdrift run); every reported number stays on `split`")
     target_n: int = Field(200, ge=1, description="target-task examples")
     probe_n: int = Field(100, ge=1, description="examples per probe for accuracy")
     max_new_tokens: int = Field(4, ge=1, description="greedy tokens per target-task prompt")
     kl_samples: int = Field(200, ge=1)
-    kl_temperature: float = Field(0.6, gt=0.0)
-    kl_top_p: float = Field(0.85, gt=0.0, le=1.0)
+    kl_temperature: float = Field(1.0, gt=0.0, description="sampled KL: both models sampled and scored at it "
+                                  "(1: the true forward KL)")
+    kl_top_p: float = Field(1.0, ge=1.0, le=1.0, description="must be 1: a truncated distribution's KL is not "
+                            "finite in general (evaluate/kl.py)")
     kl_max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(64, ge=1)
     exact_kl: bool = Field(True, description="also the exact KL of the answer-position distribution (no sampling)")

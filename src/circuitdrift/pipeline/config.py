@@ -40,6 +40,8 @@ class AnalysisSettings(_Section):
     """How circuits are found and compared (docs/methods.md §3-5)."""
 
     n_examples: int = Field(50, ge=1, description="probe examples used for circuits and CMAP")
+    circuit_split: str = Field("validation", description="split the base circuits are found on: not the examples "
+                               "their damage and CMAP are measured on (eval.split)")
     circuit_method: CircuitMethod = Field(
         "exact", description="base circuit discovery (prune: iterative exact patching)")
     rediscovery_method: CircuitMethod = Field(
@@ -82,6 +84,12 @@ class SweepSection(_Section):
 
     learning_rates: dict[str, list[float]] = Field(description="method -> learning rates (a log grid)")
     levels: int = Field(5, ge=1, le=50, description="matched target-accuracy levels")
+    matched_axis: Literal["accuracy", "probability"] = Field(
+        "accuracy", description="the matched axis: greedy target accuracy, or the mean probability of the correct "
+        "answer (both on eval.selection_split)")
+    allow_unequal_grids: bool = Field(
+        False, description="let methods sweep different learning rates (refused otherwise: the grids, not the "
+        "methods, could decide the comparison); the report then says so")
 
     @field_validator("learning_rates")
     @classmethod
@@ -180,6 +188,13 @@ class ExperimentConfig(BaseModel):
             extra = sorted(set(self.sweep.learning_rates) - set(self.methods))
             if extra:
                 raise ValueError(f"sweep.learning_rates: method '{extra[0]}' is not in methods {self.methods}")
+            grids = {m: self.learning_rates(m) for m in self.methods}
+            first = self.methods[0]
+            other = next((m for m in self.methods if grids[m] != grids[first]), None)
+            if other is not None and not self.sweep.allow_unequal_grids:
+                raise ValueError(f"sweep.learning_rates: {first} {grids[first]} and {other} {grids[other]} differ; "
+                                 "give every method the same learning rates (or set sweep.allow_unequal_grids: "
+                                 "true, and the report says so)")
         needs_dcv = "sft-preserve" in self.methods and self.preserve.heads == "dcv"
         if needs_dcv and not {"sft", "rl"} <= set(self.methods):
             raise ValueError("methods: sft-preserve with preserve.heads 'dcv' takes its heads from the SFT and RL "

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
+from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
 from circuitdrift.evaluate.drift import answer_logprobs
@@ -88,6 +90,7 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
     shared = checkpoint_measures(model, tokenizer, target=ref.task(config.target_task, cfg.target_n),
                                  probes={label: ref.task(spec, cfg.probe_n) for label, spec in labels.items()},
                                  settings=cfg, base=ref.side, seed=0)
+    selection, selection_split, selection_prob = _selection_accuracy(ref, model, tokenizer, shared.target)
     reverse = folder is not None and step == ref.ctx.final_step()  # CMAP both ways at the end of every run
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
                                     exact=exact, reverse=reverse)
@@ -98,11 +101,33 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
                                                            apply_chat_template=bench.apply_chat_template)
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
-        target_n=shared.target.n, target_unparsable=shared.target.unparsable, kl=shared.kl.value,
-        kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact, answer_entropy=shared.spread.entropy_bits,
+        target_n=shared.target.n, target_unparsable=shared.target.unparsable,
+        selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=selection_split,
+        selection_prob=selection_prob,
+        kl=shared.kl.value, kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact,
+        answer_entropy=shared.spread.entropy_bits,
         distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
         collapsed=shared.spread.collapsed, probes=probes, benchmarks=benchmarks,
     )
+
+
+def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> tuple[Accuracy, str, float]:
+    """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test), the
+    split it really came from, and the mean teacher-forced probability of the correct answer there (the
+    alternative matched axis: it moves before greedy accuracy does)."""
+    cfg = ref.config.eval
+    test_task = ref.task(ref.config.target_task, cfg.target_n)
+    task = ref.ctx.task(ref.config.target_task, cfg.target_n, split=cfg.selection_split)
+    if cfg.selection_split == cfg.split or task.examples == test_task.examples:
+        # the same split, or a task file without splits: the "validation" questions are the test's own
+        return test, cfg.split, _mean_answer_prob(model, tokenizer, test_task, cfg.batch_size)
+    return (target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size), cfg.selection_split,
+            _mean_answer_prob(model, tokenizer, task, cfg.batch_size))
+
+
+def _mean_answer_prob(model, tokenizer, task, batch_size: int) -> float:
+    """Mean over examples of P(correct answer | prompt), teacher-forced (per token, geometric, for longer answers)."""
+    return float(answer_scores(model, tokenizer, task, batch_size)[1].exp().mean())
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: str, score: ProbeScore,
@@ -116,7 +141,7 @@ def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: st
         cmap_method="exact" if exact else a.cmap_method, logprob=score.drift is not None,
         circuit=ref.rediscovered(label, spec) if model is base else None, reverse=reverse,
     )
-    out = dict(accuracy=score.accuracy, **drift.fields())
+    out = dict(accuracy=score.accuracy, n=score.n, forgetting_se=score.forgetting_se, **drift.fields())
     if score.drift is not None:
         out.update(logprob_drift=score.drift.mean, logprob_drift_se=score.drift.stderr,
                    base_logprob=ref.mean_logprob(label, spec))  # tau enters in the comparison, not here

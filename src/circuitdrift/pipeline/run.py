@@ -18,8 +18,9 @@ from pathlib import Path
 
 from circuitdrift.compare.aggregate import aggregate
 from circuitdrift.compare.controls import circuit_controls
+from circuitdrift.compare.recipe import compute_per_step, recipe_summary
 from circuitdrift.compare.schema import Results
-from circuitdrift.compare.sweep import primary_learning_rates, sweep_analysis
+from circuitdrift.compare.sweep import primary_learning_rates, selection_split, sweep_analysis
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
@@ -149,13 +150,19 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     rollouts = rollout_summaries(ctx)
     preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
                 if stages.PRESERVE in config.methods else {})
+    sweep = sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts, circuits,
+                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy")
+    train = config.train
+    sweep["recipe"] = {"rl": recipe_summary(rollouts),
+                       "compute_per_step": compute_per_step(train.prompts_per_step, train.rl.num_generations,
+                                                            train.rl.max_completion_length, list(config.methods))}
     results = Results(
         name=config.name, base_model=config.base_model, target_task=config.target_task,
         probes=list(circuits), methods=list(config.methods), seeds=list(config.seeds), steps=config.steps(),
         learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
+        selection_split=selection_split(records),
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
-        summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
-                                              circuits, config.analysis.tau),
+        summary=summary, sweep=sweep,
         rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)

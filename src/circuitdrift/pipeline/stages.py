@@ -49,7 +49,7 @@ def base_circuit_key(ctx: RunContext, probe: str) -> str:
     a = ctx.config.analysis
     return ctx.key("base-circuit", ctx.base_identity, probe, ctx.config.eval.split, a.n_examples, a.circuit_method,
                    a.metric, a.ablation, a.faithfulness_ablation, a.n_random, a.top_k, ctx.config.dtype,
-                   ctx.config.attn_implementation)
+                   ctx.config.attn_implementation, a.circuit_split, ctx.config.eval.probe_n)
 
 
 def base_circuits(ctx: RunContext) -> dict[str, BaseCircuit]:
@@ -67,9 +67,13 @@ def base_circuits(ctx: RunContext) -> dict[str, BaseCircuit]:
 
 
 def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
+    """The base model's circuit for one probe, found on the circuit split (analysis.circuit_split), so the examples
+    it is found on are not the ones its damage and CMAP are measured on; ``disjoint`` says whether they are."""
     a = ctx.config.analysis
     model, tokenizer = ctx.base
-    task = ctx.task(spec, a.n_examples)
+    task = ctx.task(spec, a.n_examples, split=a.circuit_split)
+    measured = {e.clean for n in (a.n_examples, ctx.config.eval.probe_n) for e in ctx.task(spec, n).examples}
+    disjoint = not measured & {e.clean for e in task.examples}
     scores, circuit = a.circuit(a.circuit_method).find(model, tokenizer, task)
     try:
         faith = faithfulness(model, tokenizer, task, circuit, ablation=a.faithfulness_ablation, n_random=a.n_random,
@@ -82,7 +86,7 @@ def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
         probe=label, method=a.circuit_method, metric=a.metric, ablation=a.ablation, n_examples=len(task),
         accuracy=accuracy, scores=scores.as_lists(), circuit=[head_name(*h) for h in circuit],
         faithfulness=ratio, faithfulness_ablation=a.faithfulness_ablation, random_faithfulness=random_mean,
-        random_faithfulness_all=random_all,
+        random_faithfulness_all=random_all, split=a.circuit_split, disjoint=disjoint,
     )
 
 

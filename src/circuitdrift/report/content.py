@@ -15,7 +15,8 @@ from circuitdrift.report.render import Block, Bullets, Figure, Heading, Paragrap
 from circuitdrift.report.sweep import sweep_blocks
 from circuitdrift.report.tables import format_number, summary_tables
 
-INTERVAL_NOTE = ("Cells: mean over seeds [95% Student-t interval]; '(n=1)' marks a single seed (no interval); "
+INTERVAL_NOTE = ("Cells: mean over seeds [95% interval; seeds and questions combined for accuracies and forgetting]; "
+                 "'(n=1)' marks a single seed; "
                  "n/a = not measured or not finite. Forgetting = base accuracy − checkpoint accuracy (> 0 = lost). "
                  "Damage = mean dF over the base circuit's heads (change in P(answer); < 0 = degraded). "
                  "Vulnerable heads: for SFT, DCV's heads with dF_SFT < dF_RL − τ; for RL the mirror image.")
@@ -30,7 +31,8 @@ def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
     primary = ", ".join(f"{m.upper()} lr {format_number(lr, 'real')}"
                         for m, lr in results.primary_learning_rate.items())
     blocks += [Heading(2, "What the data says at matched steps"),
-               Paragraph("Each method at its primary learning rate (best final target accuracy, mean over seeds)"
+               Paragraph("Each method at its primary learning rate (best final target accuracy on the "
+                         f"{results.selection_split} split, mean over seeds)"
                          + (f": {primary}." if primary else ".")),
                *[Paragraph(text) for text in findings(agg, summary)]]
     (h1, r1), (h2, r2) = summary_tables(summary)  # two tables: the page needs no horizontal scrolling
@@ -62,11 +64,44 @@ def _what_was_run(results: Results) -> list[Block]:
         f"Base model accuracy: target {format_number(results.base.get('target_accuracy'))}; "
         + ", ".join(f"{p} {format_number(_base_probe(results.base, p))}" for p in results.probes),
         f"Degradation threshold τ = {format_number(settings.tau, 'real')} (a head is degraded where dF < −τ)",
-        f"Measurements: {len(results.measurements)} checkpoint files; intervals are 95% Student-t over seeds; "
-        "SFT − RL differences (and SFT-PRESERVE − SFT with the third arm) are paired by seed when both methods "
-        "share their seeds, else Welch",
+        f"Measurements: {len(results.measurements)} checkpoint files; 95% intervals over seeds, with each seed's "
+        "sampling variance over its questions added for accuracies, forgetting and log-prob drift (never zero width "
+        "on a finite evaluation), cut at each quantity's bounds; SFT − RL differences (and SFT-PRESERVE − SFT with "
+        "the third arm) are paired by seed when both methods share their seeds, else Welch",
+        f"Selection: learning rates and matched levels chosen on the {results.selection_split} split; every number "
+        "reported is on the test split" if results.selection_split != "test" else
+        "Selection: on the test split (no separate validation split: a task file without splits, or records "
+        "from before the selection split)",
+        "Resolution rule: a difference no larger than one question of its evaluation, or whose interval includes "
+        "zero, or (secondary comparisons) whose Holm-corrected p ≥ 0.05, reads 'no difference detected'; a "
+        "negative forgetting is a gain",
+        _kl_line(results),
+        _circuit_split_line(results),
         *third,
     ))]
+
+
+def _circuit_split_line(results: Results) -> str:
+    """Where the base circuits were found, and whether those examples are disjoint from the measured ones."""
+    circuits = results.base_circuits.values()
+    split = {c.split for c in circuits}
+    if not circuits or split == {None}:
+        return "Base circuits: found on the measurement examples themselves (a record from before the circuit split)"
+    shared = [c.probe for c in circuits if c.disjoint is False]
+    return (f"Base circuits: found on the {', '.join(sorted(s for s in split if s))} split; "
+            + ("disjoint from the examples their damage, CMAP and accuracy are measured on" if not shared else
+               f"sharing examples with the measured ones for {', '.join(shared)} (a task without separate splits)"))
+
+
+def _kl_line(results: Results) -> str:
+    """Which KL the tables' "KL" is, and the sampled estimator's settings."""
+    first = next((m for m in results.measurements if m.step > 0), None)
+    samples = f"{first.kl_samples} completions per checkpoint" if first else "no trained checkpoint"
+    if results.aggregate.settings.kl == "exact":
+        return ("KL: the exact KL of the answer-position distribution, KL(π₀‖π), in nats (the primary KL); the "
+                f"sampled sequence KL is an estimate ({samples}, sampled and scored at one temperature) beside it "
+                "in the sweep section")
+    return f"KL: the sampled sequence KL, an estimate ({samples}, sampled and scored at one temperature; nats/sequence)"
 
 
 def _base_probe(base: dict, probe: str):
@@ -84,7 +119,7 @@ def _difference_table(agg: Aggregate, diff: dict, a: str, b: str) -> list[Block]
         return []
     labels = [("steps_to_goal", "steps to goal (optimizer steps)", "count"),
               ("target_accuracy", "final target accuracy", "frac"),
-              ("kl", "KL (nats/sequence)", "real"),
+              ("kl", "KL (nats; which KL: see What was run)", "real"),
               ("forgetting_mean", "forgetting, mean over probes", "frac"),
               ("preservation_mean", "preservation, mean over probes", "frac"),
               ("damage_mean", "damage dF, mean over probes", "frac")]
@@ -94,7 +129,10 @@ def _difference_table(agg: Aggregate, diff: dict, a: str, b: str) -> list[Block]
             d = diff.get(name, {}).get(probe)
             rows.append((f"{name}: {probe}", describe_diff(d, "frac", a, b), direction(d)))
     never = diff.get("steps_to_goal", {}).get("never_reached", {})
-    note = ("'above'/'below': the 95% interval lies entirely above/below zero. Steps to goal is compared over "
+    holm = diff.get("holm", {})
+    note = ("'above'/'below': the 95% interval lies entirely above/below zero, the difference exceeds one question "
+            f"of its evaluation, and its Holm-corrected p (over the {holm.get('family', 0)} differences of this "
+            "table, all secondary) is below 0.05; otherwise 'no difference detected'. Steps to goal is compared over "
             f"seeds that reached the goal (never reached: {a} {never.get(diff['a'], 'n/a')}, {b} "
             f"{never.get(diff['b'], 'n/a')}).")
     return [Heading(2, f"{a} − {b} differences at the final checkpoint"),

@@ -1,13 +1,17 @@
 """The "what the data says" text, written from the numbers in results.json, whichever way they point.
 
 Each sentence states the estimate, its 95 % interval and how it was formed,
-then a verdict that only claims what the interval supports: a direction when
-the interval excludes zero, "not distinguishable" when it does not, and "one
-observation" when there is no interval at all.
+then a verdict that only claims what the resolution rule allows
+(compare/resolution.py): a direction when the interval excludes zero, the
+difference exceeds one question of the evaluation and, for a secondary
+comparison, survives Holm's correction; otherwise "no difference detected".
+A negative forgetting is a gain ("SFT gained"), never read as the other
+method forgetting more.
 """
 
 from __future__ import annotations
 
+from circuitdrift.compare.resolution import ALPHA, TOLERANCE, resolved
 from circuitdrift.compare.schema import Aggregate, Razor, SummaryRow
 from circuitdrift.compare.stats import is_number
 from circuitdrift.report.tables import format_number, format_stat
@@ -17,16 +21,31 @@ CLAIM = ("The paper's claim: SFT adapts to the target task faster than RL, but f
 
 
 def direction(diff: dict | None) -> str:
-    """'above' (interval > 0), 'below' (< 0), 'includes zero', 'no interval' (n < 2 on a side) or 'n/a'."""
+    """'above', 'below', 'no difference detected', 'no interval' or 'n/a' (compare/resolution.py's rule)."""
+    return resolved(diff)
+
+
+def why_undetected(diff: dict | None) -> str:
+    """Which part of the rule held a difference back: the one-question resolution, Holm, or the interval."""
     if not diff or not is_number(diff.get("mean")):
-        return "n/a"
-    if min(diff.get("n_a", 0), diff.get("n_b", 0)) < 2 or not is_number(diff.get("lo")):
-        return "no interval"
-    if diff["lo"] > 0:
-        return "above"
-    if diff["hi"] < 0:
-        return "below"
-    return "includes zero"
+        return ""
+    res = diff.get("resolution")
+    if is_number(res) and abs(diff["mean"]) <= res * (1 + TOLERANCE) + TOLERANCE:
+        return f"|difference| ≤ {format_number(res)}, one question of the evaluation"
+    if is_number(diff.get("p_holm")) and diff["p_holm"] >= ALPHA and is_number(diff.get("lo")) and (
+            diff["lo"] > 0 or diff["hi"] < 0):
+        return f"the interval excludes zero but Holm's corrected p = {format_number(diff['p_holm'], 'real')}"
+    return "the 95% interval includes zero"
+
+
+def own_forgetting(stat: dict | None) -> str:
+    """One method's forgetting in words: 'forgot', 'gained' (a negative forgetting) or 'no forgetting detected'."""
+    state = resolved({**stat, "n_a": stat.get("n", 0), "n_b": stat.get("n", 0)}) if stat else "n/a"
+    if state == "n/a":
+        return "not measured"
+    if state == "no interval" and stat.get("n", 0) < 2:
+        return "one seed: not resolved"
+    return {"above": "forgot", "below": "gained (probe accuracy rose)"}.get(state, "no forgetting detected")
 
 
 def describe_diff(diff: dict | None, kind: str = "frac", a: str = "SFT", b: str = "RL") -> str:
@@ -42,12 +61,15 @@ def _verdict(diff: dict | None, more: str, less: str) -> str:
     """more: what a positive SFT − RL means; less: what a negative one means."""
     state = direction(diff)
     if state == "above":
-        return f"{more}, and the 95% interval excludes zero."
+        return f"{more}: the 95% interval excludes zero and the difference exceeds the resolution."
     if state == "below":
-        return f"{less}, and the 95% interval excludes zero."
-    if state == "includes zero":
-        return "The 95% interval includes zero: these seeds do not distinguish the two methods."
+        return f"{less}: the 95% interval excludes zero and the difference exceeds the resolution."
+    if state == "no difference detected":
+        return f"No difference detected ({why_undetected(diff)})."
     if state == "no interval":
+        if diff and min(diff.get("n_a", 0), diff.get("n_b", 0)) >= 2:
+            return ("No interval: the seeds agree exactly and no per-question variance was recorded, so the noise "
+                    "is unknown and no direction is claimed.")
         return "With fewer than two seeds per method there is no interval: a single observation, not evidence."
     return "There are not enough numbers to compare."
 
@@ -57,7 +79,7 @@ def _claim_check(state: str, expected: str) -> str:
         return "supported"
     if state in ("above", "below"):
         return "contradicted"
-    return "not resolved by these seeds" if state in ("includes zero", "no interval") else "not measurable"
+    return "no difference detected" if state in ("no difference detected", "no interval") else "not measurable"
 
 
 def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
@@ -72,6 +94,9 @@ def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
     else:
         out += [_adaptation(rows, diff, goal), _forgetting(rows, diff, aggregate.probes),
                 _preservation(rows, diff)]
+        relative = relative_damage_text(aggregate)
+        if relative:
+            out.append(relative)
         vulnerable = _vulnerable(rows, aggregate)
         if vulnerable:
             out.append(vulnerable)
@@ -81,7 +106,7 @@ def findings(aggregate: Aggregate, summary: list[SummaryRow]) -> list[str]:
     out.append(_razor(aggregate.razor))
     if diff.get("available"):
         checks = {"adapts faster (fewer steps to goal)": _claim_check(direction(diff.get("steps_to_goal")), "below"),
-                  "forgets more": _claim_check(direction(diff.get("forgetting_mean")), "above"),
+                  "forgets more": _forgetting_claim(rows, diff.get("forgetting_mean")),
                   "preserves less of the base circuits": _claim_check(direction(diff.get("preservation_mean")),
                                                                       "below")}
         out.append(CLAIM + " Here, SFT " + "; ".join(f"{k}: {v}" for k, v in checks.items()) + ".")
@@ -105,18 +130,29 @@ def _adaptation(rows: dict[str, SummaryRow], diff: dict, goal) -> str:
             + _verdict(acc, "SFT ended more accurate than RL", "RL ended more accurate than SFT"))
 
 
+def _forgetting_claim(rows: dict[str, SummaryRow], diff: dict | None) -> str:
+    """'SFT forgets more': contradicted only where RL itself forgot and SFT forgot less; a gain is not the opposite."""
+    state = direction(diff)
+    if state == "below" and own_forgetting(rows["rl"].forgetting_mean) != "forgot":
+        return f"not supported (SFT {own_forgetting(rows['sft'].forgetting_mean)}, RL " \
+               f"{own_forgetting(rows['rl'].forgetting_mean)}; not the opposite claim)"
+    return _claim_check(state, "above")
+
+
 def _forgetting(rows: dict[str, SummaryRow], diff: dict, probes: list[str]) -> str:
-    text = (f"Forgetting at the final checkpoint (base minus checkpoint accuracy, mean over probes): SFT "
-            f"{format_stat(rows['sft'].forgetting_mean)}, RL {format_stat(rows['rl'].forgetting_mean)}; "
-            f"{describe_diff(diff.get('forgetting_mean'))}. "
-            + _verdict(diff.get("forgetting_mean"), "SFT forgot more than RL", "RL forgot more than SFT"))
+    sft, rl = own_forgetting(rows["sft"].forgetting_mean), own_forgetting(rows["rl"].forgetting_mean)
+    less = "RL forgot more than SFT" if rl == "forgot" else f"SFT's forgetting is lower than RL's (SFT {sft}, RL {rl})"
+    text = (f"Forgetting at the final checkpoint (base minus checkpoint accuracy, mean over probes; a negative value "
+            f"is a gain): SFT {format_stat(rows['sft'].forgetting_mean)} ({sft}), RL "
+            f"{format_stat(rows['rl'].forgetting_mean)} ({rl}); {describe_diff(diff.get('forgetting_mean'))}. "
+            + _verdict(diff.get("forgetting_mean"), "SFT forgot more than RL", less))
     per_probe = diff.get("forgetting", {})
     clear = {p: direction(per_probe.get(p)) for p in probes}
     more = [p for p, s in clear.items() if s == "above"]
     less = [p for p, s in clear.items() if s == "below"]
     if more or less:
-        text += (" Per probe, with an interval excluding zero: SFT forgot more on "
-                 f"{', '.join(more) or 'none'}; RL forgot more on {', '.join(less) or 'none'}.")
+        text += (" Per probe, where the rule resolves a direction (interval, one question, Holm): SFT's forgetting "
+                 f"is higher on {', '.join(more) or 'none'}, lower on {', '.join(less) or 'none'}.")
     return text
 
 
@@ -126,6 +162,27 @@ def _preservation(rows: dict[str, SummaryRow], diff: dict) -> str:
             f"{format_stat(rows['rl'].preservation)}; {describe_diff(diff.get('preservation_mean'))}. "
             + _verdict(diff.get("preservation_mean"), "SFT preserved more of the base circuits than RL",
                        "SFT preserved less of the base circuits than RL"))
+
+
+def relative_damage_text(aggregate: Aggregate) -> str:
+    """The distribution of dF(h) / |s_h| over base-circuit heads at the end, per method, against -τ."""
+    tau = aggregate.settings.tau
+    parts = []
+    for method in aggregate.methods:
+        end = aggregate.endpoints.get(method, {})
+        dists = end.get("relative_damage", {})
+        cells = [f"{probe} median {format_number(d['median'], 'real')} (10–90 %: {format_number(d['q10'], 'real')} "
+                 f"to {format_number(d['q90'], 'real')}; min {format_number(d['min'], 'real')})"
+                 for probe, d in dists.items() if d.get("n")]
+        if cells:
+            count = format_stat(end.get("degraded_relative_heads"), "count")
+            parts.append(f"{method.upper()}: {'; '.join(cells)}; heads past −τ·|s_h|: {count}")
+    if not parts:
+        return ""
+    return (f"Relative damage at the final checkpoint: each base-circuit head's CMAP change over its own base "
+            f"effect, dF(h)/|s_h| (−1 = as much as ablating it in the base), pooled over seeds and heads; a head is "
+            f"degraded past −τ = {format_number(-tau, 'real')}, a threshold that does not depend on the metric's "
+            "scale. " + " ".join(parts) + ".")
 
 
 def _vulnerable(rows: dict[str, SummaryRow], aggregate: Aggregate) -> str:
@@ -179,4 +236,5 @@ def _razor(razor: Razor) -> str:
     return (f"RL's Razor: across {fit.n} checkpoints of every method (step > 0), forgetting {trend} with KL: "
             f"forgetting = {format_number(fit.slope, 'real')} · KL + {format_number(fit.intercept, 'real')}, "
             f"R² = {format_number(r2)}; {share}. Pearson r within each method: {by_method or 'n/a'}. "
-            "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test.")
+            "Checkpoints of one seed are not independent, so read R² as descriptive, not as a test; the law fitted "
+            "on runs (one point each) is in the sweep section.")

@@ -47,7 +47,7 @@ def summary_table(summary: list[SummaryRow]) -> tuple[list[str], list[list[str]]
     header = (["method", "seeds", "steps to goal", "final target accuracy"]
               + [f"forgetting: {p}" for p in probes]
               + [f"forgetting: {task} (LM-Eval)" for task in benchmarks]
-              + ["forgetting (mean)", "KL (nats/seq)", "preservation", "damage dF (ΔP)", "degraded heads (dF < −τ)"]
+              + ["forgetting (mean)", "KL (nats)", "preservation", "damage dF (ΔP)", "degraded heads (dF < −τ)"]
               + [f"vulnerable heads: {p}" for p in probes])
     rows = []
     for row in summary:
