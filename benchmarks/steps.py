@@ -8,7 +8,9 @@ own scoring forward (``stock``: ``shared_prefix=False`` / ``compact_head=False``
 and with circuitdrift's default (``fast``: train/shared_prefix.py), from the
 same base weights and seed. A phase is the wall time spent in the named
 trainer methods, per step (median over the steps after the first, which pays
-one-off costs):
+one-off costs), in wall time (``seconds_per_step``) and in this process's CPU
+time (``cpu_seconds_per_step``: with one torch thread, the time the step
+computed, which other jobs on the machine inflate far less than the wall time):
 
 * RL: ``generation`` (``model.generate`` through TRL's ``_generate``),
   ``reward`` (``_calculate_rewards``: the task's grader and the rollout
@@ -21,7 +23,10 @@ one-off costs):
 * SFT: ``loss_forward``, ``backward``, ``optimizer``, ``other``.
 
 ``max_weight_difference`` is the largest absolute difference between the two
-paths' weights after the run (0 where the fast path is bit-identical). Prints JSON.
+paths' weights after the run (0 where the fast path is bit-identical),
+``max_loss_difference`` the same for the logged per-step loss, and for RL
+``same_reward_every_step`` says whether every step's mean reward (so, in
+practice, its rollouts) came out the same. Prints JSON.
 
     .venv/bin/python benchmarks/steps.py [--steps 8] [--only rl]
 """
@@ -42,22 +47,22 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
 class PhaseTimer(TrainerCallback):
-    """Wall time of every optimizer step (end to end) and of named trainer methods within it."""
+    """Wall and CPU time of every optimizer step (end to end) and of named trainer methods within it."""
 
     def __init__(self) -> None:
-        self.steps: list[float] = []
-        self.phases: list[dict[str, float]] = []
-        self._current: dict[str, float] = {}
-        self._last_end: float | None = None
+        self.steps: list[dict[str, float]] = []  # {"wall": s, "cpu": s} per step
+        self.phases: list[dict[tuple[str, str], float]] = []
+        self._current: dict[tuple[str, str], float] = {}
+        self._last_end: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
         if optimizer is not None:
             self.wrap(optimizer, "step", "optimizer")
-        self._last_end = time.perf_counter()
+        self._last_end = _clocks()
 
     def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        self.steps.append(now - self._last_end)
+        now = _clocks()
+        self.steps.append({clock: now[clock] - self._last_end[clock] for clock in now})
         self.phases.append(self._current)
         self._current = {}
         self._last_end = now
@@ -66,28 +71,37 @@ class PhaseTimer(TrainerCallback):
         inner = getattr(obj, name)
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started = _clocks()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self._current[label] = self._current.get(label, 0.0) + time.perf_counter() - started
+                ended = _clocks()
+                for clock in ended:
+                    key = (clock, label)
+                    self._current[key] = self._current.get(key, 0.0) + ended[clock] - started[clock]
 
         setattr(obj, name, timed)
 
-    def breakdown(self) -> dict:
+    def breakdown(self, clock: str) -> dict:
         """Median seconds per step of each phase over the steps after the first, and the step itself."""
         later = list(range(1, len(self.steps))) or [0]
-        labels = sorted({label for phases in self.phases for label in phases})
-        per_step = {label: [self.phases[i].get(label, 0.0) for i in later] for label in labels}
+        labels = sorted({label for phases in self.phases for (c, label) in phases if c == clock})
+        per_step = {label: [self.phases[i].get((clock, label), 0.0) for i in later] for label in labels}
         if "rollout" in per_step:  # the part of TRL's rollout method outside generate and the reward
+            rollout = per_step.pop("rollout")
             per_step["rollout_bookkeeping"] = [r - per_step.get("generation", [0.0] * len(later))[k]
                                                - per_step.get("reward", [0.0] * len(later))[k]
-                                               for k, r in enumerate(per_step.pop("rollout"))]
-        step = [self.steps[i] for i in later]
+                                               for k, r in enumerate(rollout)]
+        step = [self.steps[i][clock] for i in later]
         per_step["other"] = [s - sum(v[k] for v in per_step.values()) for k, s in enumerate(step)]
         out = {label: round(_median(values), 4) for label, values in per_step.items()}
         out["step"] = round(_median(step), 4)
         return out
+
+
+def _clocks() -> dict[str, float]:
+    """Wall time, and this process's CPU time (with one torch thread: the time it computed, whatever the load)."""
+    return {"wall": time.perf_counter(), "cpu": time.process_time()}
 
 
 def _median(values: list[float]) -> float:
@@ -137,15 +151,26 @@ def measure(method: str, steps: int, fast: bool, out_dir: Path) -> tuple[dict, d
         setattr(run_module, name, build)
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = config.prompts_per_step * (config.rl.num_generations if method == "rl" else 1)
-    return {"rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown()}, weights
+    log = [entry for entry in run_module.training_log(out_dir) if "loss" in entry]
+    timing = {"rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown("wall"),
+              "cpu_seconds_per_step": timer.breakdown("cpu")}
+    return timing, {"weights": weights, "log": log}
 
 
 def compare(method: str, steps: int, root: Path) -> dict:
-    stock, stock_weights = measure(method, steps, fast=False, out_dir=root / f"{method}-stock")
-    fast, fast_weights = measure(method, steps, fast=True, out_dir=root / f"{method}-fast")
-    difference = max((stock_weights[k] - fast_weights[k]).abs().max().item() for k in stock_weights)
+    stock, stock_run = measure(method, steps, fast=False, out_dir=root / f"{method}-stock")
+    fast, fast_run = measure(method, steps, fast=True, out_dir=root / f"{method}-fast")
+    before, after = stock_run["weights"], fast_run["weights"]
+    difference = max((before[k] - after[k]).abs().max().item() for k in before)
     speedup = stock["seconds_per_step"]["step"] / fast["seconds_per_step"]["step"]
-    return {"stock": stock, "fast": fast, "speedup": round(speedup, 2), "max_weight_difference": difference}
+    cpu_speedup = stock["cpu_seconds_per_step"]["step"] / fast["cpu_seconds_per_step"]["step"]
+    pairs = list(zip(stock_run["log"], fast_run["log"], strict=True))
+    out = {"stock": stock, "fast": fast, "speedup": round(speedup, 2), "cpu_speedup": round(cpu_speedup, 2),
+           "max_weight_difference": difference,
+           "max_loss_difference": max(abs(a["loss"] - b["loss"]) for a, b in pairs)}
+    if method == "rl":  # the same rollouts give the same rewards at every step
+        out["same_reward_every_step"] = all(a["reward"] == b["reward"] for a, b in pairs)
+    return out
 
 
 def main() -> None:
