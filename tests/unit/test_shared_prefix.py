@@ -177,3 +177,18 @@ def test_fast_trainer_matches_the_stock_trainer_over_steps(toy_setup, tmp_path, 
 
 def _norm(tensors):
     return sum(float((t.double() ** 2).sum()) for t in tensors.values()) ** 0.5
+
+
+@pytest.mark.parametrize("settings,shared", [({}, True), ({"gradient_checkpointing": True}, False),
+                                             ({"lora": {"r": 2}}, False)])
+def test_the_trainer_takes_the_shared_path_only_where_it_is_exact(tmp_path, settings, shared):
+    from circuitdrift.train.config import parse_train_config
+    from circuitdrift.train.run import _peft_config
+
+    tokenizer = toy_tokenizer()
+    config = parse_train_config({"steps": 1, "prompts_per_step": 2, "rl": {"num_generations": 2}, **settings})
+    trainer = grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config, tmp_path,
+                           peft_config=_peft_config(config))
+    assert trainer.shared_prefix is shared
+    assert grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config, tmp_path / "stock",
+                        shared_prefix=False).shared_prefix is False

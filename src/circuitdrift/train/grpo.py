@@ -94,12 +94,14 @@ def rollout_sampling(config: TrainConfig) -> Sampling:
 class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring), and
     scoring completions without TRL's repeated arithmetic (:mod:`.shared_prefix`) where that is exact:
-    one process, a text model without LoRA or logit scaling. ``shared_prefix=False`` keeps TRL's forward."""
+    one process, a text model without LoRA, logit scaling or activation checkpointing. ``shared_prefix=False``
+    keeps TRL's forward."""
 
     def __init__(self, *args, shared_prefix: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        checkpointing = getattr(self.args, "activation_checkpointing", False)  # no key/value cache in training
         self.shared_prefix = (shared_prefix and self.accelerator.num_processes == 1 and not is_peft_model(self.model)
-                              and supports_shared_prefix(self.model))
+                              and not checkpointing and supports_shared_prefix(self.model))
         self.compact_head = shared_prefix
 
     def _generate(self, prompts: list):
