@@ -96,6 +96,9 @@ def test_where_the_prompt_is_cut_does_not_change_the_scores(scored_model):
 
 def test_shared_prefix_needs_a_plain_head(scored_model):
     assert supports_shared_prefix(scored_model)
+    scored_model.config.attention_dropout = 0.1
+    assert not supports_shared_prefix(scored_model)
+    scored_model.config.attention_dropout = 0.0
     scored_model.config.final_logit_softcapping = 30.0
     assert not supports_shared_prefix(scored_model)
 

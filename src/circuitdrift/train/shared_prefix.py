@@ -36,7 +36,8 @@ _LOGIT_FIELDS = ("final_logit_softcapping", "logit_scale", "output_multiplier", 
 
 
 def supports_shared_prefix(model: PreTrainedModel) -> bool:
-    """True for a plain decoder whose logits are ``hidden @ lm_head.T`` (no scaling, soft-capping or bias)."""
+    """True for a plain decoder whose logits are ``hidden @ lm_head.T`` (no scaling, soft-capping or bias),
+    without dropout."""
     config = model.config.get_text_config()
     head = model.get_output_embeddings()
     return (
@@ -46,7 +47,14 @@ def supports_shared_prefix(model: PreTrainedModel) -> bool:
         and getattr(head, "bias", None) is None
         and all(getattr(config, field, None) is None for field in _LOGIT_FIELDS)
         and hasattr(model, model.base_model_prefix)
+        and not _has_dropout(model)  # with dropout, G copies of a prompt would share one dropout mask
     )
+
+
+def _has_dropout(model: PreTrainedModel) -> bool:
+    config = model.config.get_text_config()
+    rates = [getattr(config, f, 0.0) or 0.0 for f in ("attention_dropout", "hidden_dropout", "dropout")]
+    return any(r > 0 for r in rates) or any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
 
 
 def completion_logps(
