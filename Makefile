@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -1,18 +1,41 @@
-"""Per-step cost of SFT and RL through circuitdrift's trainers, and where an RL step's time goes.
+"""Per-step cost of SFT and RL through circuitdrift's trainers, phase by phase, TRL's stock path beside the fast one.
 
 One torch thread (as the pipeline's workers use), the shipped organism, the
-science-qa train split. For RL the step is split into rollout generation and
-reward (TRL's ``_generate_and_score_completions``), the loss's forward pass
-(``compute_loss``) and the backward pass plus optimizer (the rest), by timing
-those methods of the live trainer. Prints JSON.
+science-qa train split, and the demo's training recipe (configs/demo.yaml's
+``train`` block: 32 prompts per step, RL 4 completions of at most 4 tokens,
+Dr. GRPO, beta 0) for ``--steps`` steps. Each run is timed twice: with TRL's
+own scoring forward (``stock``: ``shared_prefix=False`` / ``compact_head=False``)
+and with circuitdrift's default (``fast``: train/shared_prefix.py), from the
+same base weights and seed. A phase is the wall time spent in the named
+trainer methods, per step (median over the steps after the first, which pays
+one-off costs), in wall time (``seconds_per_step``) and in this process's CPU
+time (``cpu_seconds_per_step``: with one torch thread, the time the step
+computed, which other jobs on the machine inflate far less than the wall time):
 
-    .venv/bin/python benchmarks/steps.py [--steps 10] [--prompts 16] [--generations 4]
+* RL: ``generation`` (``model.generate`` through TRL's ``_generate``),
+  ``reward`` (``_calculate_rewards``: the task's grader and the rollout
+  monitor), ``rollout_bookkeeping`` (the rest of TRL's
+  ``_generate_and_score_completions``: tokenising, padding, advantages,
+  metrics), ``loss_forward`` (``compute_loss``), ``backward``
+  (``accelerator.backward``), ``optimizer`` (``optimizer.step``), ``other``
+  (the step's remainder: zero_grad, clipping, scheduler, logging, callbacks,
+  data loading). A step is the time between two ``on_step_end`` calls.
+* SFT: ``loss_forward``, ``backward``, ``optimizer``, ``other``.
+
+``max_weight_difference`` is the largest absolute difference between the two
+paths' weights after the run (0 where the fast path is bit-identical),
+``max_loss_difference`` the same for the logged per-step loss, and for RL
+``same_reward_every_step`` says whether every step's mean reward (so, in
+practice, its rollouts) came out the same. Prints JSON.
+
+    .venv/bin/python benchmarks/steps.py [--steps 8] [--only rl]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,84 +43,151 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
-class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step, and of named trainer methods within it."""
+
+class PhaseTimer(TrainerCallback):
+    """Wall and CPU time of every optimizer step (end to end) and of named trainer methods within it."""
 
     def __init__(self) -> None:
-        self.steps: list[float] = []
-        self.parts: dict[str, float] = {}
-        self._start = 0.0
+        self.steps: list[dict[str, float]] = []  # {"wall": s, "cpu": s} per step
+        self.phases: list[dict[tuple[str, str], float]] = []
+        self._current: dict[tuple[str, str], float] = {}
+        self._last_end: dict[str, float] = {}
 
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        if optimizer is not None:
+            self.wrap(optimizer, "step", "optimizer")
+        self._last_end = _clocks()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.steps.append(time.perf_counter() - self._start)
+        now = _clocks()
+        self.steps.append({clock: now[clock] - self._last_end[clock] for clock in now})
+        self.phases.append(self._current)
+        self._current = {}
+        self._last_end = now
 
     def wrap(self, obj, name: str, label: str) -> None:
         inner = getattr(obj, name)
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started = _clocks()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.parts[label] = self.parts.get(label, 0.0) + time.perf_counter() - started
+                ended = _clocks()
+                for clock in ended:
+                    key = (clock, label)
+                    self._current[key] = self._current.get(key, 0.0) + ended[clock] - started[clock]
 
         setattr(obj, name, timed)
 
+    def breakdown(self, clock: str) -> dict:
+        """Median seconds per step of each phase over the steps after the first, and the step itself."""
+        later = list(range(1, len(self.steps))) or [0]
+        labels = sorted({label for phases in self.phases for (c, label) in phases if c == clock})
+        per_step = {label: [self.phases[i].get((clock, label), 0.0) for i in later] for label in labels}
+        if "rollout" in per_step:  # the part of TRL's rollout method outside generate and the reward
+            rollout = per_step.pop("rollout")
+            per_step["rollout_bookkeeping"] = [r - per_step.get("generation", [0.0] * len(later))[k]
+                                               - per_step.get("reward", [0.0] * len(later))[k]
+                                               for k, r in enumerate(rollout)]
+        step = [self.steps[i][clock] for i in later]
+        per_step["other"] = [s - sum(v[k] for v in per_step.values()) for k, s in enumerate(step)]
+        out = {label: round(_median(values), 4) for label, values in per_step.items()}
+        out["step"] = round(_median(step), 4)
+        return out
 
-def measure(method: str, steps: int, prompts: int, generations: int) -> dict:
+
+def _clocks() -> dict[str, float]:
+    """Wall time, and this process's CPU time (with one torch thread: the time it computed, whatever the load)."""
+    return {"wall": time.perf_counter(), "cpu": time.process_time()}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def demo_config(steps: int):
+    from circuitdrift.io import read_yaml_mapping
+    from circuitdrift.train.config import parse_train_config
+
+    train = dict(read_yaml_mapping(DEMO_CONFIG)["train"])
+    train.update(steps=steps, checkpoint_every=None)
+    return parse_train_config(train, source=str(DEMO_CONFIG))
+
+
+def measure(method: str, steps: int, fast: bool, out_dir: Path) -> tuple[dict, dict]:
     from circuitdrift.models.load import load_model
     from circuitdrift.tasks.registry import resolve_task
     from circuitdrift.train import run as run_module
-    from circuitdrift.train.config import TrainConfig
 
     model, tokenizer = load_model("organism", device="cpu")
     task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
-    config = TrainConfig(steps=steps, prompts_per_step=prompts, learning_rate=1e-4,
-                         rl={"num_generations": generations, "max_completion_length": 4})
-    timer = StepTimer()
-    build = run_module.sft_trainer if method == "sft" else run_module.grpo_trainer
+    config = demo_config(steps)
+    timer = PhaseTimer()
+    name = "sft_trainer" if method == "sft" else "grpo_trainer"
+    build = getattr(run_module, name)
+    switch = {"compact_head": fast} if method == "sft" else {"shared_prefix": fast}
 
     def instrumented(*args, **kwargs):
-        trainer = build(*args, **kwargs)
+        trainer = build(*args, **kwargs, **switch)
+        timer.wrap(trainer, "compute_loss", "loss_forward")
+        timer.wrap(trainer.accelerator, "backward", "backward")
         if method == "rl":
-            timer.wrap(trainer, "_generate_and_score_completions", "generation_and_reward")
-            timer.wrap(trainer, "compute_loss", "loss_forward")
+            timer.wrap(trainer, "_generate_and_score_completions", "rollout")
+            timer.wrap(trainer, "_generate", "generation")
+            timer.wrap(trainer, "_calculate_rewards", "reward")
         return trainer
 
-    setattr(run_module, "sft_trainer" if method == "sft" else "grpo_trainer", instrumented)
+    setattr(run_module, name, instrumented)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            run_module.train(method, model, task, config, Path(tmp) / method, tokenizer=tokenizer,
-                             callbacks=[timer])
-            total = time.perf_counter() - started
+        started = time.perf_counter()
+        run_module.train(method, model, task, config, out_dir, tokenizer=tokenizer, callbacks=[timer])
+        total = time.perf_counter() - started
     finally:
-        setattr(run_module, "sft_trainer" if method == "sft" else "grpo_trainer", build)
-    later = timer.steps[1:] or timer.steps  # the first step pays one-off costs
-    out = {"steps": steps, "rows_per_step": prompts * (generations if method == "rl" else 1),
-           "run_seconds": round(total, 2), "median_step_seconds": round(sorted(later)[len(later) // 2], 3)}
-    if method == "rl":
-        step_total = sum(timer.steps)
-        parts = {k: round(v / step_total, 3) for k, v in timer.parts.items()}
-        parts["backward_and_optimizer"] = round(1 - sum(parts.values()), 3)
-        out["share_of_step"] = parts
+        setattr(run_module, name, build)
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rows = config.prompts_per_step * (config.rl.num_generations if method == "rl" else 1)
+    log = [entry for entry in run_module.training_log(out_dir) if "loss" in entry]
+    timing = {"rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown("wall"),
+              "cpu_seconds_per_step": timer.breakdown("cpu")}
+    return timing, {"weights": weights, "log": log}
+
+
+def compare(method: str, steps: int, root: Path) -> dict:
+    stock, stock_run = measure(method, steps, fast=False, out_dir=root / f"{method}-stock")
+    fast, fast_run = measure(method, steps, fast=True, out_dir=root / f"{method}-fast")
+    before, after = stock_run["weights"], fast_run["weights"]
+    difference = max((before[k] - after[k]).abs().max().item() for k in before)
+    speedup = stock["seconds_per_step"]["step"] / fast["seconds_per_step"]["step"]
+    cpu_speedup = stock["cpu_seconds_per_step"]["step"] / fast["cpu_seconds_per_step"]["step"]
+    pairs = list(zip(stock_run["log"], fast_run["log"], strict=True))
+    out = {"stock": stock, "fast": fast, "speedup": round(speedup, 2), "cpu_speedup": round(cpu_speedup, 2),
+           "max_weight_difference": difference,
+           "max_loss_difference": max(abs(a["loss"] - b["loss"]) for a, b in pairs)}
+    if method == "rl":  # the same rollouts give the same rewards at every step
+        out["same_reward_every_step"] = all(a["reward"] == b["reward"] for a, b in pairs)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--only", choices=("sft", "rl"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    result = {"torch_threads": 1, "prompts_per_step": args.prompts, "num_generations": args.generations}
-    for method in ("sft", "rl"):
-        result[method] = measure(method, args.steps, args.prompts, args.generations)
+    config = demo_config(args.steps)
+    result = {"torch_threads": torch.get_num_threads(), "load_average_before": os.getloadavg(),
+              "steps": args.steps, "prompts_per_step": config.prompts_per_step,
+              "num_generations": config.rl.num_generations,
+              "max_completion_length": config.rl.max_completion_length}
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in (args.only,) if args.only else ("sft", "rl"):
+            result[method] = compare(method, args.steps, Path(tmp))
+    result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
 

@@ -16,6 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One thread per test process (pytest-xdist runs one process per core): the workers share the cores instead of
+# each starting a thread per core, and subprocesses (the CLI tests) inherit the setting.
+for _threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 from circuitdrift.models.tiny import tiny_model  # noqa: E402
 from circuitdrift.models.wordlevel import build_word_tokenizer  # noqa: E402
@@ -40,6 +44,7 @@ def pytest_configure(config):
     if kind == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError(f"--device {name}: CUDA is not available on this machine")
     DEVICE = name
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,13 @@ rollouts come from vLLM through TRL's own integration in colocate mode (the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -38,6 +40,12 @@ from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
+from circuitdrift.train.shared_prefix import (
+    compact_lm_head,
+    completion_logps,
+    shared_prefix_generation,
+    supports_shared_prefix,
+)
 from circuitdrift.train.trainer_args import common_args
 
 
@@ -98,11 +106,40 @@ def vllm_loadable(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fo
 
 
 class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
-    """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring)."""
+    """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring), and
+    scoring completions without TRL's repeated arithmetic (:mod:`.shared_prefix`) where that is exact:
+    one process, a text model without LoRA, logit scaling or activation checkpointing. ``shared_prefix=False``
+    keeps TRL's forward."""
+
+    def __init__(self, *args, shared_prefix: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        checkpointing = getattr(self.args, "activation_checkpointing", False)  # no key/value cache in training
+        self.shared_prefix = (shared_prefix and self.accelerator.num_processes == 1 and not is_peft_model(self.model)
+                              and not checkpointing and supports_shared_prefix(self.model))
+        self.compact_head = shared_prefix
 
     def _generate(self, prompts: list):
-        with folder_defaults_ignored(self.accelerator.unwrap_model(self.model)):
+        model = self.accelerator.unwrap_model(self.model)
+        with folder_defaults_ignored(model), \
+                shared_prefix_generation(model) if self.shared_prefix else contextlib.nullcontext():
             return super()._generate(prompts)
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        if self.shared_prefix and not compute_aux_loss and all(v is None for v in multimodal.values()):
+            size = batch_size or input_ids.size(0)
+            parts = []
+            with self.accelerator.autocast():
+                for start in range(0, input_ids.size(0), size):
+                    rows = slice(start, start + size)
+                    parts.append(completion_logps(model, input_ids[rows], attention_mask[rows], logits_to_keep,
+                                                  self.temperature, compute_entropy=compute_entropy))
+            logps = torch.cat([p[0] for p in parts])
+            return logps, torch.cat([p[1] for p in parts]) if compute_entropy else None, None
+        with compact_lm_head() if self.compact_head else contextlib.nullcontext():
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
 
 
 def grpo_trainer(
@@ -115,8 +152,10 @@ def grpo_trainer(
     peft_config=None,
     progress: bool = False,
     monitor: RolloutMonitor | None = None,
+    shared_prefix: bool = True,
 ) -> GRPOTrainer:
-    """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded)."""
+    """A GRPOTrainer rewarded by ``task.reward``, through ``monitor`` when one is given (same rewards, recorded);
+    ``shared_prefix=False``: TRL's own scoring forward (the reference the fast path is tested against)."""
     if config.rl.use_vllm:
         model = vllm_loadable(model, tokenizer, Path(output_dir) / "vllm-model")
     return FolderDefaultsIgnoredGRPOTrainer(
@@ -127,4 +166,5 @@ def grpo_trainer(
         processing_class=tokenizer,
         callbacks=list(callbacks),
         peft_config=peft_config,
+        shared_prefix=shared_prefix,
     )

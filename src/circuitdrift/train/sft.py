@@ -18,6 +18,7 @@ from trl import SFTConfig, SFTTrainer
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
+from circuitdrift.train.shared_prefix import compact_lm_head
 from circuitdrift.train.trainer_args import common_args
 
 
@@ -32,6 +33,16 @@ def sft_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> S
     )
 
 
+class CompactHeadSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer whose fused LM head scores only the answer's positions on every device, as it does on
+    CUDA (:func:`~.shared_prefix.compact_lm_head`): the same loss, without projecting the prompt's positions."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        with compact_lm_head():
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+
 def sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -41,8 +52,10 @@ def sft_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     peft_config=None,
     progress: bool = False,
+    compact_head: bool = True,
 ) -> SFTTrainer:
-    return SFTTrainer(
+    """An SFTTrainer on ``task``'s rows; ``compact_head=False``: TRL's own forward (the reference in tests)."""
+    return (CompactHeadSFTTrainer if compact_head else SFTTrainer)(
         model=model,
         args=sft_args(config, output_dir, progress),
         train_dataset=sft_dataset(task, config),
