@@ -15,6 +15,9 @@ The sweep dict (results.json "sweep")::
                     rollout monitor during training), max_target_accuracy}]
     frontier      {measure: {method: {points: [[accuracy, value], ...] (every checkpoint),
                                       pareto: [[accuracy, value], ...]}}}
+    run_finals    [{method, learning_rate, seed, final_target_accuracy, collapsed}]: collapsed = the run ended
+                  at or below the task's chance accuracy (``chance``); collapsed runs are kept out of the
+                  matched levels and the matched comparison
     matched       {base_accuracy, levels, measures: {measure: matched_comparison(...)}}
     razor         {kl: fit, kl_exact: fit}  forgetting against KL over every checkpoint of every run
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from circuitdrift.compare.aggregate import degraded_heads, degraded_logprob_heads
-from circuitdrift.compare.frontier import Point, matched_comparison, matched_levels, pareto_frontier
+from circuitdrift.compare.frontier import Point, collapsed_runs, matched_comparison, matched_levels, pareto_frontier
 from circuitdrift.compare.intervals import bounded_stat, positive_stat
 from circuitdrift.compare.schema import CheckpointMeasurement
 from circuitdrift.compare.stats import is_number, line_fit, mean_or_none, pearson, stat
@@ -91,12 +94,14 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
                    n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
-                   tau: float = 0.1) -> dict:
-    """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed"."""
+                   tau: float = 0.1, chance: float | None = None) -> dict:
+    """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed";
+    ``chance``: the target task's chance accuracy (runs ending at or below it are collapsed)."""
     runs = index(records)
     base = next(r for r in records if r.step == 0)
     values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
     trajectories = {key: [(m.step, m.target_accuracy) for m in steps] for key, steps in runs.items()}
+    failed = collapsed_runs(trajectories, chance)
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
     out["runs"] = _run_rows(runs, values, methods, rollouts or {})
@@ -105,14 +110,18 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
         row["final_degraded_heads"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "prob") for k in keys)
         row["final_degraded_logprob"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "logprob")
                                              for k in keys)
+    out["run_finals"] = [{"method": key[0], "learning_rate": key[1], "seed": key[2],
+                          "final_target_accuracy": trajectories[key][-1][1], "collapsed": key in failed}
+                         for key in runs]
+    out["chance"] = chance
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
                        for name in MEASURES}
     # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
     reached = []
     for method in methods:
         peaks: dict[float, list[float]] = defaultdict(list)
-        for (m, lr, _), traj in trajectories.items():
-            if m == method:
+        for (m, lr, seed), traj in trajectories.items():
+            if m == method and (m, lr, seed) not in failed:
                 peaks[lr].append(max(acc for _, acc in traj))
         if peaks:
             reached.append(max(sum(v) / len(v) for v in peaks.values()))
@@ -121,7 +130,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     for name, (higher_is_better, _) in MEASURES.items():
         points = {key: [Point(step, acc, v[name]) for (step, acc), v in zip(trajectories[key], values[key],
                                                                               strict=True)]
-                  for key in runs}
+                  for key in runs if key not in failed}
         matched[name] = matched_comparison(points, levels, higher_is_better, methods, _stat_for(name))
     out["matched"] = {"base_accuracy": base.target_accuracy, "levels": levels, "measures": matched}
     out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}

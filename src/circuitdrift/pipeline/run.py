@@ -154,8 +154,10 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         learning_rates={m: config.learning_rates(m) for m in config.methods}, primary_learning_rate=primary,
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts,
-                                              circuits, config.analysis.tau),
+                                              circuits, config.analysis.tau,
+                                              chance=ctx.task(config.target_task, 1).chance),
         rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
+        label_nll=stages.label_nlls(ctx),
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))

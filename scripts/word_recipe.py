@@ -1,0 +1,110 @@
+"""The word-label SFT recipe pilot: does SFT on the option's word pass the base on the validation split?
+
+Trains ``sft-word`` (SFT whose label is the correct option's word, train/run.py) on the organism's
+science-qa at one recipe for several seeds, one worker process per seed (one torch thread each),
+and grades every checkpoint on the VALIDATION split by greedy generation with the task's grader
+(letter or word). Prints one JSON object: the recipe, the base's validation accuracy, each seed's
+accuracy per checkpoint, the first checkpoint above the base, the label NLLs under the base, and
+the wall time. docs/training.md quotes its output.
+
+    nice -n 10 python scripts/word_recipe.py --seeds 0 1 2 --steps 200 --lr 1e-4 --warmup 10 --out /tmp/pilot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+TASK = "science-qa"
+
+
+def run_seed(job: tuple) -> dict:
+    """One seed: train sft-word into ``out/seed<k>``, grade every checkpoint on validation."""
+    seed, recipe, out, method = job
+    import torch
+
+    torch.set_num_threads(1)
+    from circuitdrift.evaluate.accuracy import target_accuracy
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+    from circuitdrift.train.checkpoints import checkpoint_step
+    from circuitdrift.train.config import TrainConfig
+    from circuitdrift.train.run import train
+
+    config = TrainConfig(**recipe, seed=seed)
+    model, tokenizer = load_model("organism", dtype="float32", device="cpu")
+    validation = resolve_task(TASK, split="validation", tokenizer=tokenizer)
+    start = time.perf_counter()
+    checkpoints = train(method, model, TASK, config, Path(out) / f"{method}-seed{seed}", tokenizer=tokenizer)
+    train_seconds = time.perf_counter() - start
+    points = []
+    for path in checkpoints:
+        fine_tuned, tok = load_model(path, dtype="float32", device="cpu")
+        points.append({"step": checkpoint_step(path),
+                       "accuracy": target_accuracy(fine_tuned, tok, validation, max_new_tokens=4).accuracy})
+    return {"seed": seed, "train_seconds": round(train_seconds, 1),
+            "seconds_per_step": round(train_seconds / config.steps, 3), "validation": points}
+
+
+def label_nlls(train_examples: int | None) -> dict:
+    """Each SFT label's NLL under the base on the training split (the letter and the word)."""
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+    from circuitdrift.train.label_nll import label_nll
+
+    model, tokenizer = load_model("organism", dtype="float32", device="cpu")
+    task = resolve_task(TASK, split="train", n=train_examples, tokenizer=tokenizer)
+    return {"sft": label_nll(model, tokenizer, task).to_dict(),
+            "sft-word": label_nll(model, tokenizer, task.with_label("word")).to_dict()}
+
+
+def base_validation() -> float:
+    from circuitdrift.evaluate.accuracy import target_accuracy
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+
+    model, tokenizer = load_model("organism", dtype="float32", device="cpu")
+    return target_accuracy(model, tokenizer, resolve_task(TASK, split="validation", tokenizer=tokenizer),
+                           max_new_tokens=4).accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=32, help="prompts per step")
+    parser.add_argument("--every", type=int, default=25, help="checkpoint every N steps")
+    parser.add_argument("--method", default="sft-word", choices=["sft-word", "sft"])
+    parser.add_argument("--jobs", type=int, default=3, help="worker processes (one seed each)")
+    parser.add_argument("--out", required=True, help="folder for the checkpoints")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    recipe = {"steps": args.steps, "prompts_per_step": args.batch, "learning_rate": args.lr,
+              "lr_schedule": "constant_with_warmup", "warmup_steps": args.warmup, "checkpoint_every": args.every}
+    start = time.perf_counter()
+    jobs = [(seed, recipe, args.out, args.method) for seed in args.seeds]
+    with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
+        waiting = pool.map_async(run_seed, jobs)
+        base = base_validation()
+        nll = label_nlls(None)
+        seeds = waiting.get()
+    for run in seeds:
+        above = [p["step"] for p in run["validation"] if p["accuracy"] > base]
+        run["first_step_above_base"] = above[0] if above else None
+        run["final_accuracy"] = run["validation"][-1]["accuracy"]
+    passed = sum(run["validation"][-1]["accuracy"] > base for run in seeds)
+    print(json.dumps({"method": args.method, "task": TASK, "recipe": recipe, "eval_split": "validation",
+                      "base_validation_accuracy": base, "label_nll": nll, "seeds": seeds,
+                      "seeds_above_base_at_end": f"{passed}/{len(seeds)}",
+                      "wall_seconds": round(time.perf_counter() - start, 1),
+                      "load_average": os.getloadavg()[0]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
