@@ -62,6 +62,35 @@ def label_nlls(train_examples: int | None) -> dict:
             "sft-word": label_nll(model, tokenizer, task.with_label("word")).to_dict()}
 
 
+def answer_mass() -> dict:
+    """The base's next-token mass at the answer position, mean over the training questions: on the four
+    letters, on the correct letter, on the correct option's word, on the four option words."""
+    import torch
+
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+
+    model, tokenizer = load_model("organism", dtype="float32", device="cpu")
+    task = resolve_task(TASK, split="train", tokenizer=tokenizer)
+
+    def first(text: str) -> int:  # letters and the organism's option words are one token each
+        return tokenizer(text, add_special_tokens=False).input_ids[0]
+
+    letters = [first(letter) for letter in "ABCD"]
+    sums = {"any_letter": 0.0, "correct_letter": 0.0, "correct_word": 0.0, "any_option_word": 0.0}
+    with torch.no_grad():
+        for ex in task.examples:
+            ids = torch.tensor([tokenizer(ex.clean, add_special_tokens=False).input_ids])
+            probs = torch.softmax(model(input_ids=ids).logits[0, -1].double(), -1)
+            words = [first(option) for option in ex.options]
+            right = "ABCD".index(ex.answer)
+            sums["any_letter"] += float(probs[letters].sum())
+            sums["correct_letter"] += float(probs[letters[right]])
+            sums["correct_word"] += float(probs[words[right]])
+            sums["any_option_word"] += float(probs[words].sum())
+    return {key: value / len(task) for key, value in sums.items()}
+
+
 def base_validation() -> float:
     from circuitdrift.evaluate.accuracy import target_accuracy
     from circuitdrift.models.load import load_model
@@ -82,9 +111,17 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="checkpoint every N steps")
     parser.add_argument("--method", default="sft-word", choices=["sft-word", "sft"])
     parser.add_argument("--jobs", type=int, default=3, help="worker processes (one seed each)")
-    parser.add_argument("--out", required=True, help="folder for the checkpoints")
+    parser.add_argument("--out", help="folder for the checkpoints")
+    parser.add_argument("--precondition-only", action="store_true",
+                        help="print the label NLLs and the base's answer mass only (seconds), train nothing")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.precondition_only:
+        print(json.dumps({"task": TASK, "split": "train", "label_nll": label_nlls(None),
+                          "base_answer_mass": answer_mass()}, indent=1))
+        return
+    if not args.out:
+        parser.error("--out is required to train")
     recipe = {"steps": args.steps, "prompts_per_step": args.batch, "learning_rate": args.lr,
               "lr_schedule": "constant_with_warmup", "warmup_steps": args.warmup, "checkpoint_every": args.every}
     start = time.perf_counter()
