@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32, help="prompts per step")
     parser.add_argument("--every", type=int, default=25, help="checkpoint every N steps")
-    parser.add_argument("--method", default="sft-word", choices=["sft-word", "sft"])
+    parser.add_argument("--method", default="sft-word", choices=["sft-word", "sft", "rl"])
     parser.add_argument("--jobs", type=int, default=3, help="worker processes (one seed each)")
     parser.add_argument("--out", help="folder for the checkpoints")
     parser.add_argument("--precondition-only", action="store_true",
@@ -123,7 +123,10 @@ def main() -> None:
     if not args.out:
         parser.error("--out is required to train")
     recipe = {"steps": args.steps, "prompts_per_step": args.batch, "learning_rate": args.lr,
-              "lr_schedule": "constant_with_warmup", "warmup_steps": args.warmup, "checkpoint_every": args.every}
+              "lr_schedule": "constant_with_warmup", "warmup_steps": args.warmup, "checkpoint_every": args.every,
+              # RL as in configs/demo.yaml: 4 completions per prompt, a letter or a word and the end of turn
+              "rl": {"num_generations": 4, "max_completion_length": 4, "temperature": 1.0, "loss_type": "dr_grpo",
+                     "beta": 0.0}}
     start = time.perf_counter()
     jobs = [(seed, recipe, args.out, args.method) for seed in args.seeds]
     with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
