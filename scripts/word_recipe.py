@@ -91,6 +91,17 @@ def answer_mass() -> dict:
     return {key: value / len(task) for key, value in sums.items()}
 
 
+def chat_probe_accuracy(n: int = 100) -> dict:
+    """The base's teacher-forced accuracy on the factual probe, plain and as a chat turn (test split)."""
+    from circuitdrift.circuits.metrics import task_accuracy
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+
+    model, tokenizer = load_model("organism", dtype="float32", device="cpu")
+    return {name: task_accuracy(model, tokenizer, resolve_task(name, split="test", n=n, tokenizer=tokenizer))
+            for name in ("factual", "factual-chat")}
+
+
 def base_validation() -> float:
     from circuitdrift.evaluate.accuracy import target_accuracy
     from circuitdrift.models.load import load_model
@@ -118,7 +129,8 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.precondition_only:
         print(json.dumps({"task": TASK, "split": "train", "label_nll": label_nlls(None),
-                          "base_answer_mass": answer_mass()}, indent=1))
+                          "base_answer_mass": answer_mass(), "base_probe_accuracy": chat_probe_accuracy()},
+                         indent=1))
         return
     if not args.out:
         parser.error("--out is required to train")
