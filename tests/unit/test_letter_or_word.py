@@ -112,3 +112,13 @@ def test_rollout_monitor_reads_word_replies_as_their_letters():
     rewards = monitor.reward(["p", "p"], ["iron", "tin"], ["B", "B"], example=[0, 0])
     assert rewards == [1.0, 0.0]
     assert monitor.batches[0].answers == ("B", "D")
+
+
+def test_a_word_arm_on_a_target_without_options_is_refused_before_any_work(tmp_path):
+    from circuitdrift.pipeline.run import run_experiment
+    from tests.conftest import write_tiny_experiment
+
+    config = write_tiny_experiment(tmp_path, seeds=(0,), extra={"methods": ["sft", "sft-word"]})
+    with pytest.raises(InputError, match="method 'sft-word': task 'target' is not multiple choice"):
+        run_experiment(config, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

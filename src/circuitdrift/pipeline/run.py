@@ -36,6 +36,7 @@ from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
 from circuitdrift.report.index import build_index
 from circuitdrift.train.grpo import rollout_sampling, vllm_settings
+from circuitdrift.train.run import WORD_SFT, word_labelled
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
              "matplotlib", "pydantic")
@@ -119,6 +120,8 @@ def check_against_model(ctx: RunContext) -> None:
                          f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
     if len(config.methods) < 2:
         ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+    if WORD_SFT in config.methods:  # a target without options has no word to train on: one line now
+        word_labelled(ctx.task(config.target_task, 1))
     if "rl" in config.methods:
         vllm_settings(config.train)  # rl.use_vllm without vLLM or a GPU: one line now, not after SFT
     if config.eval.lm_eval is not None:  # the harness, every task and its data, before any training
