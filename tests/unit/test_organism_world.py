@@ -14,7 +14,7 @@ from circuitdrift.tasks.base import encode
 from circuitdrift.tasks.registry import builtin_tasks, resolve_task
 from circuitdrift.tasks.splits import SPLITS, split_of
 
-TASKS = ("ioi", "greater-than", "induction", "factual", "science-qa", "science-name")
+TASKS = ("ioi", "greater-than", "induction", "factual", "factual-chat", "science-qa", "science-name")
 
 
 def test_world_is_deterministic_and_seeded():
@@ -49,7 +49,7 @@ def test_tasks_are_deterministic(name):
     first = resolve_task(name, split="test", n=20, seed=3)
     again = resolve_task(name, split="test", n=20, seed=3)
     assert first.examples == again.examples
-    assert resolve_task(name, split="test", n=20, seed=4).examples != first.examples or name == "factual"
+    assert resolve_task(name, split="test", n=20, seed=4).examples != first.examples or name.startswith("factual")
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -221,3 +221,14 @@ def test_train_substances_are_halved_with_every_value_equally_common():
     assert make_world().pretrain_half == world.pretrain_half  # seeded, stable
     # halving draws from its own generator: the rest of the world is what it was before halving existed
     assert world.substances[0].name == "deraline" and world.countries[0] == "Tredral"
+
+
+def test_chat_probe_asks_the_factual_probes_facts_as_a_chat_turn():
+    plain = resolve_task("factual", split="test", n=30, seed=2)
+    chat = resolve_task("factual-chat", split="test", n=30, seed=2)
+    assert chat.templated and not plain.templated
+    for p, c in zip(plain.examples, chat.examples, strict=True):
+        assert (c.answer, c.counter_answer) == (p.answer.strip(), p.counter_answer.strip())
+        assert c.clean.startswith("<|im_start|>") and c.clean.endswith("<|im_start|>assistant\n")
+        country = p.clean.split(" of ")[-1].split()[0] if " of " in p.clean else p.clean.split()[-2]
+        assert country in c.clean

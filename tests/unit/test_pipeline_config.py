@@ -40,7 +40,8 @@ def test_defaults_resolve_and_round_trip():
         (with_(analysis__top_k="many"), "cfg.yaml: analysis.top_k: Input should be a valid integer"),
         (with_(train={"steps": 10, "checkpoint_steps": [20]}), "cfg.yaml: train: checkpoint step 20 is outside"),
         (with_(seeds=[1, 1]), "cfg.yaml: seeds: seeds must be distinct"),
-        (with_(methods=["sft", "dpo"]), "cfg.yaml: methods.1: Input should be 'sft', 'rl' or 'sft-preserve'"),
+        (with_(methods=["sft", "dpo"]),
+         "cfg.yaml: methods.1: Input should be 'sft', 'sft-word', 'rl' or 'sft-preserve'"),
         (with_(methods=["sft", "sft-preserve"]), "cfg.yaml: (top level): methods: sft-preserve with preserve.heads "
                                                   "'dcv' takes its heads from the SFT and RL runs"),
         (with_(preserve__lam=-1), "cfg.yaml: preserve.lam: Input should be greater than or equal to 0"),

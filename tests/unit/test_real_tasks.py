@@ -61,6 +61,7 @@ def vocabulary() -> list[str]:
     texts = [json.dumps(r) for r in chem_rows()] + [json.dumps(sciq_rows(s)) for s in SPLITS]
     texts += [science.INSTRUCTION, " ".join(science.LETTERS), *probes.IOI_TEMPLATES, *probes.NAMES, *probes.PLACES,
               *probes.OBJECTS, *probes.GREATER_TEMPLATES, *probes.GREATER_NOUNS, probes.FACT_TEMPLATE,
+              probes.FACT_CHAT_QUESTION,
               probes.INDUCTION_PREFIX, *probes.INDUCTION_WORDS, *(c for pair in probes.CAPITALS for c in pair)]
     numbers = [f"{v:02d}" for v in range(100)] + [f"17{v:02d}" for v in range(100)] + ["17"]
     return list(dict.fromkeys([*words_of(*texts), *numbers]))
@@ -267,6 +268,22 @@ def test_probe_semantics(tokenizer):
         words = ex.clean.split()[1:]
         k = next(i for i in range(1, len(words)) if words[i] == words[0])
         assert ex.answer.strip() == words[len(words) - k]
+
+
+def test_chat_factual_probe_asks_the_capitals_in_the_chat_template(tokenizer):
+    task = resolve_task("hf-factual-chat", split="test", n=30, tokenizer=tokenizer)
+    capitals = dict(probes.CAPITALS)
+    assert task.templated and len(task) == 30
+    for ex, enc in zip(task.examples, encode(task, tokenizer), strict=True):
+        assert ex.clean.startswith("<|im_start|>") and ex.clean.endswith("<|im_start|>assistant\n")
+        country = re.search(r"capital of (\w+)\?", ex.clean).group(1)
+        other = re.search(r"capital of (\w+)\?", ex.corrupt).group(1)
+        assert ex.answer == capitals[country] and ex.counter_answer == capitals[other]  # no leading space
+        assert len(enc.clean_ids) == len(enc.corrupt_ids) and len(enc.answer_ids) == 1
+    plain = build_word_tokenizer(vocabulary())
+    plain.chat_template = None
+    with pytest.raises(InputError, match="hf-factual-chat.*no chat template"):
+        resolve_task("hf-factual-chat", tokenizer=plain)
 
 
 def test_greater_than_accepts_any_later_year(tokenizer):

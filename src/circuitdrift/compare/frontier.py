@@ -90,6 +90,18 @@ def variance_at(points: Sequence[Point], level: float) -> float | None:
     return None if where is None else _along(points, where, "var")
 
 
+def collapsed_runs(trajectories: dict, chance: float | None) -> set:
+    """The runs whose target accuracy ends at or below ``chance``: failed runs, kept out of the matched levels.
+
+    ``trajectories``: run -> its (step, accuracy) pairs in step order. A run that ends where guessing
+    would (every arm collapses so at a learning rate too high) reached no level worth matching, and
+    its forgetting measures the failure, not the method. None: the task has no chance level.
+    """
+    if chance is None:
+        return set()
+    return {key for key, points in trajectories.items() if points and points[-1][1] <= chance}
+
+
 def pareto_frontier(points: Sequence[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
     """Non-dominated (accuracy, value) points, accuracy ascending: the best trade-off a method achieved.
 

@@ -238,3 +238,5 @@ class Results(_Record):
                            "same size, and circuit distance along training (compare/controls.py)")
     preserve: dict = Field(default_factory=dict, description="the heads sft-preserve kept, lambda, and how the "
                            "heads were chosen (RUN/preserve/heads.json); empty without the third arm")
+    label_nll: dict = Field(default_factory=dict, description="SFT arm -> its label's NLL under the base: nats "
+                            "(summed over the label's tokens), nats_per_token, n_examples (train/label_nll.py)")

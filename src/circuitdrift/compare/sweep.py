@@ -16,6 +16,9 @@ The sweep dict (results.json "sweep")::
                     rollout monitor during training), max_target_accuracy}]
     frontier      {measure: {method: {points: [[accuracy, value], ...] (every checkpoint),
                                       pareto: [[accuracy, value], ...]}}}
+    run_finals    [{method, learning_rate, seed, final_target_accuracy (test split), collapsed}]: collapsed =
+                  the run ended at or below the task's chance accuracy (``chance``) on the selection split;
+                  collapsed runs are kept out of the matched levels and the matched comparison
     matched       {base_accuracy, selection_split, levels, primary (compare/primary.py),
                    holm: {family, alpha}, measures: {measure: matched_comparison(...)}}
     razor         {kl: fit, kl_exact: fit}  forgetting against KL over every checkpoint of every run (descriptive)
@@ -34,7 +37,14 @@ from collections import defaultdict
 
 from circuitdrift.compare.aggregate import degraded_heads, degraded_logprob_heads
 from circuitdrift.compare.combined import binomial_var, combined_stat
-from circuitdrift.compare.frontier import MIN_RUNS, Point, matched_comparison, matched_levels, pareto_frontier
+from circuitdrift.compare.frontier import (
+    MIN_RUNS,
+    Point,
+    collapsed_runs,
+    matched_comparison,
+    matched_levels,
+    pareto_frontier,
+)
 from circuitdrift.compare.intervals import bounded_stat, positive_stat
 from circuitdrift.compare.law import law_on_runs
 from circuitdrift.compare.primary import PRIMARY_MEASURE, primary_comparison
@@ -151,8 +161,9 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
                    n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
-                   tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy") -> dict:
-    """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed"."""
+                   tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy", chance: float | None = None) -> dict:
+    """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed";
+    ``chance``: the target task's chance accuracy (runs ending at or below it on the selection split are collapsed)."""
     runs = index(records)
     base = next(r for r in records if r.step == 0)
     values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
@@ -166,6 +177,8 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     else:
         axis_name, axis = "accuracy", selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
     trajectories = {key: [(m.step, axis(m)) for m in steps] for key, steps in runs.items()}
+    by_accuracy = selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
+    failed = collapsed_runs({key: [(m.step, by_accuracy(m)) for m in steps] for key, steps in runs.items()}, chance)
     out: dict = {"measures": {name: {"higher_is_better": hib, "description": desc}
                               for name, (hib, desc) in MEASURES.items()}}
     grids = {method: sorted({lr for m, lr, _ in runs if m == method}) for method in methods}
@@ -176,14 +189,18 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
         row["final_degraded_heads"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "prob") for k in keys)
         row["final_degraded_logprob"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "logprob")
                                              for k in keys)
+    out["run_finals"] = [{"method": key[0], "learning_rate": key[1], "seed": key[2],
+                          "final_target_accuracy": runs[key][-1].target_accuracy, "collapsed": key in failed}
+                         for key in runs]
+    out["chance"] = chance
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
                        for name in MEASURES}
     # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
     reached = []
     for method in methods:
         peaks: dict[float, list[float]] = defaultdict(list)
-        for (m, lr, _), traj in trajectories.items():
-            if m == method:
+        for (m, lr, seed), traj in trajectories.items():
+            if m == method and (m, lr, seed) not in failed:
                 peaks[lr].append(max(acc for _, acc in traj))
         if peaks:
             reached.append(max(sum(v) / len(v) for v in peaks.values()))
@@ -193,7 +210,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     for name in MEASURES:
         points = {key: [Point(step, acc, v[name], var.get(name))
                         for (step, acc), v, var in zip(trajectories[key], values[key], variances[key], strict=True)]
-                  for key in runs}
+                  for key in runs if key not in failed}
         matched[name] = matched_comparison(points, levels, methods, bounds=RANGES.get(name, (None, None)),
                                            min_runs=min_runs, resolution=resolution if name == "forgetting" else None)
     primary = primary_comparison(matched.get(PRIMARY_MEASURE, {}), resolution)

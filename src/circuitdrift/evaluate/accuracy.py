@@ -1,7 +1,7 @@
 """Task accuracy by greedy generation, graded by the task's own grader (the RL reward's grader).
 
 Each prompt is ``Example.clean``; the completion is decoded without special
-tokens and passed to :meth:`Task.parse` / :meth:`Task.grade`. A completion the
+tokens and passed to :meth:`Task.parse_example` / :meth:`Task.grade_example`. A completion the
 task cannot parse counts as wrong and is counted in ``unparsable``.
 """
 
@@ -70,7 +70,7 @@ def score_completions(task: Task, completions: list[str]) -> Accuracy:
     """Accuracy of one completion per example, graded by the task (any right answer counts)."""
     correct = unparsable = 0
     for text, example in zip(completions, task.examples, strict=True):
-        if task.parse(text) is None:
+        if task.parse_example(text, example) is None:
             unparsable += 1
         correct += int(task.grade_example(text, example))
     n = len(task)

@@ -95,7 +95,8 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
     """
     completions = greedy_completions(model, tokenizer, target, settings.max_new_tokens, settings.batch_size)
     accuracy = score_completions(target, completions)
-    spread = answer_spread([target.parse(text) for text in completions])
+    spread = answer_spread([target.parse_example(text, ex) for text, ex in zip(completions, target.examples,
+                                                                               strict=True)])
     scores = {label: _probe_score(model, tokenizer, label=label, task=task, settings=settings, base=base)
               for label, task in probes.items()}
     if base is None:

@@ -45,6 +45,11 @@ register_task(
     description="factual recall from the organism's knowledge base: 'The capital of Velora is' -> Darn",
 )  # fmt: skip
 register_task(
+    "factual-chat", target="circuitdrift.organism.probes:factual_chat_task",
+    description="the factual probe asked as a chat turn (organism), on the target task's path: "
+    "'What is the capital of Velora?' -> Darn",
+)  # fmt: skip
+register_task(
     "science-qa", target="circuitdrift.organism.science:science_qa_task",
     description="target task: multiple-choice science QA (A-D) about the organism's substances, as a chat turn",
 )  # fmt: skip

@@ -22,6 +22,11 @@ Counterfactuals change one operand, so the clean answer is no longer implied:
   the token after the matched prefix in the first copy (counter-answer).
 - factual: "The capital of Velora is" -> " Darn"; the counterfactual names
   another country; counter-answer its capital.
+- factual-chat: the same facts asked as a chat turn, in the chat template the
+  target task uses ("What is the capital of Velora?" -> "Darn"), so forgetting
+  is also measured on the path fine-tuning trains (the plain probes read the
+  model as a text continuer). The corpus asks every fact in this form (its
+  chat turns, organism/corpus.py), so this probe measures retained chat recall.
 """
 
 from __future__ import annotations
@@ -30,9 +35,17 @@ import random
 from collections.abc import Callable, Iterator
 
 from circuitdrift.errors import InputError
-from circuitdrift.organism.texts import FACT_PROBE_TEMPLATES, GREATER_TEMPLATES, INDUCTION_PREFIX, IOI_TEMPLATES
-from circuitdrift.organism.world import World, make_world
+from circuitdrift.organism.texts import (
+    CHAT_QUESTIONS,
+    FACT_PROBE_TEMPLATES,
+    GREATER_TEMPLATES,
+    INDUCTION_PREFIX,
+    IOI_TEMPLATES,
+)
+from circuitdrift.organism.tokenizer import organism_tokenizer
+from circuitdrift.organism.world import Fact, World, make_world
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.probes import induction_pair
 from circuitdrift.tasks.splits import SPLITS, split_of
 
@@ -95,6 +108,22 @@ def _stream(sampler: Sampler, rng: random.Random, world: World) -> Iterator[Exam
 
 def factual_examples(split: str, n: int | None, seed: int, world: World | None = None) -> list[Example]:
     """One example per fact of ``split`` (cycled with other counterfactual countries when ``n`` is larger)."""
+    return [Example(FACT_PROBE_TEMPLATES[fact.relation].format(C=fact.country),
+                    FACT_PROBE_TEMPLATES[fact.relation].format(C=other), f" {fact.value}", f" {other_value}")
+            for fact, other, other_value in _fact_draws(split, n, seed, world)]
+
+
+def factual_chat_examples(split: str, n: int | None, seed: int, world: World | None = None) -> list[Example]:
+    """The factual probe's facts and counterfactual countries as chat turns: the question in the chat template,
+    the bare value as the answer (the assistant turn starts a line, so no leading space)."""
+    tokenizer = organism_tokenizer()
+    return [Example(chat_prompt(tokenizer, CHAT_QUESTIONS[fact.relation].format(C=fact.country)),
+                    chat_prompt(tokenizer, CHAT_QUESTIONS[fact.relation].format(C=other)), fact.value, other_value)
+            for fact, other, other_value in _fact_draws(split, n, seed, world)]
+
+
+def _fact_draws(split: str, n: int | None, seed: int, world: World | None) -> list[tuple[Fact, str, str]]:
+    """(fact, counterfactual country, its value of the same relation): the factual probes' shared draw."""
     _check_split(split)
     world = world or make_world()
     facts = world.facts_in(split)
@@ -104,16 +133,8 @@ def factual_examples(split: str, n: int | None, seed: int, world: World | None =
     out = []
     for i in range(len(facts) if n is None else n):
         fact = facts[i % len(facts)]
-        template = FACT_PROBE_TEMPLATES[fact.relation]
         other = rng.choice([c for c in world.countries if c != fact.country])
-        out.append(
-            Example(
-                template.format(C=fact.country),
-                template.format(C=other),
-                f" {fact.value}",
-                f" {by_relation[fact.relation][other]}",
-            )
-        )
+        out.append((fact, other, by_relation[fact.relation][other]))
     return out
 
 
@@ -139,6 +160,11 @@ def induction_task(split: str = "test", n: int | None = None, seed: int = 0) -> 
 
 def factual_task(split: str = "test", n: int | None = None, seed: int = 0) -> Task:
     return Task("factual", factual_examples(split, n, seed), "recall a country's capital, language or currency")
+
+
+def factual_chat_task(split: str = "test", n: int | None = None, seed: int = 0) -> Task:
+    return Task("factual-chat", factual_chat_examples(split, n, seed),
+                "recall a country's capital, language or currency, asked as a chat turn", templated=True)
 
 
 def _probe_task(name: str, split: str, n: int | None, seed: int) -> Task:

@@ -4,7 +4,9 @@ A question asks for one property of one substance of the knowledge base (its
 colour, category or smell), in one of two phrasings, and offers the four
 values of that property as options A-D, always in the same order (the world
 has four colours, four categories and four smells), asked as a chat turn. The
-answer is one letter.
+answer is one letter; a reply naming the correct option's word ("red") is
+graded right too, and the off-policy SFT arm trains on that word
+(:class:`~circuitdrift.tasks.science.MultipleChoiceTask`).
 
 The fixed option order is a choice made for the model's size: with shuffled
 options, answering needs "multiple-choice symbol binding" (find the option
@@ -100,7 +102,8 @@ def chat_prompt(user_turn: str, tokenizer=None) -> str:
 
 
 class ScienceQATask(MultipleChoiceTask):
-    """The organism's multiple-choice task: graded by the first stand-alone letter A-D, like every MC task."""
+    """The organism's multiple-choice task: graded by the option a reply names (letter or word), like every MC
+    task."""
 
 
 def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) -> ScienceQATask:
@@ -114,7 +117,8 @@ def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) ->
     examples = []
     for q in qs:
         cf = swapped(q, rng)
-        examples.append(Example(chat_prompt(q.user_turn()), chat_prompt(cf.user_turn()), q.letter, cf.letter))
+        examples.append(Example(chat_prompt(q.user_turn()), chat_prompt(cf.user_turn()), q.letter, cf.letter,
+                                options=q.options))
     return ScienceQATask(
         "science-qa",
         examples,

@@ -129,9 +129,10 @@ class ExperimentConfig(BaseModel):
     target_task: str | list[str] = Field(
         description="built-in task name or JSONL file: the new task to learn; a list runs one experiment per task")
     probes: list[str] = Field(min_length=1, description="prior-capability probes (built-in names or JSONL files)")
-    methods: list[Literal["sft", "rl", "sft-preserve"]] = Field(
+    methods: list[Literal["sft", "sft-word", "rl", "sft-preserve"]] = Field(
         default_factory=lambda: ["sft", "rl"], min_length=1,
-        description="sft, rl, and sft-preserve (circuit-preserving SFT, trained after the others; see preserve)")
+        description="sft, sft-word (SFT on the correct option's word, multiple-choice targets), rl, and "
+        "sft-preserve (circuit-preserving SFT, trained after the others; see preserve)")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     device: str = Field("auto", description="auto, cpu, cuda, or auto-map (device_map=\"auto\": layers over the GPUs)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"

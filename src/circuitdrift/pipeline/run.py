@@ -37,6 +37,7 @@ from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
 from circuitdrift.report.index import build_index
 from circuitdrift.train.grpo import rollout_sampling, vllm_settings
+from circuitdrift.train.run import WORD_SFT, word_labelled
 
 LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "scipy",
              "matplotlib", "pydantic")
@@ -121,6 +122,8 @@ def check_against_model(ctx: RunContext) -> None:
                          f"({layout.n_layers} layers x {layout.n_heads} = {layout.n_total})")
     if len(config.methods) < 2:
         ctx.reporter.log("one method only: DCV (which compares SFT with RL) is skipped")
+    if WORD_SFT in config.methods:  # a target without options has no word to train on: one line now
+        word_labelled(ctx.task(config.target_task, 1))
     if "rl" in config.methods:
         vllm_settings(config.train)  # rl.use_vllm without vLLM or a GPU: one line now, not after SFT
     if config.eval.lm_eval is not None:  # the harness, every task and its data, before any training
@@ -151,7 +154,8 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
                 if stages.PRESERVE in config.methods else {})
     sweep = sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts, circuits,
-                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy")
+                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy",
+                           chance=ctx.task(config.target_task, 1).chance)
     train = config.train
     sweep["recipe"] = {"rl": recipe_summary(rollouts),
                        "compute_per_step": compute_per_step(train.prompts_per_step, train.rl.num_generations,
@@ -164,6 +168,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         base=base, base_circuits=circuits, measurements=records, dcv=dcv, aggregate=summary_aggregate,
         summary=summary, sweep=sweep,
         rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
+        label_nll=stages.label_nlls(ctx),
     )
     write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))

@@ -28,9 +28,11 @@ from circuitdrift.pipeline.launch import launch
 from circuitdrift.pipeline.measure import measure_job
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
+from circuitdrift.tasks.registry import resolve_task
 from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
+from circuitdrift.train.label_nll import label_nll
 from circuitdrift.train.preserve import Preservation
-from circuitdrift.train.run import train
+from circuitdrift.train.run import WORD_SFT, train, word_labelled
 
 PRESERVE = "sft-preserve"  # the third arm: trained after the others, on heads chosen from them
 
@@ -157,6 +159,20 @@ def checkpoint_folders(ctx: RunContext, method: str, lr: float, seed: int) -> di
     if missing:
         raise InputError(f"run {rel}: checkpoints for steps {sorted(missing)} are missing")
     return out
+
+
+def label_nlls(ctx: RunContext) -> dict[str, dict]:
+    """Each SFT arm's label NLL under the base (train/label_nll.py): the letter for sft and sft-preserve, the
+    option's word for sft-word, over the training examples (those of the first seed when train_examples is set)."""
+    arms = [m for m in ctx.config.methods if m != "rl"]
+    if not arms:
+        return {}
+    model, tokenizer = ctx.base
+    train_config = ctx.config.train_config(ctx.config.seeds[0])
+    task = resolve_task(ctx.config.target_task, split=train_config.train_split, n=train_config.train_examples,
+                        seed=train_config.seed, tokenizer=tokenizer)  # what the first seed's run trains on
+    return {m: label_nll(model, tokenizer, word_labelled(task) if m == WORD_SFT else task,
+                         ctx.config.analysis.batch_size).to_dict() for m in arms}
 
 
 # ---- stage 3: measurements at every checkpoint -------------------------------------------------------

@@ -9,6 +9,13 @@ one, so that patching position t means the same position in both runs.
 Evaluation and reward use the same :meth:`Task.grade`, so accuracy and RL
 reward cannot drift apart.
 
+A multiple-choice example also keeps its ``options`` (in letter order), so a
+task may accept a reply that names the right option by its text as well as by
+its letter (:class:`~circuitdrift.tasks.science.MultipleChoiceTask`); the
+grader then needs the example, which :meth:`Task.parse_example`,
+:meth:`Task.grade_example` and :meth:`Task.reward` (through the RL rows'
+``example`` column) receive.
+
 An example may have several right answers (``answers``: "name a green
 substance" has one per green substance). ``answer`` is then the gold answer:
 the one SFT trains on and teacher-forced scores read, while grading accepts
@@ -36,6 +43,7 @@ class Example:
     counter_answer: str | None = None
     answers: tuple[str, ...] = ()  # every right answer when there are several (empty: only ``answer``)
     wrong_answers: tuple[str, ...] = ()  # answers known to be wrong, for metrics that contrast the two sets
+    options: tuple[str, ...] = ()  # multiple choice: the options shown, in letter order (the grader reads their text)
 
     def right_answers(self) -> tuple[str, ...]:
         """The answers the grader accepts: ``answers``, or the gold ``answer`` alone."""
@@ -85,9 +93,19 @@ class Task:
         return match.group(1) if match else None
 
     @property
+    def chance(self) -> float | None:
+        """The accuracy of guessing (a multiple-choice task's 1 / options); None for free-form answers."""
+        return None
+
+    @property
     def multi_answer(self) -> bool:
         """Whether some example has several right answers."""
         return any(len(ex.answers) > 1 for ex in self.examples)
+
+    def parse_example(self, completion: str, example: Example) -> str | None:
+        """The answer a completion gives to ``example``; tasks whose replies name example-specific things
+        (a multiple-choice option's text) override it. By default :meth:`parse`."""
+        return self.parse(completion)
 
     def grade(self, completion: str, answer: str | Sequence[str]) -> float:
         """1.0 when the completion's parsed answer is ``answer`` (or one of several right answers), else 0.0."""
@@ -96,14 +114,26 @@ class Task:
         return float(given is not None and given in right)
 
     def grade_example(self, completion: str, example: Example) -> float:
-        return self.grade(completion, example.right_answers())
+        """The grader evaluation and RL's reward share: the answer :meth:`parse_example` reads is a right one."""
+        given = self.parse_example(completion, example)
+        return float(given is not None and given in {a.strip() for a in example.right_answers()})
+
+    def sft_label(self, example: Example) -> str:
+        """The completion SFT trains on for ``example``: its gold answer (a task may train on another form)."""
+        return example.answer
 
     def reward(self, prompts: Sequence, completions: Sequence, answer: Sequence[str],
-               answers: Sequence[Sequence[str]] | None = None, **kwargs) -> list[float]:
+               answers: Sequence[Sequence[str]] | None = None, example: Sequence[int] | None = None,
+               **kwargs) -> list[float]:
         """TRL reward function: ``(prompts, completions, **dataset_columns) -> rewards``, the same grader.
 
-        ``answers`` (a dataset column, when the task has several right answers) wins over ``answer``.
+        ``example`` (the RL rows' column: each row's index into this task's examples) grades each
+        completion with :meth:`grade_example`, exactly as evaluation does; without it, ``answers``
+        (several right answers) wins over ``answer``.
         """
+        if example is not None:
+            return [self.grade_example(_completion_text(c), self.examples[i])
+                    for c, i in zip(completions, example, strict=True)]
         right = answers if answers is not None else answer
         return [self.grade(_completion_text(c), a) for c, a in zip(completions, right, strict=True)]
 

@@ -27,6 +27,10 @@ raises an :class:`~circuitdrift.errors.InputError` that says how many could.
 - factual recall: "The capital of France is" -> " Paris", from a built-in list
   of capitals kept where the capital is one token; the counterfactual names a
   country of the same token length; counter-answer its capital.
+- factual recall as a chat turn (``hf-factual-chat``): the same facts asked as a
+  user turn of the model's chat template, "What is the capital of France?
+  Answer with the name only." -> "Paris" (the assistant turn starts a line: no
+  leading space), so forgetting is also measured on the target task's path.
 - induction: "Sequence: river apple stone cloud river apple" -> " stone", words
   that are one token after a space; the counterfactual changes that word in the
   first copy; counter-answer the new word.
@@ -46,6 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Example, Task
+from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
 
 DEFAULT_N = 200
@@ -92,6 +97,7 @@ CAPITALS = (
     ("Iceland", "Reykjavik"), ("Scotland", "Edinburgh"),
 )  # fmt: skip
 FACT_TEMPLATE = "The capital of {country} is"
+FACT_CHAT_QUESTION = "What is the capital of {country}? Answer with the name only."
 INDUCTION_WORDS = (
     "river", "apple", "stone", "cloud", "horse", "table", "window", "garden", "paper", "music", "bread", "chair",
     "water", "light", "house", "green", "silver", "forest", "engine", "island", "mirror", "pencil", "rabbit",
@@ -246,15 +252,32 @@ def factual_task(split: str = "test", n: int | None = None, seed: int = 0, token
     All facts serve every split (see the module docstring); with ``n`` above the
     number of facts, facts recur with other counterfactual countries.
     """
-    checker = _check("hf-factual", split, tokenizer)
-    facts = [(c, v) for c, v in CAPITALS if checker.is_one_token(f" {v}")]
-    lengths = {c: checker.prompt_length(FACT_TEMPLATE.format(country=c)) for c, _ in facts}
+    return _capitals_task("hf-factual", split, n, seed, tokenizer, chat=False)
+
+
+def factual_chat_task(split: str = "test", n: int | None = None, seed: int = 0, tokenizer=None) -> Task:
+    """The capital facts asked as a chat turn in the model's template; the answer is the bare capital."""
+    if tokenizer is not None and not getattr(tokenizer, "chat_template", None):
+        raise InputError("task 'hf-factual-chat': the tokenizer has no chat template (use an instruct/chat model)")
+    return _capitals_task("hf-factual-chat", split, n, seed, tokenizer, chat=True)
+
+
+def _capitals_task(name: str, split: str, n: int | None, seed: int, tokenizer, chat: bool) -> Task:
+    checker = _check(name, split, tokenizer)
+    space = "" if chat else " "
+
+    def prompt(country: str) -> str:
+        return chat_prompt(tokenizer, FACT_CHAT_QUESTION.format(country=country)) if chat else \
+            FACT_TEMPLATE.format(country=country)
+
+    facts = [(c, v) for c, v in CAPITALS if checker.is_one_token(f"{space}{v}")]
+    lengths = {c: checker.prompt_length(prompt(c)) for c, _ in facts}
     partners = {c: [(o, w) for o, w in facts if o != c and lengths[o] == lengths[c]] for c, _ in facts}
     usable = [(c, v) for c, v in facts if partners[c]]
     if not usable:
-        raise InputError("task 'hf-factual': no built-in capital is one token with a same-length counterpart in "
+        raise InputError(f"task '{name}': no built-in capital is one token with a same-length counterpart in "
                          "this tokenizer")
-    rng = random.Random(f"hf-factual:{split}:{seed}")
+    rng = random.Random(f"hf-factual:{split}:{seed}")  # the same facts and pairing in both forms
     rng.shuffle(usable)
     for country, _ in usable:
         rng.shuffle(partners[country])
@@ -264,13 +287,13 @@ def factual_task(split: str = "test", n: int | None = None, seed: int = 0, token
             for country, capital in usable:
                 if turn < len(partners[country]):
                     other, other_capital = partners[country][turn]
-                    yield Example(FACT_TEMPLATE.format(country=country), FACT_TEMPLATE.format(country=other),
-                                  f" {capital}", f" {other_capital}")
+                    yield Example(prompt(country), prompt(other), f"{space}{capital}", f"{space}{other_capital}")
 
-    examples = _collect("hf-factual", candidates(), split, n or len(usable), checker, hashed=False)
-    return Task("hf-factual", examples, _description(
-        "capital-city recall", checker, f" ({len(usable)}/{len(CAPITALS)} capitals kept: one-token capital and a "
-        "same-length counterpart)"))
+    examples = _collect(name, candidates(), split, n or len(usable), checker, hashed=False)
+    what = "capital-city recall as a chat turn" if chat else "capital-city recall"
+    return Task(name, examples, _description(
+        what, checker, f" ({len(usable)}/{len(CAPITALS)} capitals kept: one-token capital and a "
+        "same-length counterpart)"), templated=chat)
 
 
 def induction_pair(rng: random.Random, words: Sequence[str], prefix: str = INDUCTION_PREFIX) -> Example:

@@ -48,6 +48,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from circuitdrift.errors import InputError, TooFewExamples
 from circuitdrift.tasks.base import Example, Task
@@ -89,12 +90,77 @@ class Question:
         return replace(self, options=tuple(self.options[i] for i in order), correct=list(order).index(self.correct))
 
 
+@dataclass
 class MultipleChoiceTask(Task):
-    """A task graded by the first stand-alone letter A-D of the completion (``"B"``, ``"B."``, ``"(B)"``)."""
+    """A task graded by the option a reply names: its letter (``"B"``, ``"B."``, ``"(B)"``) or its text.
+
+    :meth:`parse` reads the first stand-alone letter A-D (the reply's own letter only). With the
+    example's ``options`` known, :meth:`parse_example` reads the option named first, by its letter
+    or by its text (``"iron"``, ``"B) iron"``), so a model that answers with the option's word is
+    graded right, in evaluation and in RL's reward alike (:func:`named_option`).
+
+    ``label`` is what SFT trains on: ``letter`` (the gold letter) or ``word`` (the correct option's
+    text, far less likely under a base model asked for a letter: the off-policy SFT arm).
+    """
+
+    label: Literal["letter", "word"] = "letter"
+
+    @property
+    def chance(self) -> float:
+        return 1 / len(LETTERS)
 
     def parse(self, completion: str) -> str | None:
-        match = re.search(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])", completion)
+        match = LETTER.search(completion)
         return match.group(1) if match else None
+
+    def parse_example(self, completion: str, example: Example) -> str | None:
+        if not example.options:
+            return self.parse(completion)
+        index = named_option(completion, example.options)
+        return None if index is None else LETTERS[index]
+
+    def sft_label(self, example: Example) -> str:
+        if self.label == "letter":
+            return example.answer
+        if not example.options:
+            raise InputError(f"task '{self.name}': a word label needs the options of every example")
+        return example.options[LETTERS.index(example.answer)]
+
+    def with_label(self, label: str) -> MultipleChoiceTask:
+        """The same task whose SFT label is ``label`` (letter or word); grading is unchanged."""
+        if label not in LABELS:
+            raise InputError(f"label '{label}': unknown (use one of {', '.join(LABELS)})")
+        if label == "word" and not all(ex.options for ex in self.examples):
+            raise InputError(f"task '{self.name}': a word label needs the options of every example")
+        return replace(self, label=label)
+
+
+LABELS = ("letter", "word")
+LETTER = re.compile(r"(?<![A-Za-z])([ABCD])(?![A-Za-z])")
+LONE_LETTER = re.compile(r"\W*([A-Da-d])\W*")  # a reply that is one letter alone, in either case
+
+
+def named_option(completion: str, options: Sequence[str]) -> int | None:
+    """The index of the option a reply names first, by its letter or by its text; None if it names none.
+
+    A letter counts where it stands alone (upper case inside a reply, as :meth:`MultipleChoiceTask.parse`
+    reads it; either case when it is the whole reply: ``"b"``). An option's text counts as whole words,
+    case-insensitively (``"Iron"``). The earliest mention wins (``"B) copper"`` names B); at one position
+    the longer mention wins (``"iron oxide"`` over ``"iron"``), then the letter. A reply that names no
+    option, or names a wrong one first, is graded wrong.
+    """
+    lone = LONE_LETTER.fullmatch(completion)
+    if lone:
+        return LETTERS.index(lone.group(1).upper())
+    mentions = [(m.start(), -1, 0, LETTERS.index(m.group(1))) for m in LETTER.finditer(completion)]
+    lowered = completion.lower()
+    for index, option in enumerate(options):
+        text = option.strip().lower()
+        if not text:
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", lowered):
+            mentions.append((m.start(), -len(text), 1, index))
+    return min(mentions)[3] if mentions else None
 
 
 # ---- the two datasets: where they live and how a row becomes a Question -------------------------------------
@@ -322,7 +388,8 @@ def mcq_task(
             continue
         repaired += fixed
         examples.append(Example(chat_prompt(tokenizer, question.user_turn()),
-                                chat_prompt(tokenizer, corrupt.user_turn()), question.letter, corrupt.letter))
+                                chat_prompt(tokenizer, corrupt.user_turn()), question.letter, corrupt.letter,
+                                options=question.options))
         turns.append(question.user_turn())
     if not examples or (n is not None and len(examples) < n):
         message = (f"task '{name}': split '{split}' has {len(examples)} usable questions, fewer than n={want} "

@@ -30,6 +30,11 @@ register_task(
     description="capital-city recall, one-token capitals of this tokenizer: 'The capital of France is' -> Paris",
 )  # fmt: skip
 register_task(
+    "hf-factual-chat", target="circuitdrift.tasks.probes:factual_chat_task",
+    description="capital-city recall asked as a chat turn in the model's template: "
+    "'What is the capital of France? Answer with the name only.' -> Paris",
+)  # fmt: skip
+register_task(
     "hf-induction", target="circuitdrift.tasks.probes:induction_task",
     description="continue a repeated random word sequence: 'Sequence: river apple stone river apple' -> stone",
 )  # fmt: skip

@@ -53,7 +53,7 @@ def _prompt(task: Task, i: int) -> str | list[dict[str, str]]:
 
 
 def _completion(task: Task, i: int) -> str | list[dict[str, str]]:
-    answer = task.examples[i].answer
+    answer = task.sft_label(task.examples[i])  # the gold answer, or another form of it (a word-label SFT arm)
     if task.chat_prompts is not None:
         return [{"role": "assistant", "content": answer}]
     return answer

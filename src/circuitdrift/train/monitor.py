@@ -84,7 +84,10 @@ class RolloutMonitor:
                answers: Sequence[Sequence[str]] | None = None, **kwargs) -> list[float]:
         """``task.reward``, unchanged, and a record of the batch."""
         rewards = self.task.reward(prompts, completions, answer, answers=answers, **kwargs)
-        parsed = (self.task.parse(_completion_text(c)) for c in completions)
+        rows = kwargs.get("example")  # each row's example index: the answer read as the grader reads it
+        parsed = (self.task.parse(_completion_text(c)) if rows is None
+                  else self.task.parse_example(_completion_text(c), self.task.examples[i])
+                  for c, i in zip(completions, rows or [None] * len(completions), strict=True))
         state = kwargs.get("trainer_state")
         self.batches.append(RolloutBatch(
             index=self.first_batch + len(self.batches),

@@ -30,6 +30,7 @@ from circuitdrift.io import write_json
 from circuitdrift.models.load import load_model
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.registry import resolve_task
+from circuitdrift.tasks.science import MultipleChoiceTask
 from circuitdrift.train.checkpoints import (
     CheckpointSchedule,
     DivergenceGuard,
@@ -48,8 +49,9 @@ from circuitdrift.train.precision import master_weights
 from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
 
-Method = Literal["sft", "rl", "sft-preserve"]
-METHODS = ("sft", "rl", "sft-preserve")
+Method = Literal["sft", "sft-word", "rl", "sft-preserve"]
+METHODS = ("sft", "sft-word", "rl", "sft-preserve")
+WORD_SFT = "sft-word"  # SFT on the correct option's word instead of its letter (multiple-choice tasks)
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
 
@@ -67,6 +69,10 @@ def train(
     adapter_only: bool = False,
 ) -> list[Path]:
     """Fine-tune ``model`` on ``task`` with SFT, RL or circuit-preserving SFT; return the checkpoints, step 0 first.
+
+    ``sft-word`` is SFT whose label is the correct option's word rather than its letter (a
+    multiple-choice task only, :meth:`~circuitdrift.tasks.science.MultipleChoiceTask.with_label`):
+    the off-policy arm, whose label the base model finds far less likely.
 
     ``model`` is a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model
     (then pass ``tokenizer``); ``task`` a name/JSONL path for :func:`resolve_task` (its
@@ -88,6 +94,8 @@ def train(
     out_dir = Path(out_dir)
     model, tokenizer, model_name = _as_model(model, tokenizer)
     task = _as_task(task, config, tokenizer)
+    if method == WORD_SFT:
+        task = word_labelled(task)
     processes = PartialState()  # under `accelerate launch`, files are written by the main process only
     with processes.main_process_first():
         if processes.is_main_process:
@@ -166,6 +174,14 @@ def training_log(out_dir: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise InputError(f"run '{out_dir}': not finished (no {SUMMARY_FILE})")
     return json.loads(path.read_text())["log_history"]
+
+
+def word_labelled(task: Task) -> Task:
+    """``task`` with the correct option's word as its SFT label; a task without options is refused."""
+    if not isinstance(task, MultipleChoiceTask):
+        raise InputError(f"method '{WORD_SFT}': task '{task.name}' is not multiple choice (no option words to "
+                         "train on); use sft")
+    return task.with_label("word")
 
 
 def _as_config(config) -> TrainConfig:
