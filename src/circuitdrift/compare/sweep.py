@@ -161,7 +161,8 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
 
 def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
                    n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
-                   tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy", chance: float | None = None) -> dict:
+                   tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy",
+                   chance: float | None = None) -> dict:
     """The sweep dict of the module docstring; ``rollouts``: RL runs' monitor summaries keyed "method/lr/seed";
     ``chance``: the target task's chance accuracy (runs ending at or below it on the selection split are collapsed)."""
     runs = index(records)
