@@ -71,3 +71,16 @@ def test_bad_input_is_one_line(folder, capsys, args, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_default_n_is_a_cap_and_an_explicit_one_a_demand(folder, capsys):
+    """A 12-line file under the default --n (100) gives its 12 and says so; an explicit --n 13 is an error."""
+    out = folder / "v.safetensors"
+    args = ["steer", "vector", str(folder / "m"), "--positive", str(folder / "pos.txt"), "--negative",
+            str(folder / "neg.txt"), "--out", str(out), "--device", "cpu"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert SteeringVectors.load(out).meta["n_fit"] == [9, 9]  # 12 each, a quarter held out
+    assert "has 12 prompts; using all of them" in captured.err
+    assert main([*args, "--n", "13"]) == 2
+    assert "12 prompts, 13 asked for" in capsys.readouterr().err

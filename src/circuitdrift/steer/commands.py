@@ -25,7 +25,7 @@ from circuitdrift.errors import InputError
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means
-from circuitdrift.tasks.prompt_sets import resolve_prompts
+from circuitdrift.tasks.prompt_sets import resolve_prompts_up_to
 
 
 class Scale(str, Enum):
@@ -56,7 +56,8 @@ def vector(
     out: Annotated[Path, typer.Option("--out", help="The .safetensors file to write.")],
     positive: Annotated[str, typer.Option("--positive", help=f"Prompts the direction points to: {PromptsHelp}.")],
     negative: Annotated[str, typer.Option("--negative", help=f"Prompts it points away from: {PromptsHelp}.")],
-    n: Annotated[int, typer.Option("--n", min=4, help="Prompts per set.")] = 100,
+    n: Annotated[int | None, typer.Option("--n", min=4, help="Prompts per set (default: up to 100, all a smaller "
+                                          "set has).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split of a registered prompt set or hub dataset.")] = "train",
     column: Annotated[str, typer.Option("--column", help="Prompt column of a file or dataset.")] = "prompt",
     held_out: Annotated[float, typer.Option("--held-out", min=0.05, max=0.9,
@@ -73,8 +74,8 @@ def vector(
     if out.suffix != ".safetensors":
         raise InputError(f"--out {out}: expected a .safetensors file name")
     check_output_path(out)
-    pos = resolve_prompts(positive, n, split, column=column)
-    neg = resolve_prompts(negative, n, split, column=column)
+    pos = _prompts(positive, n, 100, split, column)
+    neg = _prompts(negative, n, 100, split, column)
     loaded, tokenizer = load(model, device, dtype, attn)
     vectors = difference_of_means(
         loaded, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
@@ -109,7 +110,7 @@ def generate(
     alpha: Annotated[float, typer.Option("--alpha", help="Steering strength (relative: a fraction of ||h||).")],
     prompt: Annotated[list[str] | None, typer.Option("--prompt", help="A user turn (repeatable).")] = None,
     prompts: Annotated[str | None, typer.Option("--prompts", help=f"Many user turns: {PromptsHelp}.")] = None,
-    n: Annotated[int, typer.Option("--n", min=1, help="How many of --prompts.")] = 10,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many of --prompts (default: up to 10).")] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     scale: Annotated[Scale, typer.Option("--scale")] = Scale.relative,
     span: Annotated[Span, typer.Option("--span", help="Steer the chosen layer only, or it and every later one.")]
@@ -126,7 +127,7 @@ def generate(
     attn: AttnOpt = "sdpa",
 ) -> None:
     """Completions of user turns with the steering vector added at every position (JSON lines on stdout)."""
-    turns = list(prompt or []) + (resolve_prompts(prompts, n, split) if prompts else [])
+    turns = list(prompt or []) + (_prompts(prompts, n, 10, split, "prompt") if prompts else [])
     if not turns:
         raise InputError("give --prompt or --prompts")
     vectors = SteeringVectors.load(vector_file)
@@ -147,7 +148,7 @@ def curve(
     vector_file: Annotated[Path, typer.Option("--vector", help="A file `steer vector` wrote.")],
     alphas: Annotated[str, typer.Option("--alphas", help="Comma-separated steering strengths.")],
     prompts: Annotated[str, typer.Option("--prompts", help=f"Harmful user turns: {PromptsHelp}.")],
-    n: Annotated[int, typer.Option("--n", min=1)] = 100,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="How many of --prompts (default: up to 100).")] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     column: Annotated[str, typer.Option("--column")] = "prompt",
     scale: Annotated[Scale, typer.Option("--scale")] = Scale.relative,
@@ -169,7 +170,7 @@ def curve(
         grid = [float(a) for a in alphas.split(",") if a.strip()]
     except ValueError as err:
         raise InputError(f"--alphas {alphas}: expected comma-separated numbers") from err
-    turns = resolve_prompts(prompts, n, split, column=column)
+    turns = _prompts(prompts, n, 100, split, column)
     vectors = SteeringVectors.load(vector_file)
     loaded, tokenizer = load(model, device, dtype, attn)
     first = vectors.layer if layer is None else layer
@@ -186,3 +187,12 @@ def curve(
                      **coherence(loaded, tokenizer, turns, texts)})  # scored unsteered: outside the context
     typer.echo(json.dumps({"layers": chosen, "scale": scale.value, "skip_first": skip_first, "curve": rows},
                           indent=1))
+
+
+def _prompts(spec: str, n: int | None, default: int, split: str, column: str) -> list[str]:
+    """The prompts of ``spec``: an explicit --n must be met; the default takes what the set has, and says so."""
+    prompts = resolve_prompts_up_to(spec, n, default=default, split=split, column=column)
+    if n is None and len(prompts) < default:
+        typer.echo(f"note: prompts '{spec}' has {len(prompts)} prompts; using all of them (the default is "
+                   f"up to {default})", err=True)
+    return prompts

@@ -65,6 +65,18 @@ def resolve_prompts(spec: str, n: int | None = None, split: str = "test", seed: 
     return prompts[:n] if n is not None else prompts
 
 
+def resolve_prompts_up_to(spec: str, n: int | None, *, default: int, split: str = "test", seed: int = 0,
+                          column: str = "prompt") -> list[str]:
+    """:func:`resolve_prompts` for an optional ``--n``: a default is a cap, not a demand.
+
+    An ``n`` the user gave must be met (a one-line error otherwise); without one, up to ``default``
+    prompts, all the set has when it has fewer (a 50-line file gives its 50).
+    """
+    if n is not None:
+        return resolve_prompts(spec, n, split, seed=seed, column=column)
+    return resolve_prompts(spec, None, split, seed=seed, column=column)[:default]
+
+
 def _file(spec: str, column: str) -> list[str]:
     path = Path(spec).expanduser()
     if not path.is_file():

@@ -17,7 +17,8 @@ def transfer_command(
     = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Log lines instead of a progress display.")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes (default: one per core).")] = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", help="Worker processes (default: one per GPU on CUDA, one per core on CPU).")] = None,
 ) -> None:
     """Steer a teacher, distil students on its benign answers, report the transfer ratio tau(alpha)."""
     from circuitdrift.transfer.run import run_transfer
