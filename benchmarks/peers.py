@@ -10,6 +10,8 @@ into clean, one head at a time, scored by the answer's probability
   ``circuitdrift_attribution`` / ``circuitdrift_eap_ig``: the gradient estimates, against exact.
 * ``transformer_lens``: ``TransformerBridge`` (transformer-lens 4), ``run_with_cache`` on the
   counterfactual, then ``run_with_hooks`` on ``blocks.{l}.attn.hook_z`` per head.
+  ``transformer_lens_patching``: the same through TransformerLens's own
+  ``patching.get_act_patch_attn_head_out_all_pos`` (one call per example).
 * ``nnsight``: ``NNsight(model).trace``: the counterfactual's ``o_proj.input`` saved, then set
   per head in a clean trace.
 * ``eap_ig_reference``: circuitdrift's EAP-IG head scores against :func:`plain_eap_ig`, a
@@ -69,17 +71,20 @@ def _shape(model: nn.Module) -> tuple[int, int, int]:
     return config.num_hidden_layers, heads, getattr(config, "head_dim", None) or config.hidden_size // heads
 
 
-@torch.no_grad()
-def transformer_lens_scores(model: nn.Module, tokenizer, task: Task) -> Tensor:
-    """Exact head patching through TransformerBridge hooks on ``hook_z`` ([b, s, H, d])."""
+def _bridge(model: nn.Module, tokenizer):
     from transformer_lens.model_bridge import TransformerBridge
 
-    n_layers, n_heads, _ = _shape(model)
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)  # the bridge reads its config from a path
-        bridge = TransformerBridge.boot_transformers(folder, hf_model=copy.deepcopy(model),
-                                                     device=next(model.parameters()).device,
-                                                     tokenizer=tokenizer)
+        return TransformerBridge.boot_transformers(folder, hf_model=copy.deepcopy(model),
+                                                   device=next(model.parameters()).device,
+                                                   tokenizer=copy.deepcopy(tokenizer))  # booting edits it
+
+
+@torch.no_grad()
+def transformer_lens_scores(bridge, model: nn.Module, tokenizer, task: Task) -> Tensor:
+    """Exact head patching through TransformerBridge hooks on ``hook_z`` ([b, s, H, d])."""
+    n_layers, n_heads, _ = _shape(model)
     clean_values, patched = [], torch.empty(len(task), n_layers, n_heads, dtype=torch.float64)
     for i, batch in enumerate(one_example_batches(model, task, tokenizer)):
         _, cache = bridge.run_with_cache(batch.corrupt, names_filter=lambda name: name.endswith("attn.hook_z"))
@@ -99,12 +104,29 @@ def transformer_lens_scores(model: nn.Module, tokenizer, task: Task) -> Tensor:
 
 
 @torch.no_grad()
-def nnsight_scores(model: nn.Module, tokenizer, task: Task) -> Tensor:
-    """Exact head patching through nnsight: ``o_proj.input`` saved on the counterfactual, set per head."""
-    from nnsight import NNsight
+def transformer_lens_patching_scores(bridge, model: nn.Module, tokenizer, task: Task) -> Tensor:
+    """The same through TransformerLens's own ``patching.get_act_patch_attn_head_out_all_pos`` on the bridge.
 
+    Its "corrupted tokens" are the run being patched (here the clean prompt) and its "clean cache" the
+    source (here the counterfactual's), so the names swap but the computation is the one above.
+    """
+    from transformer_lens import patching
+
+    n_layers, n_heads, _ = _shape(model)
+    clean_values, patched = [], torch.empty(len(task), n_layers, n_heads, dtype=torch.float64)
+    for i, batch in enumerate(one_example_batches(model, task, tokenizer)):
+        _, cache = bridge.run_with_cache(batch.corrupt)
+        clean_values.append(answer_prob(bridge(batch.clean), batch).item())
+        patched[i] = patching.get_act_patch_attn_head_out_all_pos(
+            bridge, batch.clean, cache, lambda logits, batch=batch: answer_prob(logits, batch).squeeze(0))
+    return relative_effects(clean_values, patched)
+
+
+@torch.no_grad()
+def nnsight_scores(traced, model: nn.Module, tokenizer, task: Task) -> Tensor:
+    """Exact head patching through nnsight (``traced``: ``NNsight(model)``): ``o_proj.input`` saved on the
+    counterfactual, set per head."""
     n_layers, n_heads, head_dim = _shape(model)
-    traced = NNsight(copy.deepcopy(model))
     clean_values, patched = [], torch.empty(len(task), n_layers, n_heads, dtype=torch.float64)
     for i, batch in enumerate(one_example_batches(model, task, tokenizer)):
         with traced.trace(batch.clean):
@@ -172,13 +194,24 @@ def timed(fn):
     return value, time.perf_counter() - started
 
 
-def peer(fn, model, tokenizer, task: Task, exact: Tensor) -> dict:
-    """One library's scores against circuitdrift's exact ones, or why it could not run."""
+def _nnsight(model: nn.Module):
+    from nnsight import NNsight
+
+    return NNsight(copy.deepcopy(model))
+
+
+def peer(setup, fn, model, tokenizer, task: Task, exact: Tensor) -> dict:
+    """One library's scores against circuitdrift's exact ones, or why it could not run.
+
+    ``setup(model, tokenizer)`` wraps the model (booting a bridge, tracing); it is timed apart, once.
+    """
     try:
-        scores, seconds = timed(lambda: fn(model, tokenizer, task))
+        wrapped, setup_s = timed(lambda: setup(model, tokenizer))
+        scores, seconds = timed(lambda: fn(wrapped, model, tokenizer, task))
     except Exception as error:  # a peer that cannot run this model is a result, recorded with its reason
         return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
-    return {"seconds_per_example": seconds / len(task), "max_abs_diff_from_exact": (scores - exact).abs().max().item()}
+    return {"seconds_per_example": seconds / len(task), "setup_seconds": setup_s,
+            "max_abs_diff_from_exact": (scores - exact).abs().max().item()}
 
 
 def compare(name: str, model: nn.Module, tokenizer, task: Task, ig_steps: int) -> dict:
@@ -210,8 +243,9 @@ def compare(name: str, model: nn.Module, tokenizer, task: Task, ig_steps: int) -
         "circuitdrift_exact": {"seconds_per_example": exact_s / n},
         "circuitdrift_naive": {"seconds_per_example": naive_s / n,
                                "max_abs_diff_from_exact": (naive_scores - exact).abs().max().item()},
-        "transformer_lens": peer(transformer_lens_scores, model, tokenizer, task, exact),
-        "nnsight": peer(nnsight_scores, model, tokenizer, task, exact),
+        "transformer_lens": peer(_bridge, transformer_lens_scores, model, tokenizer, task, exact),
+        "transformer_lens_patching": peer(_bridge, transformer_lens_patching_scores, model, tokenizer, task, exact),
+        "nnsight": peer(lambda m, _tokenizer: _nnsight(m), nnsight_scores, model, tokenizer, task, exact),
         "circuitdrift_attribution": estimate(atp, atp_s),
         "circuitdrift_eap_ig": estimate(ig, ig_s),
         "eap_ig_reference": {"ig_steps": ig_steps, "plain_loop_seconds_per_example": reference_s / n,
