@@ -57,8 +57,9 @@ def one_example_batches(model: nn.Module, task: Task, tokenizer) -> list:
 
 def relative_effects(clean: list[float], patched: Tensor) -> Tensor:
     """[L, H] mean over examples of (patched - clean) / clean, from patched [N, L, H]."""
-    clean_t = torch.tensor(clean, dtype=torch.float64)[:, None, None]
-    return ((patched.double() - clean_t) / clean_t).mean(0)
+    n, n_layers, n_heads = patched.shape
+    per_head = patched.reshape(n, n_layers * n_heads).T  # [heads, N], as circuitdrift's ``effect`` takes it
+    return effect(torch.tensor(clean, dtype=torch.float64), per_head, relative=True).mean(-1).view(n_layers, n_heads)
 
 
 def _proj_inputs(model: nn.Module) -> list[nn.Module]:
