@@ -11,7 +11,9 @@ into clean, one head at a time, scored by the answer's probability
 * ``transformer_lens``: ``TransformerBridge`` (transformer-lens 4), ``run_with_cache`` on the
   counterfactual, then ``run_with_hooks`` on ``blocks.{l}.attn.hook_z`` per head.
   ``transformer_lens_patching``: the same through TransformerLens's own
-  ``patching.get_act_patch_attn_head_out_all_pos`` (one call per example).
+  ``patching.get_act_patch_attn_head_out_all_pos`` (one call per example);
+  ``transformer_lens_attribution`` / ``transformer_lens_eap_ig``: its ``attribution_patch``
+  against circuitdrift's attribution and EAP-IG scores.
 * ``nnsight``: ``NNsight(model).trace``: the counterfactual's ``o_proj.input`` saved, then set
   per head in a clean trace.
 * ``eap_ig_reference``: circuitdrift's EAP-IG head scores against :func:`plain_eap_ig`, a
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -150,6 +153,32 @@ def nnsight_scores(traced, model: nn.Module, tokenizer, task: Task) -> Tensor:
     return relative_effects(clean_values, patched)
 
 
+def transformer_lens_attribution_scores(bridge, model: nn.Module, tokenizer, task: Task,
+                                       ig_steps: int = 1) -> Tensor:
+    """Attribution patching by TransformerLens's ``tools.analysis.attribution_patch`` on the bridge.
+
+    It takes the gradient on its "corrupt" run and dots it with (clean - corrupt): passing the clean
+    prompt as its corrupt one and the counterfactual as its clean one gives circuitdrift's noising form,
+    (z_counterfactual - z_clean) . dP/dz at the clean run, summed over positions per head, then made
+    relative to the clean P. ``ig_steps > 1`` asks for its EAP-IG.
+    """
+    from transformer_lens.tools.analysis import attribution_patch
+    from transformer_lens.tools.analysis.attribution_patching import EdgeAttributionConfig
+
+    n_layers, n_heads, _ = _shape(model)
+    config = EdgeAttributionConfig(ig_steps=ig_steps)
+    total = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    for batch in one_example_batches(model, task, tokenizer):
+        with torch.no_grad():
+            clean_p = answer_prob(bridge(batch.clean), batch).item()
+        result = attribution_patch(bridge, batch.corrupt, batch.clean,
+                                   lambda logits, batch=batch: answer_prob(logits, batch).squeeze(0), config)
+        for node, value in result.node_scores.items():
+            if node.kind == "attn_head_out":
+                total[node.layer, node.head] += value / clean_p
+    return total / len(task)
+
+
 def plain_eap_ig(model: nn.Module, tokenizer, task: Task, steps: int) -> Tensor:
     """EAP-IG head scores by a plain loop (docs/methods.md §3), sharing no code path with circuitdrift's.
 
@@ -201,8 +230,8 @@ def _nnsight(model: nn.Module):
     return NNsight(copy.deepcopy(model))
 
 
-def peer(setup, fn, model, tokenizer, task: Task, exact: Tensor) -> dict:
-    """One library's scores against circuitdrift's exact ones, or why it could not run.
+def peer(setup, fn, model, tokenizer, task: Task, reference: Tensor, against: str = "exact") -> dict:
+    """One library's scores against circuitdrift's (its ``against`` scores), or why it could not run.
 
     ``setup(model, tokenizer)`` wraps the model (booting a bridge, tracing); it is timed apart, once.
     """
@@ -212,7 +241,7 @@ def peer(setup, fn, model, tokenizer, task: Task, exact: Tensor) -> dict:
     except Exception as error:  # a peer that cannot run this model is a result, recorded with its reason
         return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
     return {"seconds_per_example": seconds / len(task), "setup_seconds": setup_s,
-            "max_abs_diff_from_exact": (scores - exact).abs().max().item()}
+            f"max_abs_diff_from_circuitdrift_{against}": (scores - reference).abs().max().item()}
 
 
 def compare(name: str, model: nn.Module, tokenizer, task: Task, ig_steps: int) -> dict:
@@ -248,7 +277,11 @@ def compare(name: str, model: nn.Module, tokenizer, task: Task, ig_steps: int) -
         "transformer_lens_patching": peer(_bridge, transformer_lens_patching_scores, model, tokenizer, task, exact),
         "nnsight": peer(lambda m, _tokenizer: _nnsight(m), nnsight_scores, model, tokenizer, task, exact),
         "circuitdrift_attribution": estimate(atp, atp_s),
+        "transformer_lens_attribution": peer(_bridge, transformer_lens_attribution_scores, model, tokenizer, task,
+                                             atp, against="attribution"),
         "circuitdrift_eap_ig": estimate(ig, ig_s),
+        "transformer_lens_eap_ig": peer(_bridge, partial(transformer_lens_attribution_scores, ig_steps=ig_steps),
+                                        model, tokenizer, task, ig, against="eap_ig"),
         "eap_ig_reference": {"ig_steps": ig_steps, "plain_loop_seconds_per_example": reference_s / n,
                              "max_abs_score": ig.abs().max().item(),
                              "max_abs_diff_circuitdrift_vs_plain_loop": (ig - reference).abs().max().item()},
