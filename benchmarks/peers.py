@@ -65,7 +65,7 @@ def relative_effects(clean: list[float], patched: Tensor) -> Tensor:
     return effect(torch.tensor(clean, dtype=torch.float64), per_head, relative=True).mean(-1).view(n_layers, n_heads)
 
 
-def _proj_inputs(model: nn.Module) -> list[nn.Module]:
+def _out_projections(model: nn.Module) -> list[nn.Module]:
     return [layer.self_attn.o_proj for layer in model.model.layers]  # Qwen2: both cases here
 
 
@@ -187,7 +187,7 @@ def plain_eap_ig(model: nn.Module, tokenizer, task: Task, steps: int) -> Tensor:
     and dotted with (counterfactual - clean) head outputs, relative to the clean P. [L, H] float64.
     """
     n_layers, n_heads, head_dim = _shape(model)
-    projs = _proj_inputs(model)
+    projs = _out_projections(model)
     embed = model.get_input_embeddings()
     seen: list[Tensor] = []
     handles = [proj.register_forward_pre_hook(lambda _module, args: seen.append(args[0])) for proj in projs]
