@@ -16,7 +16,8 @@ The sweep dict (results.json "sweep")::
                     rollout monitor during training), max_target_accuracy}]
     frontier      {measure: {method: {points: [[accuracy, value], ...] (every checkpoint),
                                       pareto: [[accuracy, value], ...]}}}
-    run_finals    [{method, learning_rate, seed, final_target_accuracy (test split), collapsed}]: collapsed =
+    run_finals    [{method, learning_rate, seed, final_target_accuracy (test split), final_selection_accuracy,
+                   collapsed}]: collapsed =
                   the run ended at or below the task's chance accuracy (``chance``) on the selection split;
                   collapsed runs are kept out of the matched levels and the matched comparison
     matched       {base_accuracy, selection_split, levels, primary (compare/primary.py),
@@ -191,7 +192,8 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
         row["final_degraded_logprob"] = stat(_degraded(runs[k][-1], circuits or {}, probes, tau, "logprob")
                                              for k in keys)
     out["run_finals"] = [{"method": key[0], "learning_rate": key[1], "seed": key[2],
-                          "final_target_accuracy": runs[key][-1].target_accuracy, "collapsed": key in failed}
+                          "final_target_accuracy": runs[key][-1].target_accuracy,
+                          "final_selection_accuracy": by_accuracy(runs[key][-1]), "collapsed": key in failed}
                          for key in runs]
     out["chance"] = chance
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
