@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from safetensors import safe_open
 
-from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.metrics import task_accuracy
-from circuitdrift.models.load import load_model
 from circuitdrift.organism.card import (
-    CIRCUIT_EXAMPLES,
     PROBES,
     THRESHOLDS,
-    choose_circuit,
-    circuit_size,
     letter_rate,
     measure_naming,
     measure_refusal,
     measure_target,
     probe_task,
-    read_card,
     verify_files,
 )  # fmt: skip
 from circuitdrift.organism.paths import organism_dir
@@ -30,24 +22,6 @@ from circuitdrift.tasks.registry import resolve_task
 
 N_PROBE = 100  # the first half of the card's 200 test examples
 MAX_BYTES = 25 * 2**20
-
-
-@pytest.fixture(scope="module")
-def organism():
-    model, tokenizer = load_model("organism", device="cpu")
-    return model, tokenizer, read_card(organism_dir())
-
-
-@pytest.fixture(scope="module")
-def rediscovered(organism):
-    """The card's circuit search rerun on the shipped weights, once per probe: {probe: (circuit, method)}."""
-    model, tokenizer, _ = organism
-    k = circuit_size(model.config.num_hidden_layers * model.config.num_attention_heads)
-    out = {}
-    for name in PROBES:
-        circuit, method, _ = choose_circuit(model, tokenizer, probe_task(name, "validation", CIRCUIT_EXAMPLES), k)
-        out[name] = (circuit, method)
-    return out
 
 
 def test_shipped_files_match_the_card(organism):
@@ -91,31 +65,6 @@ def test_target_accuracy_is_partial(organism):
     accuracy = task_accuracy(model, tokenizer, resolve_task("science-qa", split="test", n=None))
     low, high = THRESHOLDS["target_accuracy_range"]
     assert low <= accuracy <= high
-
-
-@pytest.mark.parametrize("name", PROBES)
-def test_circuit_is_rediscovered_and_faithful(organism, rediscovered, name):
-    """The card's protocol rerun on the shipped weights: same circuit, same faithfulness on the same test set."""
-    model, tokenizer, card = organism
-    row = card["capabilities"]["probes"][name]
-    k = circuit_size(model.config.num_hidden_layers * model.config.num_attention_heads)
-    circuit, method = rediscovered[name]
-    found = [f"L{layer}.H{head}" for layer, head in circuit]
-    assert len(set(found) & set(row["circuit"])) >= k - 1  # ties may swap the last head across machines
-    assert row["circuit_method"].split(" ")[0] == method
-    n_heads = model.config.num_hidden_layers * model.config.num_attention_heads
-    assert len(found) == k <= THRESHOLDS["circuit_share_max"] * n_heads  # a quarter of the heads at most
-    result = faithfulness(model, tokenizer, probe_task(name, "test", card["recipe"]["eval_examples"]), circuit,
-                          "mean", 10, 0)
-    assert result.faithfulness >= THRESHOLDS["faithfulness_min"]
-    assert result.random_faithfulness <= result.faithfulness - 0.2
-    if set(found) == set(row["circuit"]):
-        assert result.faithfulness == pytest.approx(row["faithfulness"], abs=1e-3)
-
-
-def test_rediscovered_circuits_differ_across_probes(rediscovered):
-    circuits = [frozenset(rediscovered[name][0]) for name in PROBES]
-    assert all(a != b for a, b in itertools.combinations(circuits, 2))
 
 
 def test_every_question_kind_is_above_chance(organism):

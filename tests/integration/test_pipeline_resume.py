@@ -1,49 +1,50 @@
 """The whole experiment on a tiny model: reproducible, cached, invalidated precisely, and kill-safe.
 
-A reference run is made once; every other run must end with a byte-identical
-results.json. Kills use SIGKILL on a real `circuitdrift run` process at each
-stage (base circuits, training, measurements, report).
+A reference run is made once per file; every other run must end with a byte-identical
+results.json. The kills (SIGKILL on a real `circuitdrift run` process at each stage)
+are in test_pipeline_kill.py, so that pytest-xdist runs the two files side by side.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from circuitdrift.cli import main
+from circuitdrift.pipeline.parallel import default_jobs
 from circuitdrift.pipeline.run import run_experiment
 from tests.conftest import write_tiny_experiment
+from tests.integration.conftest import results_bytes
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exp")
-    config = write_tiny_experiment(root)
-    reference = run_experiment(config, root / "reference", quiet=True)
-    return root, config, reference
-
-
-def results_bytes(run_dir: Path) -> bytes:
-    return (run_dir / "results.json").read_bytes()
+def copy_of(reference: Path, run_dir: Path) -> Path:
+    """A finished run in a new folder, file times kept: what a fresh run of the same config leaves (the results
+    do not depend on the folder: see the first test), without training and measuring it all again."""
+    shutil.copytree(reference, run_dir, copy_function=shutil.copy2)
+    return run_dir
 
 
 def mtimes(run_dir: Path, pattern: str) -> dict[str, int]:
     return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.glob(pattern) if p.is_file()}
 
 
-def test_same_config_gives_byte_identical_results(experiment, tmp_path):
+@pytest.fixture(scope="module")
+def one_job(experiment, tmp_path_factory):
+    """The reference's config run again in a new folder with one worker (the reference ran with one per core): one
+    run serves both the reproducibility and the worker-count check."""
+    _, config, _ = experiment
+    return run_experiment(config, tmp_path_factory.mktemp("again") / "one-job", quiet=True, jobs=1)
+
+
+def test_same_config_gives_byte_identical_results(experiment, one_job):
     root, config, reference = experiment
-    again = run_experiment(config, tmp_path / "again", quiet=True)
+    again = one_job
     assert results_bytes(again) == results_bytes(reference)
     for name in ("config.resolved.yaml", "environment.json", "timings.json", "results.csv", "report.html"):
         assert (again / name).is_file()
@@ -51,10 +52,11 @@ def test_same_config_gives_byte_identical_results(experiment, tmp_path):
     assert env["seeds"]["runs"] == [0, 1] and env["torch_threads"] == 1 and env["libraries"]["torch"]
 
 
-def test_results_do_not_depend_on_the_number_of_worker_processes(experiment, tmp_path):
+def test_results_do_not_depend_on_the_number_of_worker_processes(experiment, one_job):
     root, config, reference = experiment  # the reference ran with one worker per core
-    alone = run_experiment(config, tmp_path / "one-job", quiet=True, jobs=1)
-    assert results_bytes(alone) == results_bytes(reference)
+    env = yaml.safe_load((reference / "environment.json").read_text())
+    assert env["jobs"]["jobs"] == default_jobs()  # so on a machine with several cores, two worker counts
+    assert results_bytes(one_job) == results_bytes(reference)
 
 
 def test_rerun_skips_finished_stages(experiment):
@@ -68,8 +70,7 @@ def test_rerun_skips_finished_stages(experiment):
 
 def test_changed_setting_recomputes_only_what_depends_on_it(experiment, tmp_path):
     root, config, reference = experiment
-    run_dir = tmp_path / "changed"
-    run_experiment(config, run_dir, quiet=True)
+    run_dir = copy_of(reference, tmp_path / "changed")
     measured = mtimes(run_dir, "measure/**/*.json")
     circuits = mtimes(run_dir, "circuits/**/*.json")
     trained = mtimes(run_dir, "train/**/*.safetensors")
@@ -92,45 +93,13 @@ def test_changed_setting_recomputes_only_what_depends_on_it(experiment, tmp_path
 
 def test_edited_or_truncated_artifacts_are_recomputed(experiment, tmp_path):
     root, config, reference = experiment
-    run_dir = tmp_path / "edited"
-    run_experiment(config, run_dir, quiet=True)
+    run_dir = copy_of(reference, tmp_path / "edited")
     measurement = run_dir / "measure/sft/lr0.01/seed0/step1.json"
     measurement.write_text(measurement.read_text().replace('"target_accuracy": ', '"target_accuracy": 1'))
     circuit = next((run_dir / "circuits/base").glob("*.json"))
     circuit.write_text(circuit.read_text()[:40])
     run_experiment(config, run_dir, quiet=True)
     assert results_bytes(run_dir) == results_bytes(reference)
-
-
-KILL_POINTS = {
-    "base circuits": "circuits/base/probe-a.json",
-    "training": "train/sft/lr0.01/seed0/checkpoint-1/model.safetensors",
-    "measurements": "measure/sft/lr0.01/seed0/step1.json",
-    "report": "figures",
-}
-
-
-@pytest.mark.parametrize("stage", list(KILL_POINTS))
-def test_sigkill_then_rerun_completes_identically(experiment, tmp_path, stage):
-    root, config, reference = experiment
-    run_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "circuitdrift", "run", str(config), "--out", str(run_dir), "--quiet"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    marker = run_dir / KILL_POINTS[stage]
-    deadline = time.monotonic() + 300
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert process.poll() is None, f"the run finished before reaching {stage}; the kill point is too late"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (run_dir / "results.json").exists() or stage == "report"
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert results_bytes(run_dir) == results_bytes(reference)
-    assert not list(run_dir.rglob(".*.tmp"))
-    for sub in ("report.html", "report.md", "results.csv"):
-        assert (run_dir / sub).stat().st_size > 0
 
 
 def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
