@@ -77,6 +77,29 @@ def test_a_resumed_monitor_numbers_batches_from_the_run_start():
     assert [(w["window"], w["first_batch"], w["last_batch"]) for w in monitor.windows(2)] == [(1, 3, 3), (2, 4, 5)]
 
 
+def test_a_resumed_monitor_takes_back_the_batches_its_checkpoint_saved(tmp_path):
+    """Killed after batch 3 and resumed from a checkpoint at batch 3: the windows equal the whole run's."""
+    batches = [(MIXED, "A" * 10, 1), (MIXED, "B" * 10, 2), (ALL_D, "D" * 10, 3), (MOSTLY_D, "D" * 10, 4),
+               (MIXED, "C" * 10, 5)]
+    whole = RolloutMonitor(TASK, num_generations=2)
+    for letters, right, step in batches:
+        feed(whole, letters, right, SimpleNamespace(global_step=step - 1))
+    first = RolloutMonitor(TASK, num_generations=2)
+    for letters, right, step in batches[:4]:  # the killed run saw one batch past its last checkpoint
+        feed(first, letters, right, SimpleNamespace(global_step=step - 1))
+        if step == 3:
+            first.save(tmp_path / "rollout_batches.json")
+    resumed = RolloutMonitor(TASK, num_generations=2, first_batch=3)
+    resumed.restore(tmp_path / "rollout_batches.json")
+    for letters, right, step in batches[3:]:
+        feed(resumed, letters, right, SimpleNamespace(global_step=step - 1))
+    assert resumed.summary(window=2) == whole.summary(window=2)
+    assert resumed.windows(2)[0]["first_step"] == 1
+    partial = RolloutMonitor(TASK, num_generations=2, first_batch=3)
+    partial.restore(tmp_path / "missing.json")  # a checkpoint from before the file existed: partial, as documented
+    assert partial.batches == []
+
+
 def test_collapse_from_mixed_letters_to_all_d():
     monitor = RolloutMonitor(TASK, num_generations=2)
     for letters in [MIXED] * 4 + [ALL_D] * 4:
@@ -157,5 +180,6 @@ def test_a_resumed_grpo_run_says_where_its_rollouts_start(toy, tmp_path):
         train("rl", base, task, config, tmp_path, callbacks=[_Kill()])
     train("rl", base, task, config, tmp_path)
     rollouts = json.loads((tmp_path / "train_summary.json").read_text())["rollouts"]
-    assert rollouts["from_step"] == 2 and rollouts["batches"] == 2
-    assert [(w["window"], w["first_step"], w["completions"]) for w in rollouts["windows"]] == [(2, 3, 16), (3, 4, 16)]
+    assert rollouts["from_step"] == 2 and rollouts["batches"] == 4  # the checkpoint's two batches taken back
+    assert [(w["window"], w["first_step"], w["completions"]) for w in rollouts["windows"]] == [
+        (0, 1, 16), (1, 2, 16), (2, 3, 16), (3, 4, 16)]

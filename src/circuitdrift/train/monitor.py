@@ -29,11 +29,16 @@ Pure Python apart from the task's reward call.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from transformers import TrainerCallback
+
+from circuitdrift.io import write_json
 from circuitdrift.tasks.base import Task, _completion_text
 
 # Below 0.5 bits the answers have lost almost all their spread: for a 4-way answer, 0.5 bits means about 90 %
@@ -90,13 +95,27 @@ class RolloutMonitor:
                   for c, i in zip(completions, rows or [None] * len(completions), strict=True))
         state = kwargs.get("trainer_state")
         self.batches.append(RolloutBatch(
-            index=self.first_batch + len(self.batches),
+            index=self.first_batch + sum(b.index >= self.first_batch for b in self.batches),  # restored ones excluded
             step=None if state is None else state.global_step + 1,
             rewards=tuple(float(r) for r in rewards),
             answers=tuple(NO_ANSWER if a is None else a for a in parsed),
             group_size=self.num_generations,
         ))
         return rewards
+
+    def save(self, path: Path) -> None:
+        """Write every batch seen so far to ``path`` (JSON): a checkpoint's share of the run's rollouts."""
+        write_json(path, [asdict(b) for b in self.batches])
+
+    def restore(self, path: Path) -> None:
+        """Take back the batches before ``first_batch`` that a checkpoint saved (:meth:`save`), so a resumed
+        run's windows equal a whole run's. A checkpoint without the file (written before it existed) leaves
+        the resumed run's windows partial, as they were."""
+        if not path.is_file():
+            return
+        saved = [RolloutBatch(**{**row, "rewards": tuple(row["rewards"]), "answers": tuple(row["answers"])})
+                 for row in json.loads(path.read_text(encoding="utf-8"))]
+        self.batches = [b for b in saved if b.index < self.first_batch] + self.batches
 
     def batch_stats(self) -> list[dict]:
         """The statistics of each generation batch on its own."""
@@ -178,3 +197,18 @@ def _stats(index: int, batches: Sequence[RolloutBatch]) -> dict:
         "top_answer": top,
         "top_share": top_count / counts.total() if counts else 0.0,
     }
+
+
+ROLLOUTS_FILE = "rollout_batches.json"
+
+
+class MonitorCheckpoint(TrainerCallback):
+    """Saves the monitor's batches into each checkpoint folder, for :meth:`RolloutMonitor.restore` on resume."""
+
+    def __init__(self, monitor: RolloutMonitor):
+        self.monitor = monitor
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            self.monitor.save(folder / ROLLOUTS_FILE)

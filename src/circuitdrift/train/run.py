@@ -44,7 +44,7 @@ from circuitdrift.train.checkpoints import (
 )
 from circuitdrift.train.config import TrainConfig, load_train_config, parse_train_config
 from circuitdrift.train.grpo import grpo_trainer, rollout_sampling
-from circuitdrift.train.monitor import RolloutMonitor
+from circuitdrift.train.monitor import ROLLOUTS_FILE, MonitorCheckpoint, RolloutMonitor
 from circuitdrift.train.precision import master_weights
 from circuitdrift.train.preserve import Preservation, preserve_trainer
 from circuitdrift.train.sft import sft_trainer
@@ -119,6 +119,10 @@ def train(
     mu = config.rl.num_iterations
     # checkpoints fall on multiples of mu, so a resumed run starts on a fresh rollout batch
     monitor = RolloutMonitor(task, config.rl.num_generations, first_batch=from_step // mu) if method == "rl" else None
+    if monitor is not None:
+        extra.append(MonitorCheckpoint(monitor))  # each checkpoint keeps the batches a resume takes back
+        if resume is not None:
+            monitor.restore(Path(resume) / ROLLOUTS_FILE)
     model.train()
     args = (model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress)
     if method == "sft-preserve":
@@ -142,8 +146,8 @@ def train(
         if preservation is not None:
             summary["preserve"] = preservation.record()
         if monitor is not None:
-            # about ten windows of rollout batches (a batch serves mu steps); a resumed run has only the batches
-            # since from_step, and under several processes only the main process's share of each batch
+            # about ten windows of rollout batches (a batch serves mu steps); a resumed run takes back the batches
+            # its checkpoint saved; under several processes only the main process's share of each batch
             window = max(1, math.ceil(config.steps / mu) // 10)
             summary["rollouts"] = {"from_step": from_step, **monitor.summary(window=window)}
             summary["rollout_sampling"] = rollout_sampling(config).to_dict()
