@@ -20,7 +20,7 @@ from circuitdrift.io import read_json, write_text
 from circuitdrift.report import figures as fig
 from circuitdrift.report.content import report_blocks
 from circuitdrift.report.render import render_html, render_markdown
-from circuitdrift.report.sweep_figures import frontier_figure, matched_figure
+from circuitdrift.report.sweep_figures import frontier_figure, law_figure, matched_figure
 
 FIGURES = "figures"
 
@@ -76,6 +76,8 @@ def draw_figures(results: Results, run_dir: Path) -> dict[str, str]:
         fig.circuit_distance_curves(results.controls["distance"], probes, target("distance", "circuit_distance"))
     if results.sweep.get("frontier"):
         frontier_figure(results.sweep, methods, target("frontier", "frontier"))
+        if results.sweep.get("runs"):
+            law_figure(results.sweep, methods, target("law", "forgetting_law"))
         if results.sweep.get("matched", {}).get("levels"):
             matched_figure(results.sweep, methods, target("matched", "matched_accuracy"))
     for probe, circuit in results.base_circuits.items():

@@ -98,6 +98,12 @@ def sweep_blocks(sweep: dict, methods: list[str], figures: dict[str, str]) -> li
         "matched": ("Measures at matched target accuracy",
                     "At each common accuracy level, each seed's best learning rate per method, interpolated between "
                     "checkpoints; mean over seeds with 95% intervals. Look at whether the bands separate."),
+        "law": ("What forgetting follows: the learning rate or the KL",
+                "One point per (method, learning rate): forgetting and log-prob drift at the final checkpoint, "
+                "mean over seeds with 95% intervals (seeds and questions), against the learning rate (left) and "
+                "against the exact answer KL from the base (right). RL's Razor predicts the right-hand panels "
+                "order the points whatever the method; forgetting that tracks the left-hand panels instead "
+                "follows the step size."),
     }
     for key, (title, caption) in captions.items():
         if key in figures:

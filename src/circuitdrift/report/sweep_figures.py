@@ -73,3 +73,61 @@ def matched_figure(sweep: dict, methods: list[str], path: Path) -> Path:
         ax.set_title(label)
     axes[0].legend(loc="best", fontsize=8)
     return _save(fig, path)
+
+
+LAW_MEASURES = (("final_forgetting", "forgetting at the final checkpoint"),
+                ("final_logprob_drift", "log-prob drift at the final checkpoint (nats)"))
+LAW_AXES = (("learning_rate", "learning rate"), ("final_kl_exact", "exact answer KL at the final checkpoint (nats)"))
+
+
+@_styled
+def law_figure(sweep: dict, methods: list[str], path: Path) -> Path:
+    """Forgetting against the learning rate beside forgetting against KL: one point per (method, lr), mean over
+    seeds with its 95% interval, so a reader sees which of the two the forgetting follows."""
+    rows = sweep.get("runs", [])
+    fig = _figure(4.2 * len(LAW_AXES), 3.3 * len(LAW_MEASURES))
+    axes = fig.subplots(len(LAW_MEASURES), len(LAW_AXES), squeeze=False)
+    for r, (measure, ylabel) in enumerate(LAW_MEASURES):
+        for c, (axis, xlabel) in enumerate(LAW_AXES):
+            ax = axes[r][c]
+            for method in methods:
+                points = law_points(rows, method, measure=measure, axis=axis)
+                if not points:
+                    continue
+                ax.errorbar([p[0] for p in points], [p[1][0] for p in points],
+                            yerr=[[p[1][1] for p in points], [p[1][2] for p in points]],
+                            xerr=None if axis == "learning_rate" else [[p[2][1] if p[2] else 0 for p in points],
+                                                                        [p[2][2] if p[2] else 0 for p in points]],
+                            fmt="o-" if axis == "learning_rate" else "o", ms=4, capsize=2,
+                            color=method_color(method, methods), label=method_label(method))
+            if axis == "learning_rate":
+                ax.set_xscale("log")
+            ax.axhline(0, color="0.7", lw=0.6)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+    axes[0][0].legend(loc="best", fontsize=8)
+    fig.suptitle("What forgetting follows: the learning rate (left) or the distance from the base (right)")
+    return _save(fig, path)
+
+
+def law_points(rows: list[dict], method: str, *, measure: str, axis: str) -> list[tuple]:
+    """One method's (x, (mean, down, up) of the measure, (mean, down, up) of x or None) per sweep row, where both
+    x and the measure are numbers; rows missing either are left out (not drawn at zero)."""
+    points = [(_centre(row, axis), _bar(row.get(measure)), _bar(row.get(axis)))
+              for row in rows if row["method"] == method]
+    return [p for p in points if is_number(p[0]) and p[1] is not None]
+
+
+def _centre(row: dict, axis: str) -> float | None:
+    value = row.get(axis)
+    return value.get("mean") if isinstance(value, dict) else value
+
+
+def _bar(stat: dict | None) -> tuple[float, float, float] | None:
+    """(mean, distance down to lo, distance up to hi); zero where the interval is missing."""
+    if not isinstance(stat, dict) or not is_number(stat.get("mean")):
+        return None
+    mean = stat["mean"]
+    lo = mean - stat["lo"] if is_number(stat.get("lo")) else 0.0
+    hi = stat["hi"] - mean if is_number(stat.get("hi")) else 0.0
+    return mean, max(lo, 0.0), max(hi, 0.0)
