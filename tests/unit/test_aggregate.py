@@ -185,6 +185,23 @@ def test_degraded_and_vulnerable_heads():
     assert rows["sft"]["degraded_heads"]["mean"] == 1 and rows["rl"]["degraded_heads"]["mean"] == 0
 
 
+def test_vulnerable_heads_per_seed_under_the_relative_threshold():
+    """Per seed: base-circuit heads where (dF_RL - dF_SFT) / |s_h| > tau (SFT) or the mirror image (RL)."""
+    # circuit(): L0.H0 with s = -0.5, L1.H1 with s = -0.4; L0.H1 and L1.H0 are off the circuit
+    sft_cmap, rl_cmap = [[-0.06, -0.5], [0.0, 0.0]], [[0.0, 0.0], [-0.9, -0.05]]
+    measurements = [m("sft", 0, 0), m("rl", 0, 0), m("sft", 0, 5, cmap=sft_cmap), m("rl", 0, 5, cmap=rl_cmap)]
+    dcv = ProbeDCV(probe="p", step=5, tau=0.1, delta_sft=sft_cmap, delta_rl=rl_cmap, V=[[0.06, 0.5], [-0.9, -0.05]],
+                   vulnerable=[], D=ZERO_CMAP, preservation={"sft": 1.0, "rl": 1.0}, base_circuit=["L0.H0", "L1.H1"],
+                   threshold="relative")
+    rows = {row.method: row.model_dump() for row in run(measurements, dcv={"p": dcv})[1]}
+    assert rows["sft"]["vulnerable_heads"]["p"]["mean"] == 1  # L0.H0: 0.06 / 0.5 = 0.12 > 0.1 (L0.H1 is off)
+    assert rows["rl"]["vulnerable_heads"]["p"]["mean"] == 1  # L1.H1: 0.05 / 0.4 = 0.125 (L1.H0 is off)
+    absolute = dcv.model_copy(update={"threshold": "absolute"})
+    rows = {row.method: row.model_dump() for row in run(measurements, dcv={"p": absolute})[1]}
+    assert rows["sft"]["vulnerable_heads"]["p"]["mean"] == 1  # L0.H1: 0.5 > 0.1; L0.H0's 0.06 is not
+    assert rows["rl"]["vulnerable_heads"]["p"]["mean"] == 1  # L1.H0: 0.9
+
+
 def test_the_third_arm_gets_its_own_paired_difference_with_sft_and_a_summary_row():
     third = [m("sft-preserve", seed, step, target=0.4 + 0.08 * step, kl=0.1 * step,
                acc=0.9 - 0.02 * step - 0.001 * seed, preservation=0.95) for seed in (0, 1, 2) for step in (0, 2, 4, 6)]

@@ -88,6 +88,9 @@ def test_dcv_writes_v_d_and_preservation(workspace, capsys):
         assert key in data
     assert data["preservation"]["rl"] == 1.0  # RL model is the base itself
     assert all(v == 0 for row in data["delta_rl"] for v in row)
+    ratios = [v for row in data["V_relative"] for v in row if v is not None]  # V / |s_h|: base circuit heads only
+    assert data["threshold"] == "relative" and 0 < len(ratios) <= 4
+    assert all(v["in_base_circuit"] and v["V_relative"] > 0 for v in data["vulnerable"])
     back = data["reverse"]  # CMAP the other way: the base's head patched into each fine-tuned model
     assert all(v == 0 for row in back["delta_rl"] for v in row)
     assert any(v != 0 for row in back["delta_sft"] for v in row) and back["delta_sft"] != data["delta_sft"]
@@ -105,6 +108,8 @@ def test_dcv_writes_v_d_and_preservation(workspace, capsys):
          "cannot write"),
         (["dcv", "{root}/base", "{root}/task.jsonl", "--sft", "{root}/base", "--rl", "{root}/base", "--tau", "-1"],
          "--tau -1"),
+        (["dcv", "{root}/base", "{root}/task.jsonl", "--sft", "{root}/base", "--rl", "{root}/base", "--threshold",
+          "percent"], "'percent' is not one of 'relative', 'absolute'"),
         (["faithfulness", "{root}/base", "{root}/task.jsonl", "--circuit", "{root}/task.jsonl"], "malformed JSON"),
         (["heads", "{root}/base", "{root}/task.jsonl", "--method", "prune", "--top-k", "3", "--threshold", "-0.1"],
          "pruning stops at a circuit size"),

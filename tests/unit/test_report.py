@@ -15,6 +15,8 @@ from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, Prob
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.errors import InputError
 from circuitdrift.report.build import build_report
+from circuitdrift.report.content import report_blocks
+from circuitdrift.report.render import render_markdown
 from circuitdrift.report.tables import markdown_table, summary_tables
 
 PROBES = {"ioi": 0.9, "induction": 0.8}  # base accuracy
@@ -233,3 +235,17 @@ def test_the_third_arm_and_the_controls_reach_every_part_of_the_report(tmp_path)
            "interval excludes zero but Holm's corrected p" in md
     assert (tmp_path / "figures" / "circuit_distance.png").is_file()
     assert "| SFT-PRESERVE | ioi | damage |" in md
+
+
+def test_the_relative_dcv_rule_and_its_distribution_are_shown():
+    """With the relative threshold the report names the rule and shows V / |s_h| over the base circuit."""
+    results = fake_results()
+    probe = next(iter(results.dcv))
+    d = results.dcv[probe].model_copy(update={"threshold": "relative",
+                                              "V_relative": [[0.4, None, None, None], [None, -0.2, 0.1, None]]})
+    text = render_markdown(report_blocks(results.model_copy(update={"dcv": {probe: d}}), {}))
+    assert "V(h) / |s_h| > τ on the base circuit's heads" in text
+    assert "over the 3 base-circuit heads" in text and "min -0.2" in text and "median 0.1" in text
+    assert "max 0.4" in text
+    absolute = render_markdown(report_blocks(results, {}))
+    assert "V(h) = dF_RL − dF_SFT > τ" in absolute and "V(h) / |s_h|" not in absolute

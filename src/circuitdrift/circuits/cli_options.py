@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from circuitdrift.circuits.vocabulary import ABLATIONS, CIRCUIT_METHODS, CMAP_METHODS, METRICS
+from circuitdrift.circuits.vocabulary import ABLATIONS, CIRCUIT_METHODS, CMAP_METHODS, DCV_THRESHOLDS, METRICS
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.models.load import load_model, load_tokenizer
@@ -29,6 +29,7 @@ Method = _choices("Method", CIRCUIT_METHODS)
 CmapMethod = _choices("CmapMethod", CMAP_METHODS)
 Metric = _choices("Metric", METRICS)
 Ablation = _choices("Ablation", ABLATIONS)
+Threshold = _choices("Threshold", DCV_THRESHOLDS)
 
 
 class Dtype(str, Enum):

@@ -29,6 +29,7 @@ from circuitdrift.circuits.cli_options import (
     RemoteOpt,
     SplitOpt,
     TaskArg,
+    Threshold,
     check_output_path,
     emit,
     load,
@@ -112,7 +113,10 @@ def dcv(
     task: TaskArg,
     sft: Annotated[str, typer.Option("--sft", help="The SFT model.")],
     rl: Annotated[str, typer.Option("--rl", help="The RL model.")],
-    tau: Annotated[float, typer.Option("--tau", help="Vulnerability threshold on V(h).")] = 0.1,
+    tau: Annotated[float, typer.Option("--tau", help="Vulnerability threshold (see --threshold).")] = 0.1,
+    threshold: Annotated[Threshold, typer.Option(
+        "--threshold", help="relative: V(h)/|s_h| > tau on the base circuit's heads (s_h: the head's base "
+        "effect); absolute: V(h) > tau.")] = Threshold.relative,
     top_k: Annotated[int | None, typer.Option("--top-k", help="Circuit size (default: min(20, heads)).")] = None,
     method: Annotated[CmapMethod, typer.Option("--method", help="CMAP method.")] = CmapMethod.exact,
     circuit_method: Annotated[Method, typer.Option("--circuit-method")] = Method.exact,
@@ -139,7 +143,7 @@ def dcv(
     emit(dcv_result(models["base"], models["sft"], models["rl"], tokenizers["base"], the_task,
                     names={"base": base, "sft": sft, "rl": rl}, tau=tau, top_k=top_k, method=method.value,
                     circuit_method=circuit_method.value, metric=metric.value, ablation=ablation.value,
-                    batch_size=batch_size, tokenizers=tokenizers), out)
+                    batch_size=batch_size, tokenizers=tokenizers, threshold=threshold.value), out)
 
 
 def dcm(

@@ -14,7 +14,7 @@ from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.faithfulness import faithfulness
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.scoring import plain_forward_seconds
-from circuitdrift.circuits.vulnerability import check_tau, differential_vulnerability
+from circuitdrift.circuits.vulnerability import check_tau, check_threshold, differential_vulnerability
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
@@ -96,13 +96,16 @@ def dcv_result(
     base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, names: dict[str, str],
     tau: float = 0.1, top_k: int | None = None, method: str = "exact", circuit_method: str = "exact",
     metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
+    threshold: str = "relative",
 ) -> dict:
     """CMAP of both fine-tuned models in both directions, V(h), vulnerable heads, D(h) and preservation.
 
     V and the vulnerable heads use the forward direction (the fine-tuned head into the base); the reverse
-    direction (the base's head into the fine-tuned model) is reported beside it as ``reverse``.
+    direction (the base's head into the fine-tuned model) is reported beside it as ``reverse``. With the
+    relative threshold, s_h is the base head's score from the base circuit's search.
     """
     check_tau(tau)  # before the CMAP passes, not after them
+    check_threshold(threshold)
     top_k = check_top_k(base, top_k)
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
@@ -114,9 +117,10 @@ def dcv_result(
                for name, model in (("sft", sft), ("rl", rl))}
     settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
                                batch_size=batch_size)
-    circuits = {name: settings.find(model, tokenizer, task)[1] for name, model in (("base", base), ("sft", sft),
-                                                                                   ("rl", rl))}
-    result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"])
+    found = {name: settings.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
+    circuits = {name: heads for name, (_, heads) in found.items()}
+    result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"],
+                                        threshold=threshold, base_scores=found["base"][0].scores)
     return {
         "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,
         "circuit_method": circuit_method, "metric": metric, "ablation": ablation, "top_k": top_k,

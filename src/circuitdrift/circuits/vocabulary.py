@@ -15,9 +15,11 @@ CircuitMethod = Literal["exact", "attribution", "eap-ig", "prune", "dcm"]
 CmapMethod = Literal["exact", "attribution"]  # cross-model patching
 Metric = Literal["prob", "logit-diff", "logprob", "accuracy", "prob-diff"]
 Ablation = Literal["corrupt", "zero", "mean"]
+DcvThreshold = Literal["relative", "absolute"]  # what tau bounds: V(h) / |s_h| on the base circuit, or V(h)
 
 SCORING_METHODS: tuple[str, ...] = get_args(ScoringMethod)
 CIRCUIT_METHODS: tuple[str, ...] = get_args(CircuitMethod)
 CMAP_METHODS: tuple[str, ...] = get_args(CmapMethod)
 METRICS: tuple[str, ...] = get_args(Metric)
 ABLATIONS: tuple[str, ...] = get_args(Ablation)
+DCV_THRESHOLDS: tuple[str, ...] = get_args(DcvThreshold)

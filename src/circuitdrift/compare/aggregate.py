@@ -52,7 +52,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import torch
+
 from circuitdrift.circuits.scores import parse_head
+from circuitdrift.circuits.vulnerability import relative_vulnerability
 from circuitdrift.compare.combined import binomial_var, combined_difference, combined_stat
 from circuitdrift.compare.intervals import bounded_stat, positive_stat
 from circuitdrift.compare.resolution import ALPHA, apply_holm, question_resolution
@@ -105,7 +108,7 @@ def aggregate(
     seeds = {method: sorted(seed for m, seed in runs if m == method) for method in methods}
     finals = {key: _final_values(key, steps, values[key], base_circuits, probes, target_goal, tau)
               for key, steps in runs.items()}
-    vulnerable = _vulnerable_per_seed(runs, dcv, probes)
+    vulnerable = _vulnerable_per_seed(runs, dcv, probes, base_circuits)
     for key, counts in vulnerable.items():
         finals[key]["vulnerable_heads"] = counts
     schedule = sorted({step for steps in runs.values() for step in steps})
@@ -117,7 +120,7 @@ def aggregate(
             endpoints[method]["benchmark_forgetting"] = {
                 task: stat_of("forgetting", (forgotten.get((method, s), {}).get(task) for s in seeds[method]))
                 for task in tasks}
-    _fill_unpaired_vulnerable(endpoints, dcv, probes, seeds)
+    _fill_unpaired_vulnerable(endpoints, dcv, probes, seeds, base_circuits)
     result = {
         "settings": {"target_goal": target_goal, "tau": tau, "level": LEVEL, "kl": kl_kind(measurements)},
         "methods": methods,
@@ -383,7 +386,7 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str], sc
         "degraded_heads": stat(row["degraded_heads"] for row in rows),
         "degraded_heads_by_probe": {p: stat(row["degraded_heads_by_probe"][p] for row in rows) for p in probes},
         "degraded_relative_heads": stat(row["degraded_relative_heads"] for row in rows),
-        "relative_damage": {p: _distribution(r for row in rows for r in (row["relative_damage"][p] or []))
+        "relative_damage": {p: distribution(r for row in rows for r in (row["relative_damage"][p] or []))
                             for p in probes},
         "vulnerable_heads": {p: stat(row["vulnerable_heads"].get(p) for row in rows) for p in probes},
     }
@@ -399,7 +402,7 @@ def _endpoint(method: str, seeds: list[int], finals: dict, probes: list[str], sc
     return out
 
 
-def _distribution(values) -> dict:
+def distribution(values) -> dict:
     """Quantiles (min, 10 %, median, 90 %, max) and count of a pooled list of ratios; None entries when empty."""
     kept = sorted(v for v in values if is_number(v))
     if not kept:
@@ -413,11 +416,12 @@ def _distribution(values) -> dict:
     return {"n": len(kept), "min": kept[0], "q10": q(0.1), "median": q(0.5), "q90": q(0.9), "max": kept[-1]}
 
 
-def _vulnerable_per_seed(runs: Runs, dcv: dict[str, ProbeDCV], probes: list[str]) -> dict:
-    """Per seed with both methods, at the DCV step and with DCV's tau: heads one method damaged more than the other.
+def _vulnerable_per_seed(runs: Runs, dcv: dict[str, ProbeDCV], probes: list[str],
+                         base_circuits: dict[str, BaseCircuit]) -> dict:
+    """Per seed with both methods, at the DCV step and with DCV's rule: heads one method damaged more than the other.
 
-    For SFT this is DCV's vulnerable set (dF_SFT < dF_RL - tau); for RL the
-    mirror image (dF_RL < dF_SFT - tau), so the table shows both directions.
+    For SFT this is DCV's vulnerable set (V > tau, or V / |s_h| > tau on the base circuit with the relative
+    threshold); for RL the mirror image (-V instead of V), so the table shows both directions.
     """
     out: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
     shared = {s for m, s in runs if m == "sft"}
@@ -426,36 +430,52 @@ def _vulnerable_per_seed(runs: Runs, dcv: dict[str, ProbeDCV], probes: list[str]
     for probe in probes:
         if probe not in dcv:
             continue
-        step, threshold = dcv[probe].step, dcv[probe].tau
+        step = dcv[probe].step
         for seed in sorted(shared):
             sft, rl = runs[("sft", seed)].get(step), runs[("rl", seed)].get(step)
             pair = (sft.probes.get(probe) if sft else None, rl.probes.get(probe) if rl else None)
             if None in pair or not _same_shape(pair[0].cmap, pair[1].cmap):
                 continue
-            flat = [(a, b) for row_a, row_b in zip(pair[0].cmap, pair[1].cmap, strict=True)
-                    for a, b in zip(row_a, row_b, strict=True)]
-            if not all(is_number(a) and is_number(b) for a, b in flat):
-                continue
-            out[("sft", seed)][probe] = sum(a < b - threshold for a, b in flat)
-            out[("rl", seed)][probe] = sum(b < a - threshold for a, b in flat)
+            counts = _one_sided_counts(pair[0].cmap, pair[1].cmap, dcv[probe], base_circuits.get(probe))
+            if counts is not None:
+                out[("sft", seed)][probe], out[("rl", seed)][probe] = counts
     return dict(out)
+
+
+def _one_sided_counts(sft: list[list[float]], rl: list[list[float]], dcv: ProbeDCV,
+                      circuit: BaseCircuit | None) -> tuple[int, int] | None:
+    """(heads SFT damaged more than RL, heads RL damaged more than SFT) under DCV's threshold rule."""
+    flat = [(a, b) for row_a, row_b in zip(sft, rl, strict=True) for a, b in zip(row_a, row_b, strict=True)]
+    if not all(is_number(a) and is_number(b) for a, b in flat):
+        return None
+    tau = dcv.tau
+    if dcv.threshold == "absolute":
+        return sum(a < b - tau for a, b in flat), sum(b < a - tau for a, b in flat)
+    if circuit is None:
+        return None
+    v = torch.tensor(rl, dtype=torch.float64) - torch.tensor(sft, dtype=torch.float64)
+    scores, heads = torch.tensor(circuit.scores, dtype=torch.float64), [parse_head(h) for h in circuit.circuit]
+    return (int((relative_vulnerability(v, scores, heads) > tau).sum()),
+            int((relative_vulnerability(-v, scores, heads) > tau).sum()))
 
 
 def _same_shape(a: list[list[float]], b: list[list[float]]) -> bool:
     return bool(a) and len(a) == len(b) and all(len(x) == len(y) for x, y in zip(a, b, strict=True))
 
 
-def _fill_unpaired_vulnerable(endpoints: dict, dcv: dict[str, ProbeDCV], probes: list[str], seeds: dict) -> None:
+def _fill_unpaired_vulnerable(endpoints: dict, dcv: dict[str, ProbeDCV], probes: list[str], seeds: dict,
+                              base_circuits: dict[str, BaseCircuit]) -> None:
     """Without paired seeds there are no per-seed counts: use DCV's count from seed-mean V, marked n = 1."""
     if "sft" not in endpoints or "rl" not in endpoints or seeds["sft"] == seeds["rl"]:
         return
     for probe in probes:
         if probe not in dcv:
             continue
-        v, threshold = dcv[probe].V, dcv[probe].tau
-        counts = {"sft": sum(x > threshold for row in v for x in row if is_number(x)),
-                  "rl": sum(x < -threshold for row in v for x in row if is_number(x))}
-        for method, count in counts.items():
+        d = dcv[probe]
+        counts = _one_sided_counts([[0.0] * len(row) for row in d.V], d.V, d, base_circuits.get(probe))
+        if counts is None:
+            continue
+        for method, count in zip(("sft", "rl"), counts, strict=True):
             endpoints[method]["vulnerable_heads"][probe] = {**stat([count]), "source": "dcv seed-mean V"}
 
 

@@ -125,6 +125,8 @@ class ProbeDCV(_Record):
     delta_reverse: dict[str, list[list[float]]] = Field(default_factory=dict)  # method -> reverse CMAP (base head
     # into the fine-tuned model), mean over seeds; empty where it was not measured
     preserved_heads: list[str] | None = None  # the heads sft-preserve kept (pipeline/stages.py preserve_heads)
+    threshold: str = "absolute"  # absolute: V > tau; relative: V / |s_h| > tau on the base circuit's heads
+    V_relative: list[list[float | None]] | None = None  # V / |s_h| (base circuit's heads; None elsewhere)
 
 
 class AggregateSettings(_Record):

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from circuitdrift.circuits.discovery import CircuitSettings
-from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, Metric
+from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, DcvThreshold, Metric
 from circuitdrift.errors import config_error
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.io import read_yaml_mapping
@@ -53,7 +53,10 @@ class AnalysisSettings(_Section):
     faithfulness_ablation: Ablation = Field("mean", description="heads outside C")
     n_random: int = Field(10, ge=0, description="random circuits for the faithfulness baseline")
     top_k: int = Field(20, ge=1, description="circuit size")
-    tau: float = Field(0.1, ge=0.0, description="vulnerability threshold on V(h)")
+    tau: float = Field(0.1, ge=0.0, description="vulnerability threshold on V(h) (dcv_threshold says on what)")
+    dcv_threshold: DcvThreshold = Field(
+        "relative", description="relative: vulnerable when V(h) / |s_h| > tau on the base circuit's heads, s_h "
+        "the head's base effect (reachable whatever the metric's scale); absolute: V(h) > tau on every head")
     cmap_method: CmapMethod = Field("attribution", description="CMAP at non-exact checkpoints")
     exact_cmap_steps: list[int] = Field(default_factory=list, description="checkpoint steps that get exact CMAP")
     target_goal: float = Field(0.6, ge=0.0, le=1.0, description="target accuracy for 'steps to reach'")

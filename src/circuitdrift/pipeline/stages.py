@@ -231,7 +231,7 @@ def preserve_heads(ctx: RunContext, circuits: dict[str, BaseCircuit],
                    records: list[CheckpointMeasurement]) -> Preservation:
     """The heads sft-preserve keeps: SFT's vulnerable heads from the SFT/RL DCV, or the base circuits' heads.
 
-    ``dcv``: the union over probes of DCV's vulnerable heads (V > tau) at the primary learning rates;
+    ``dcv``: the union over probes of DCV's vulnerable heads (analysis.dcv_threshold) at the primary learning rates;
     when none passes tau, the ``preserve.top_k`` heads with the largest V averaged over probes.
     Written to ``preserve/heads.json`` with where the heads came from.
     """
@@ -245,10 +245,11 @@ def preserve_heads(ctx: RunContext, circuits: dict[str, BaseCircuit],
         chosen = [r for r in records if r.learning_rate == primary.get(r.method)]
         dcv = {label: probe_dcv(ctx, label, chosen, circuit) for label, circuit in circuits.items()}
         names = list(dict.fromkeys(v["name"] for d in dcv.values() for v in d.vulnerable))
-        source = {"source": "dcv", "tau": ctx.config.analysis.tau,
+        source = {"source": "dcv", "tau": ctx.config.analysis.tau, "threshold": ctx.config.analysis.dcv_threshold,
                   "per_probe": {label: [v["name"] for v in d.vulnerable] for label, d in dcv.items()}}
         if names:
-            source["selection"] = "vulnerable heads (V > tau), union over probes"
+            rule = "V / |s_h| > tau" if ctx.config.analysis.dcv_threshold == "relative" else "V > tau"
+            source["selection"] = f"vulnerable heads ({rule}), union over probes"
         else:
             v_mean = torch.stack([torch.tensor(d.V, dtype=torch.float64) for d in dcv.values()]).mean(0)  # [L, H]
             top = HeadScores(-v_mean).top_k(settings.top_k)  # largest V first
@@ -274,8 +275,11 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
     mean_delta = {m: torch.tensor([r.probes[label].cmap for r in rs], dtype=torch.float64).mean(0)
                   for m, rs in by_method.items()}
     base_heads = parse_heads(circuit.circuit)
-    tau = ctx.config.analysis.tau
-    overall = differential_vulnerability(HeadScores(mean_delta["sft"]), HeadScores(mean_delta["rl"]), tau)
+    tau, threshold = ctx.config.analysis.tau, ctx.config.analysis.dcv_threshold
+    overall = differential_vulnerability(HeadScores(mean_delta["sft"]), HeadScores(mean_delta["rl"]), tau, base_heads,
+                                         threshold=threshold,
+                                         base_scores=torch.tensor(circuit.scores, dtype=torch.float64))
+    summary = overall.to_json(base_heads)
     d_per_seed, preservation = [], {m: [] for m in methods}
     for seed in ctx.config.seeds:
         pick = {m: next((r for r in by_method[m] if r.seed == seed), None) for m in ("sft", "rl")}
@@ -290,7 +294,8 @@ def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement],
     third = PRESERVE in mean_delta
     return ProbeDCV(
         probe=label, step=final, tau=tau, delta_sft=mean_delta["sft"].tolist(), delta_rl=mean_delta["rl"].tolist(),
-        V=overall.V.tolist(), vulnerable=overall.to_json(base_heads)["vulnerable"],
+        V=overall.V.tolist(), vulnerable=summary["vulnerable"], threshold=threshold,
+        V_relative=summary.get("V_relative"),
         D=torch.stack(d_per_seed).mean(0).tolist(),
         preservation={m: sum(v) / len(v) for m, v in preservation.items() if v}, base_circuit=circuit.circuit,
         delta_preserve=mean_delta[PRESERVE].tolist() if third else None,

@@ -7,8 +7,8 @@ differential circuit vulnerability per probe. Every caption says what to look at
 
 from __future__ import annotations
 
-from circuitdrift.compare.aggregate import base_probe_entries
-from circuitdrift.compare.schema import Aggregate, Results
+from circuitdrift.compare.aggregate import base_probe_entries, distribution
+from circuitdrift.compare.schema import Aggregate, ProbeDCV, Results
 from circuitdrift.compare.stats import is_number
 from circuitdrift.report.findings import describe_diff, direction, findings
 from circuitdrift.report.render import Block, Bullets, Figure, Heading, Paragraph, Table
@@ -19,7 +19,7 @@ INTERVAL_NOTE = ("Cells: mean over seeds [95% interval; seeds and questions comb
                  "'(n=1)' marks a single seed; "
                  "n/a = not measured or not finite. Forgetting = base accuracy − checkpoint accuracy (> 0 = lost). "
                  "Damage = mean dF over the base circuit's heads (change in P(answer); < 0 = degraded). "
-                 "Vulnerable heads: for SFT, DCV's heads with dF_SFT < dF_RL − τ; for RL the mirror image.")
+                 "Vulnerable heads: for SFT, DCV's heads under its threshold rule (below); for RL the mirror image.")
 
 
 def report_blocks(results: Results, figures: dict[str, str]) -> list[Block]:
@@ -275,11 +275,13 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
         pres = ", ".join(f"{m.upper()} {format_number(v)}" for m, v in d.preservation.items())
         blocks.append(Heading(3, f"Probe '{probe}' (step {d.step}, τ = {format_number(d.tau, 'real')})"))
         blocks.append(Paragraph(
-            f"{len(d.vulnerable)} vulnerable heads (V(h) = dF_RL − dF_SFT > τ, on CMAP averaged over seeds), "
+            f"{len(d.vulnerable)} vulnerable heads ({_dcv_rule(d)}, on CMAP averaged over seeds), "
             f"{len(in_base)} of them in the base circuit of {len(d.base_circuit)} heads"
             + (f": {top}{' …' if len(d.vulnerable) > 10 else ''}." if d.vulnerable else ".")
             + f" Circuit membership D(h): {kept_rl} heads where RL's circuit is closer to the base than SFT's "
             f"(D > 0), {kept_sft} where SFT's is closer (D < 0). Preservation (mean over seeds): {pres or 'n/a'}."))
+        if d.V_relative is not None:
+            blocks.append(Paragraph(_relative_distribution(d)))
         if d.delta_reverse:
             blocks.append(Paragraph(_reverse_cmap(d)))
         if d.preserved_heads and d.delta_preserve is not None:
@@ -288,7 +290,24 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
             blocks.append(Figure(figures[f"dcv:{probe}"], f"V(h) heatmap, probe '{probe}'",
                                  "V(h) = dF_RL(h) − dF_SFT(h) per head at the final checkpoint (change in P(answer)); "
                                  "orange = SFT damaged the head more, purple = RL did. Crosses: vulnerable heads "
-                                 "(V > τ); outlined: the base circuit. Look at whether the crosses fall inside the "
-                                 "outlined circuit."))
+                                 f"({_dcv_rule(d)}); outlined: the base circuit. Look at whether the crosses fall "
+                                 "inside the outlined circuit."))
     return blocks
+
+
+def _dcv_rule(d: ProbeDCV) -> str:
+    if d.threshold == "relative":
+        return "V(h) / |s_h| > τ on the base circuit's heads, V(h) = dF_RL − dF_SFT and s_h the head's base effect"
+    return "V(h) = dF_RL − dF_SFT > τ"
+
+
+def _relative_distribution(d: ProbeDCV) -> str:
+    """The distribution of V / |s_h| over the base circuit's heads, so a reader sees how far from τ they lie."""
+    q = distribution(x for row in d.V_relative or [] for x in row)
+    if not q["n"]:
+        return "V(h) / |s_h|: no base-circuit head has a nonzero base effect."
+    return (f"V(h) / |s_h| over the {q['n']} base-circuit heads (> 0: SFT lost more of the head's own base effect "
+            f"than RL): min {format_number(q['min'], 'real')}, 10 % {format_number(q['q10'], 'real')}, median "
+            f"{format_number(q['median'], 'real')}, 90 % {format_number(q['q90'], 'real')}, max "
+            f"{format_number(q['max'], 'real')}; τ = {format_number(d.tau, 'real')}.")
 

@@ -131,8 +131,9 @@ def vulnerability_heatmap(dcv: ProbeDCV, path: Path) -> Path:
     _outline(ax, _heads(dcv.base_circuit), "base circuit")
     vulnerable = [(v["layer"], v["head"]) for v in dcv.vulnerable]
     if vulnerable:
+        rule = "V / |s_h|" if dcv.threshold == "relative" else "V"
         ax.scatter([h for _, h in vulnerable], [layer for layer, _ in vulnerable], marker="x", color="black",
-                   s=36, linewidths=1.6, label=f"vulnerable: V > τ = {dcv.tau:g} ({len(vulnerable)})")
+                   s=36, linewidths=1.6, label=f"vulnerable: {rule} > τ = {dcv.tau:g} ({len(vulnerable)})")
     if vulnerable or dcv.base_circuit:
         fig.legend(loc="outside lower center", fontsize=8, frameon=False, ncols=2)
     ax.set_title(f"Differential circuit vulnerability, probe '{dcv.probe}', step {dcv.step}")
