@@ -62,6 +62,15 @@ def attribution_effects(
             mixed = corrupt_embeds + alpha * (clean_embeds - corrupt_embeds)
             total += head_gradients(model, batch, metric, mixed)[2]
         grad = total / steps
+    return first_order_effects(source, values, z_clean, grad, relative=relative)
+
+
+def first_order_effects(source: Tensor, values: Tensor, z_clean: Tensor, grad: Tensor, *, relative: bool) -> Tensor:
+    """(z_src - z_clean) . dM/dz per example and head, [B, L, H], from :func:`head_gradients`' outputs.
+
+    Apart from :func:`attribution_effects` so that a receiver's gradients, which do not depend on the
+    source, can be computed once and multiplied by many sources (circuits/crossmodel.py's ReceiverCache).
+    """
     # in double from the start (a bf16 product loses the small differences CMAP measures), one layer at a time
     # (a double [L, B, T, H, d] would be 4x a bf16 one); the source moves to the receiver's device and dtype first
     effects = torch.stack([((moved_like(source[layer], z).double() - z.double()) * g.double()).sum(dim=(1, 3))

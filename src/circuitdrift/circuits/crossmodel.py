@@ -17,8 +17,8 @@ import time
 import torch
 from torch import nn
 
-from circuitdrift.circuits.attribution import attribution_effects
-from circuitdrift.circuits.forward import model_device, run_logits, synchronize
+from circuitdrift.circuits.attribution import attribution_effects, first_order_effects, head_gradients
+from circuitdrift.circuits.forward import input_embeddings, model_device, run_logits, synchronize
 from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import all_heads, effect, patched_values
 from circuitdrift.circuits.scores import HeadScores
@@ -46,6 +46,40 @@ def check_compatible(base: nn.Module, finetuned: nn.Module, base_tokenizer=None,
             )
 
 
+class ReceiverCache:
+    """One receiver's clean-run metric values, head outputs and metric gradients, per (metric, batch).
+
+    Why: in forward attribution CMAP the receiver is the base model, the same at every checkpoint of a
+    run, and its forward and backward pass cost as much as the donor's forward; a measurement worker keeps
+    one cache per probe and reuses them for every checkpoint. The results are the same tensors as
+    recomputing them (the passes are deterministic), so the CMAP is bit-identical. A batch whose token
+    ids differ from the cached one's is refused: the cache belongs to one task and batch size. Entries
+    past ``max_bytes`` (head outputs and gradients of a large model) are computed each time, not kept.
+    """
+
+    def __init__(self, receiver: nn.Module, *, max_bytes: int = 1 << 30):
+        self.receiver = receiver
+        self.max_bytes = max_bytes
+        self.kept_bytes = 0
+        self._entries: dict[tuple[str, int], tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+
+    def gradients(self, metric: str, index: int, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values, z_clean, grad) of :func:`~circuitdrift.circuits.attribution.head_gradients` on ``batch``."""
+        key = (metric, index)
+        if key in self._entries:
+            ids, found = self._entries[key]
+            if not torch.equal(ids, batch.clean):
+                raise ValueError(f"ReceiverCache: batch {index} differs from the cached one (another task?)")
+            return found
+        found = head_gradients(self.receiver, batch, metric_fn(metric),
+                               input_embeddings(self.receiver, batch.clean))
+        size = sum(t.numel() * t.element_size() for t in found)
+        if self.kept_bytes + size <= self.max_bytes:
+            self._entries[key] = (batch.clean, found)
+            self.kept_bytes += size
+        return found
+
+
 def cross_model_patch(
     base: nn.Module,
     finetuned: nn.Module,
@@ -56,12 +90,15 @@ def cross_model_patch(
     batch_size: int = 16,
     reverse: bool = False,
     finetuned_tokenizer=None,
+    *,
+    cache: ReceiverCache | None = None,
 ) -> HeadScores:
     """dF_X(h) for every head (``delta``), see the module docstring.
 
     Each model runs on its own device and dtype (a donor spread with ``auto-map`` against a plain load of
     the receiver, or bf16 against float32): the donor's head outputs are moved to the receiver's device
-    and dtype where they are patched in (:func:`~circuitdrift.circuits.forward.moved_like`).
+    and dtype where they are patched in (:func:`~circuitdrift.circuits.forward.moved_like`). ``cache``
+    (attribution only, used when it holds this call's receiver) reuses the receiver's gradients.
     """
     check_method(method, CMAP_METHODS)
     check_differentiable(metric, method)
@@ -72,16 +109,21 @@ def cross_model_patch(
     device, donor_device = model_device(receiver), model_device(donor)
     total = torch.zeros(layout.shape, dtype=torch.float64)
     started = time.perf_counter()
-    for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
+    cached = cache if cache is not None and cache.receiver is receiver and method == "attribution" else None
+    for index, batch in enumerate(iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id)):
         batch, donor_batch = batch.to(device), batch.to(donor_device)
         with torch.no_grad(), record_heads(donor) as donor_heads:
             run_logits(donor, donor_batch.clean, donor_batch)
         if method == "exact":
             clean, patched = patched_values(receiver, batch, donor_heads, measure, all_heads(layout))
             total += effect(clean, patched, relative=False).sum(-1).view(layout.shape).cpu()
-        else:
-            source = torch.stack([donor_heads[layer].to(device) for layer in range(layout.n_layers)])
+            continue
+        source = torch.stack([donor_heads[layer].to(device) for layer in range(layout.n_layers)])
+        if cached is None:
             total += attribution_effects(receiver, batch, measure, source, relative=False).sum(0).cpu()
+        else:
+            values, z_clean, grad = cached.gradients(metric, index, batch)
+            total += first_order_effects(source, values, z_clean, grad, relative=False).sum(0).cpu()
     synchronize(device)
     meta = {"task": task.name, "method": method, "metric": metric, "direction":
             "base-into-finetuned" if reverse else "finetuned-into-base", "n_examples": len(task),

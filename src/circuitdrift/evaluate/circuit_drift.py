@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from circuitdrift.circuits.crossmodel import cross_model_patch
+from circuitdrift.circuits.crossmodel import ReceiverCache, cross_model_patch
 from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.vulnerability import circuit_preservation
@@ -43,7 +43,8 @@ class CircuitDrift:
 
 def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head], base_rediscovered: list[Head],
                   rediscovery: CircuitSettings, cmap_method: str, logprob: bool,
-                  circuit: list[Head] | None = None, reverse: bool = False) -> CircuitDrift:
+                  circuit: list[Head] | None = None, reverse: bool = False,
+                  cache: ReceiverCache | None = None) -> CircuitDrift:
     """How ``model``'s circuit for ``task`` differs from the base model's.
 
     ``base_circuit``: the base circuit whose heads ``damage`` averages over;
@@ -52,10 +53,11 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
     known (the base model itself), else found with ``rediscovery``; ``logprob``
     adds CMAP on the answer log-probability; ``reverse`` adds CMAP in the other
     direction (the base's head into ``model``, Prakash et al. 2024): positive
-    where the base's version of a head would raise ``model``'s answer probability.
+    where the base's version of a head would raise ``model``'s answer probability. ``cache``: the base's
+    gradients on ``task`` kept across checkpoints (forward attribution CMAP; bit-identical results).
     """
     delta = cross_model_patch(base, model, tokenizer, task, method=cmap_method, metric=rediscovery.metric,
-                              batch_size=rediscovery.batch_size)
+                              batch_size=rediscovery.batch_size, cache=cache)
     damage = float(torch.stack([delta.scores[h] for h in base_circuit]).mean())
     if circuit is None:
         circuit = rediscovery.find(model, tokenizer, task)[1]
@@ -69,6 +71,7 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
     if not logprob:
         return out
     delta_lp = delta if rediscovery.metric == "logprob" else cross_model_patch(
-        base, model, tokenizer, task, method=cmap_method, metric="logprob", batch_size=rediscovery.batch_size)
+        base, model, tokenizer, task, method=cmap_method, metric="logprob", batch_size=rediscovery.batch_size,
+        cache=cache)
     damage_lp = float(torch.stack([delta_lp.scores[h] for h in base_circuit]).mean())
     return replace(out, cmap_logprob=delta_lp, damage_logprob=damage_lp)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from circuitdrift.circuits.crossmodel import ReceiverCache
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
@@ -71,6 +72,10 @@ class BaseReference:
         a = self.config.analysis
         return self._once(("circuit", label), lambda: a.circuit(a.rediscovery_method).find(
             *self.base, self.task(spec, a.n_examples))[1])
+
+    def receiver_cache(self, label: str) -> ReceiverCache:
+        """The base model's CMAP gradients on one probe's examples, reused by every checkpoint this worker measures."""
+        return self._once(("receiver", label), lambda: ReceiverCache(self.base[0]))
 
     def mean_logprob(self, label: str, spec: str) -> float:
         """The base model's mean answer log-probability on the CMAP examples (scales the log-prob threshold)."""
@@ -140,6 +145,7 @@ def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: st
         base_rediscovered=ref.rediscovered(label, spec), rediscovery=a.circuit(a.rediscovery_method),
         cmap_method="exact" if exact else a.cmap_method, logprob=score.drift is not None,
         circuit=ref.rediscovered(label, spec) if model is base else None, reverse=reverse,
+        cache=ref.receiver_cache(label),
     )
     out = dict(accuracy=score.accuracy, n=score.n, forgetting_se=score.forgetting_se, **drift.fields())
     if score.drift is not None:
