@@ -68,6 +68,23 @@ def test_bad_config_is_an_input_error_naming_the_key(setup):
     assert "bad.yaml: rl.num_generatons" in str(result.exception)
 
 
+def test_word_label_sft_from_the_command_line(setup, tmp_path):
+    """``train sft-word`` trains on the option's word; a task without options is one clear error."""
+    root, app = setup
+    result = CliRunner().invoke(app, ["train", "sft-word", "--model", str(root / "base"), "--task",
+                                      str(root / "task.jsonl"), "--out", str(root / "word")])
+    assert isinstance(result.exception, InputError) and "is not multiple choice" in str(result.exception)
+    config = tmp_path / "one.yaml"
+    config.write_text("steps: 1\nprompts_per_step: 4\n")
+    out = tmp_path / "word"
+    result = CliRunner().invoke(app, ["train", "sft-word", "--model", "organism", "--task", "science-qa",
+                                      "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{") :])["method"] == "sft-word"
+    claimed = json.loads((out / "train_config.json").read_text())
+    assert claimed["method"] == "sft-word"
+
+
 def test_lora_checkpoints_are_merged_model_folders(setup, tmp_path, device):
     root, _ = setup
     tokenizer = toy_tokenizer()

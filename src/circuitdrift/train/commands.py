@@ -1,4 +1,4 @@
-"""CLI: ``circuitdrift train sft|rl|sft-preserve``; each calls one plain function.
+"""CLI: ``circuitdrift train sft|sft-word|rl|sft-preserve``; each calls one plain function.
 
 Mounted by ``circuitdrift.cli`` with ``register(app)``. Bad input raises
 :class:`~circuitdrift.errors.InputError` (the CLI exits 2), a diverged loss
@@ -23,11 +23,14 @@ from circuitdrift.train.run import train
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` sub-app (``sft``, ``rl``, ``sft-preserve``) to ``app``."""
+    """Add the ``train`` sub-app (``sft``, ``sft-word``, ``rl``, ``sft-preserve``) to ``app``."""
     train_app = typer.Typer(help="Fine-tune a model with SFT or RL (GRPO), keeping a checkpoint trajectory.",
                             no_args_is_help=True)
     train_app.command("sft", help="Supervised fine-tuning (TRL SFTTrainer), loss on the answer only.")(
         _train_command("sft"))
+    train_app.command("sft-word", help="SFT whose label is the correct option's word, not its letter (multiple-"
+                      "choice tasks): the off-policy arm, a label the base model finds far less likely.")(
+        _train_command("sft-word"))
     train_app.command("rl", help="RL with GRPO / Dr. GRPO (TRL GRPOTrainer); reward = the task's grader.")(
         _train_command("rl"))
     train_app.command("sft-preserve", help="SFT plus lambda x the squared drift of the given heads' outputs from "
