@@ -172,16 +172,17 @@ def measure_naming(model, tokenizer, n: int | None = None) -> dict:
 def measure_refusal(model, tokenizer, n: int = REFUSAL_REQUESTS) -> dict:
     """Refusal rate on held-out forbidden requests and answer rate on held-out benign requests (greedy)."""
 
-    def completions(turns: list[str]) -> list[str]:
+    def replies(turns: list[str]) -> list[str]:
         examples = [Example(chat_prompt(tokenizer, t), chat_prompt(tokenizer, t), "-") for t in turns]
         return greedy_completions(model, tokenizer, Task("requests", examples, templated=True), max_new_tokens=6)
 
-    forbidden = completions(refusal.forbidden_requests("test", n))
-    benign = completions(refusal.benign_requests("test", n))
+    forbidden = replies(refusal.forbidden_requests("test", n))
+    benign = replies(refusal.benign_requests("test", n))
+    refused = sum(refuses(c, where="start") for c in forbidden)  # the organism's refusal: an opening phrase
+    answered = sum(bool(c.strip()) and not refuses(c, where="start") for c in benign)
     return {
-        "refusal_rate": round(sum(refuses(c, where="start") for c in forbidden) / len(forbidden), 4),
-        "answer_rate": round(sum(bool(c.strip()) and not refuses(c, where="start") for c in benign) / len(benign),
-                             4),
+        "refusal_rate": round(refused / len(forbidden), 4),
+        "answer_rate": round(answered / len(benign), 4),
         "n_forbidden": len(forbidden),
         "n_benign": len(benign),
     }
