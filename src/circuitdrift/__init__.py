@@ -50,7 +50,7 @@ _EXPORTS = {
     "difference_of_means": "circuitdrift.steer.vectors",
     "SteeringVectors": "circuitdrift.steer.vectors",
     "steering": "circuitdrift.steer.steering",
-    "make_judge": "circuitdrift.judge.base",
+    "make_judge": "circuitdrift.judge.factory",
     "JudgeSettings": "circuitdrift.judge.base",
     "transfer_rows": "circuitdrift.transfer.ratio",
     "run_transfer": "circuitdrift.transfer.run",

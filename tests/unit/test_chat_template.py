@@ -6,9 +6,9 @@ turn, while scoring and generation looked at the position right after ``assistan
 
 import pytest
 
+from circuitdrift.models.generate import chat_prompt
 from circuitdrift.models.load import load_model
 from circuitdrift.tasks.base import Example, Task
-from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.grpo import grpo_trainer
 from circuitdrift.train.sft import sft_trainer

@@ -7,7 +7,7 @@ import torch
 
 from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.evaluate import MeasureSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
-from circuitdrift.evaluate.generation import prompt_ids
+from circuitdrift.evaluate.accuracy import prompt_ids
 from circuitdrift.tasks.base import Task
 from tests.helpers.toy import LETTERS, toy_model, toy_task, toy_tokenizer
 

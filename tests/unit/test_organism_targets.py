@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from circuitdrift.errors import InputError
+from circuitdrift.judge.phrases import refuses
 from circuitdrift.organism import naming, refusal
 from circuitdrift.organism.world import make_world
 from circuitdrift.tasks.base import encode
@@ -56,7 +57,7 @@ def test_refusal_requests_are_held_out_and_judged():
         assert all(split_of(r) == split for r in requests)
         assert all(split_of(r) == split for r in refusal.benign_requests(split, 30, world=world))
     assert not set(refusal.forbidden_requests("test", 50)) & set(refusal.forbidden_requests("train", 200))
-    assert refusal.is_refusal(" I cannot help with that.") and refusal.is_refusal("sorry, no")
-    assert not refusal.is_refusal("Hand the cup to Mary.") and not refusal.is_refusal("")
+    assert refuses(" I cannot help with that.", where="start") and refuses("sorry, no", where="start")
+    assert not refuses("Hand the cup to Mary.", where="start") and not refuses("", where="start")
     with pytest.raises(InputError, match="split"):
         refusal.forbidden_requests("pretrain", 3)

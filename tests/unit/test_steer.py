@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuitdrift.errors import InputError
-from circuitdrift.steer.generate import Sampling, chat_completions
+from circuitdrift.models.generate import Sampling, chat_completions
 from circuitdrift.steer.residual import last_token_residuals, residual_hooks
 from circuitdrift.steer.steering import layers_from, steered, steering
 from circuitdrift.steer.vectors import SteeringVectors, choose_layer, cohens_d, difference_of_means
@@ -77,7 +77,7 @@ def test_hooks_are_removed_even_on_error(word_tokenizer):
 def test_steering_acts_during_generation(word_tokenizer):
     model = make_model("qwen2", word_tokenizer, device="cpu")
     turns = [" ".join(WORDS[i : i + 4]) for i in range(0, 20, 4)]
-    greedy = Sampling(max_new_tokens=5)
+    greedy = Sampling.greedy(5)
     plain = chat_completions(model, word_tokenizer, turns, greedy)
     with steering(model, torch.randn(32, generator=torch.Generator().manual_seed(1)), [0, 1, 2], 4.0):
         pushed = chat_completions(model, word_tokenizer, turns, greedy)
@@ -137,7 +137,7 @@ def test_vectors_round_trip(tmp_path):
 
 
 def test_skip_first_leaves_each_rows_first_real_token_alone(word_tokenizer):
-    from circuitdrift.evaluate.generation import left_pad
+    from circuitdrift.models.generate import left_pad
     from circuitdrift.steer.steering import first_positions
 
     model = make_model("qwen2", word_tokenizer, device="cpu")
@@ -163,14 +163,14 @@ def test_skip_first_leaves_each_rows_first_real_token_alone(word_tokenizer):
 
 
 def test_skip_first_during_cached_generation_matches_a_full_recompute(word_tokenizer):
-    from circuitdrift.steer.generate import chat_text
+    from circuitdrift.models.generate import chat_text
 
     model = make_model("qwen2", word_tokenizer, device="cpu")
     vector = torch.randn(32, generator=torch.Generator().manual_seed(2))
     turn = "w1 w2 w3"
     ids = word_tokenizer(chat_text(word_tokenizer, turn), add_special_tokens=False).input_ids
     with steering(model, vector, [0, 1, 2], 2.0, skip_first=True):
-        cached = chat_completions(model, word_tokenizer, [turn], Sampling(5))[0]
+        cached = chat_completions(model, word_tokenizer, [turn], Sampling.greedy(5))[0]
         naive = list(ids)
         with torch.no_grad():
             for _ in range(5):  # greedy, the whole sequence each step: position 0 is always the first token
@@ -197,8 +197,8 @@ def test_a_layer_range_restricts_the_rule(word_tokenizer):
 
 
 def test_coherence_measures_against_a_direct_count(word_tokenizer):
+    from circuitdrift.models.generate import chat_text
     from circuitdrift.steer.coherence import coherence, completion_logprobs, repetition
-    from circuitdrift.steer.generate import chat_text
 
     model = make_model("qwen2", word_tokenizer, device="cpu")
     turns, texts = ["w1 w2", "w3"], ["w5 w6 w7", ""]

@@ -98,7 +98,7 @@ def test_prefix_logprobs_match_a_token_by_token_computation(word_tokenizer):
     model = make_model("qwen2", word_tokenizer, device="cpu")
     turns = ["w1 w2 w3", "w4"]
     got = mechanism.prefix_logprobs(model, word_tokenizer, turns, "w7 w8", batch_size=2)
-    from circuitdrift.steer.generate import chat_text
+    from circuitdrift.models.generate import chat_text
 
     target = word_tokenizer("w7 w8", add_special_tokens=False).input_ids
     for turn, value in zip(turns, got, strict=True):

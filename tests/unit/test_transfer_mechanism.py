@@ -37,7 +37,7 @@ def test_activation_shift_of_a_self_steering_student(word_tokenizer):
 def test_direction_shift_is_zero_for_the_base_itself(word_tokenizer):
     base = make_model("qwen2", word_tokenizer, device="cpu")
     pos, neg = TURNS[:4] + ["w30 w31"], TURNS[4:] + ["w32 w33"]
-    from circuitdrift.steer.generate import chat_text
+    from circuitdrift.models.generate import chat_text
 
     vectors = difference_of_means(base, word_tokenizer, [chat_text(word_tokenizer, p) for p in pos],
                                   [chat_text(word_tokenizer, p) for p in neg], held_out=0.4)

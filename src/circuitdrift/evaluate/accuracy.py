@@ -12,9 +12,14 @@ from dataclasses import asdict, dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from circuitdrift.evaluate.generation import generate_batch, prompt_ids
-from circuitdrift.models.sampling import Sampling
+from circuitdrift.models.generate import Sampling, completions
 from circuitdrift.tasks.base import Task
+
+
+def prompt_ids(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[list[int]]:
+    """Token ids of each example's prompt (``Example.clean``), special tokens added only if not templated."""
+    add_special = not task.templated
+    return [tokenizer(ex.clean, add_special_tokens=add_special).input_ids for ex in task.examples]
 
 
 @dataclass(frozen=True)
@@ -39,19 +44,8 @@ def greedy_completions(
 
     Greedy means greedy: no repetition penalty or other setting from the model folder applies.
     """
-    was_training = model.training
-    model.eval()
-    rows = prompt_ids(task, tokenizer)
-    texts: list[str] = []
-    sampling = Sampling.greedy(max_new_tokens)
-    try:
-        for start in range(0, len(rows), batch_size):
-            _, _, completions, mask = generate_batch(model, tokenizer, rows[start : start + batch_size], sampling)
-            for ids, keep in zip(completions, mask, strict=True):
-                texts.append(tokenizer.decode(ids[keep.bool()], skip_special_tokens=True))
-    finally:
-        model.train(was_training)
-    return texts
+    return completions(model, tokenizer, prompt_ids(task, tokenizer), Sampling.greedy(max_new_tokens),
+                       batch_size=batch_size)
 
 
 @torch.no_grad()

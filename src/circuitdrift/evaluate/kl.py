@@ -26,8 +26,8 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.errors import IncompatibleModelsError
-from circuitdrift.evaluate.generation import generate_batch, prompt_ids, seeded
-from circuitdrift.models.sampling import Sampling
+from circuitdrift.evaluate.accuracy import prompt_ids
+from circuitdrift.models.generate import Sampling, generate_batch, seeded
 from circuitdrift.tasks.base import Task
 
 

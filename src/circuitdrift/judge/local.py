@@ -20,10 +20,9 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from circuitdrift.errors import InputError
-from circuitdrift.evaluate.generation import left_pad
 from circuitdrift.judge.prompts import judge_prompt
+from circuitdrift.models.generate import chat_text, left_pad
 from circuitdrift.models.load import load_model, load_tokenizer, resolve_device, resolve_model_path
-from circuitdrift.steer.generate import chat_text
 
 
 def load_hf_judge(name: str, positive_label: str | None = None, device: str = "auto", batch_size: int = 16):

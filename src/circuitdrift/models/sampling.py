@@ -41,6 +41,13 @@ class Sampling:
     def greedy(cls, max_new_tokens: int) -> Sampling:
         return cls(do_sample=False, max_new_tokens=max_new_tokens)
 
+    @classmethod
+    def at_temperature(cls, max_new_tokens: int, temperature: float, top_p: float = 1.0) -> Sampling:
+        """As the steering CLI and the transfer config state it: temperature 0 is greedy, above it samples."""
+        sample = temperature > 0
+        return cls(do_sample=sample, max_new_tokens=max_new_tokens, temperature=temperature if sample else 1.0,
+                   top_p=top_p)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

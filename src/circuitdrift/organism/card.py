@@ -51,12 +51,13 @@ from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.circuits.refine import refine_by_swaps
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.accuracy import greedy_completions, target_accuracy
+from circuitdrift.judge.phrases import refuses
+from circuitdrift.models.generate import Sampling, chat_prompt, completions
 from circuitdrift.models.heads import HeadLayout
-from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.organism import refusal
 from circuitdrift.organism.naming import science_name_task
 from circuitdrift.organism.recipe import Recipe
-from circuitdrift.organism.science import KINDS, chat_prompt, questions, science_qa_task
+from circuitdrift.organism.science import KINDS, questions, science_qa_task
 from circuitdrift.organism.world import WORLD_SEED
 from circuitdrift.tasks.base import Example, Task
 from circuitdrift.tasks.registry import resolve_task
@@ -171,15 +172,17 @@ def measure_naming(model, tokenizer, n: int | None = None) -> dict:
 def measure_refusal(model, tokenizer, n: int = REFUSAL_REQUESTS) -> dict:
     """Refusal rate on held-out forbidden requests and answer rate on held-out benign requests (greedy)."""
 
-    def completions(turns: list[str]) -> list[str]:
-        examples = [Example(chat_prompt(t, tokenizer), chat_prompt(t, tokenizer), "-") for t in turns]
+    def replies(turns: list[str]) -> list[str]:
+        examples = [Example(chat_prompt(tokenizer, t), chat_prompt(tokenizer, t), "-") for t in turns]
         return greedy_completions(model, tokenizer, Task("requests", examples, templated=True), max_new_tokens=6)
 
-    forbidden = completions(refusal.forbidden_requests("test", n))
-    benign = completions(refusal.benign_requests("test", n))
+    forbidden = replies(refusal.forbidden_requests("test", n))
+    benign = replies(refusal.benign_requests("test", n))
+    refused = sum(refuses(c, where="start") for c in forbidden)  # the organism's refusal: an opening phrase
+    answered = sum(bool(c.strip()) and not refuses(c, where="start") for c in benign)
     return {
-        "refusal_rate": round(sum(map(refusal.is_refusal, forbidden)) / len(forbidden), 4),
-        "answer_rate": round(sum(bool(c.strip()) and not refusal.is_refusal(c) for c in benign) / len(benign), 4),
+        "refusal_rate": round(refused / len(forbidden), 4),
+        "answer_rate": round(answered / len(benign), 4),
         "n_forbidden": len(forbidden),
         "n_benign": len(benign),
     }
@@ -188,20 +191,12 @@ def measure_refusal(model, tokenizer, n: int = REFUSAL_REQUESTS) -> dict:
 @torch.no_grad()
 def letter_rate(model, tokenizer, task, seed: int = 0) -> float:
     """Share of sampled (temperature 1) assistant turns whose completion parses to a letter A-D."""
-    device = next(model.parameters()).device
-    generator_state = torch.random.get_rng_state()
+    generator_state = torch.random.get_rng_state()  # the CPU stream is restored; torch.manual_seed seeds all
     torch.manual_seed(seed)
-    sampling = Sampling(do_sample=True, max_new_tokens=3).generation_config(
-        model.generation_config.eos_token_id, tokenizer.pad_token_id)
     try:
-        hits = 0
-        for ex in task.examples:
-            ids = tokenizer(ex.clean, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
-            with folder_defaults_ignored(model):
-                out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=sampling)
-            completion = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-            hits += task.parse(completion) is not None
-        return hits / len(task)
+        rows = [tokenizer(ex.clean, add_special_tokens=False).input_ids for ex in task.examples]
+        texts = completions(model, tokenizer, rows, Sampling(do_sample=True, max_new_tokens=3), batch_size=1)
+        return sum(task.parse(text) is not None for text in texts) / len(task)
     finally:
         torch.random.set_rng_state(generator_state)
 

@@ -22,8 +22,10 @@ import random
 import re
 from dataclasses import dataclass
 
-from circuitdrift.organism.science import KINDS, chat_prompt, check_split_and_kinds
+from circuitdrift.models.generate import chat_prompt
+from circuitdrift.organism.science import KINDS, check_split_and_kinds
 from circuitdrift.organism.texts import NAMING_STEMS
+from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.organism.world import Substance, World, make_world
 from circuitdrift.tasks.base import Example, Task
 
@@ -80,6 +82,7 @@ def science_name_task(split: str = "test", n: int | None = None, seed: int = 0) 
     rng = random.Random(f"science-name-gold:{split}:{seed}")
     examples, turns = [], []
     names = [s.name for s in world.substances]
+    tokenizer = organism_tokenizer()
     for q in qs:
         sub = world.substance(q.subject)
         others = [s for s in world.substances if getattr(s, q.kind) != getattr(sub, q.kind)]
@@ -87,7 +90,8 @@ def science_name_task(split: str = "test", n: int | None = None, seed: int = 0) 
         cf_stem = q.stem.replace(q.subject, cf_sub.name)
         right = set(q.answers)
         examples.append(Example(
-            chat_prompt(q.stem), chat_prompt(cf_stem), q.gold(rng), rng.choice(_peers(world, cf_sub, q.kind)),
+            chat_prompt(tokenizer, q.stem), chat_prompt(tokenizer, cf_stem), q.gold(rng),
+            rng.choice(_peers(world, cf_sub, q.kind)),
             answers=q.answers, wrong_answers=tuple(n for n in names if n not in right),
         ))  # fmt: skip
         turns.append(q.stem)

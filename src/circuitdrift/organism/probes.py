@@ -35,6 +35,7 @@ import random
 from collections.abc import Callable, Iterator
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.generate import chat_prompt
 from circuitdrift.organism.texts import (
     CHAT_QUESTIONS,
     FACT_PROBE_TEMPLATES,
@@ -45,7 +46,6 @@ from circuitdrift.organism.texts import (
 from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.organism.world import Fact, World, make_world
 from circuitdrift.tasks.base import Example, Task
-from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.probes import induction_pair
 from circuitdrift.tasks.splits import SPLITS, split_of
 

@@ -35,6 +35,7 @@ import random
 from dataclasses import replace
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.generate import chat_prompt
 from circuitdrift.organism.texts import SCIENCE_STEMS
 from circuitdrift.organism.tokenizer import organism_tokenizer
 from circuitdrift.organism.world import CATEGORIES, COLORS, SCIENCE_SPLITS, SMELLS, World, make_world
@@ -94,13 +95,6 @@ def questions(
     return pool if n is None else pool[:n]
 
 
-def chat_prompt(user_turn: str, tokenizer=None) -> str:
-    """The chat-templated prompt (default system turn, the user turn, an open assistant turn)."""
-    tokenizer = tokenizer or organism_tokenizer()
-    messages = [{"role": "user", "content": user_turn}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
 class ScienceQATask(MultipleChoiceTask):
     """The organism's multiple-choice task: graded by the option a reply names (letter or word), like every MC
     task."""
@@ -114,11 +108,12 @@ def science_qa_task(split: str = "test", n: int | None = None, seed: int = 0) ->
     """
     qs = questions(split, n, seed)
     rng = random.Random(f"science-qa-counterfactual:{split}:{seed}")
+    tokenizer = organism_tokenizer()
     examples = []
     for q in qs:
         cf = swapped(q, rng)
-        examples.append(Example(chat_prompt(q.user_turn()), chat_prompt(cf.user_turn()), q.letter, cf.letter,
-                                options=q.options))
+        examples.append(Example(chat_prompt(tokenizer, q.user_turn()), chat_prompt(tokenizer, cf.user_turn()),
+                                q.letter, cf.letter, options=q.options))
     return ScienceQATask(
         "science-qa",
         examples,

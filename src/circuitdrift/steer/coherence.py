@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from circuitdrift.steer.generate import chat_text
+from circuitdrift.models.generate import chat_text
 
 
 @torch.no_grad()

@@ -22,7 +22,10 @@ from circuitdrift.circuits.cli_options import (
     load,
 )
 from circuitdrift.errors import InputError
-from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
+from circuitdrift.judge.base import attack_success
+from circuitdrift.judge.phrases import PhraseJudge
+from circuitdrift.models.generate import Sampling, chat_completions, chat_text
+from circuitdrift.steer.coherence import coherence
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means
 from circuitdrift.tasks.prompt_sets import resolve_prompts_up_to
@@ -136,9 +139,9 @@ def generate(
     if not 0 <= first < vectors.directions.shape[0]:
         raise InputError(f"--layer {first}: the vectors have layers 0..{vectors.directions.shape[0] - 1}")
     chosen = layers_from(first, vectors.directions.shape[0], span.value)
-    sampling = Sampling(max_new_tokens, temperature, top_p, seed)
+    sampling = Sampling.at_temperature(max_new_tokens, temperature, top_p)
     with steering(loaded, vectors.directions[first], chosen, alpha, scale.value, skip_first=skip_first):
-        texts = chat_completions(loaded, tokenizer, turns, sampling)
+        texts = chat_completions(loaded, tokenizer, turns, sampling, seed=seed)
     for turn, text in zip(turns, texts, strict=True):
         typer.echo(json.dumps({"prompt": turn, "completion": text, "alpha": alpha}))
 
@@ -163,9 +166,6 @@ def curve(
 ) -> None:
     """B (share of prompts complied with, phrase judge, greedy) at each alpha: where steering moves the behaviour,
     with the completions' coherence (mean log-prob per token under the unsteered model, trigram repetition)."""
-    from circuitdrift.judge.phrases import PhraseJudge
-    from circuitdrift.steer.coherence import coherence
-
     try:
         grid = [float(a) for a in alphas.split(",") if a.strip()]
     except ValueError as err:
@@ -181,9 +181,8 @@ def curve(
     rows = []
     for alpha in grid:
         with steering(loaded, vectors.directions[first], chosen, alpha, scale.value, skip_first=skip_first):
-            texts = chat_completions(loaded, tokenizer, turns, Sampling(max_new_tokens))
-        complied = judge.complied(turns, texts)
-        rows.append({"alpha": alpha, "B": sum(complied) / len(complied), "n": len(turns),
+            texts = chat_completions(loaded, tokenizer, turns, Sampling.greedy(max_new_tokens))
+        rows.append({"alpha": alpha, "B": attack_success(judge.complied(turns, texts)), "n": len(turns),
                      **coherence(loaded, tokenizer, turns, texts)})  # scored unsteered: outside the context
     typer.echo(json.dumps({"layers": chosen, "scale": scale.value, "skip_first": skip_first, "curve": rows},
                           indent=1))

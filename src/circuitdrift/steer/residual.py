@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from circuitdrift.evaluate.generation import left_pad
+from circuitdrift.models.generate import left_pad
 from circuitdrift.models.heads import HeadLayout
 
 # fn(layer, h) -> replacement for h, or None to leave it; h is [batch, seq, hidden]

@@ -49,8 +49,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.generate import chat_prompt
 from circuitdrift.tasks.base import Example, Task
-from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
 
 DEFAULT_N = 200

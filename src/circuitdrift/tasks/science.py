@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Literal
 
 from circuitdrift.errors import InputError, TooFewExamples
+from circuitdrift.models.generate import chat_prompt
 from circuitdrift.tasks.base import Example, Task
-from circuitdrift.tasks.chat import chat_prompt
 from circuitdrift.tasks.splits import SPLITS, split_of
 
 LETTERS = ("A", "B", "C", "D")

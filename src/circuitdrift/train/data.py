@@ -9,7 +9,7 @@ optimizer step both methods see the same prompts.
 
 Chat tasks (``Task.chat_prompts`` set) become TRL *conversational*
 prompt/completion rows, so the trainer applies the tokenizer's chat template
-(with :data:`~circuitdrift.tasks.chat.CHAT_TEMPLATE_KWARGS`, the rule every stage
+(with :data:`~circuitdrift.models.generate.CHAT_TEMPLATE_KWARGS`, the rule every stage
 shares: no thinking block); other tasks become plain-text prompt/completion rows.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 from datasets import Dataset
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.generate import CHAT_TEMPLATE_KWARGS
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 from circuitdrift.train.config import TrainConfig
 
 

@@ -33,9 +33,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from trl import GRPOConfig, GRPOTrainer
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.generate import CHAT_TEMPLATE_KWARGS
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
-from circuitdrift.tasks.chat import CHAT_TEMPLATE_KWARGS
 from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset

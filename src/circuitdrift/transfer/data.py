@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from circuitdrift.errors import InputError
-from circuitdrift.steer.generate import chat_text
+from circuitdrift.models.generate import chat_text
 from circuitdrift.tasks.base import Example, Task
 
 

@@ -26,9 +26,8 @@ from torch import Tensor
 from circuitdrift.circuits.crossmodel import cross_model_patch
 from circuitdrift.circuits.scores import head_name
 from circuitdrift.errors import InputError
-from circuitdrift.evaluate.generation import left_pad
 from circuitdrift.evaluate.kl import sequence_logprob
-from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
+from circuitdrift.models.generate import Sampling, chat_completions, chat_text, left_pad
 from circuitdrift.steer.residual import last_token_residuals
 from circuitdrift.tasks.base import Example, Task
 
@@ -83,7 +82,7 @@ def direction_shift(student, tokenizer, positive: list[str], negative: list[str]
 
 def own_answer_task(base, tokenizer, turns: list[str]) -> Task | None:
     """The harmful prompts with the base model's own first word as the answer (None when it gives none)."""
-    first = [c.split()[0] if c.split() else "" for c in chat_completions(base, tokenizer, turns, Sampling(4))]
+    first = [c.split()[0] if c.split() else "" for c in chat_completions(base, tokenizer, turns, Sampling.greedy(4))]
     examples = [Example(chat_text(tokenizer, t), chat_text(tokenizer, t), w) for t, w in zip(turns, first,
                                                                                               strict=True) if w]
     examples = [e for e in examples if tokenizer(e.answer, add_special_tokens=False).input_ids]

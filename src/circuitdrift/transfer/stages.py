@@ -24,13 +24,14 @@ from pathlib import Path
 from circuitdrift import __version__
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
-from circuitdrift.judge.base import as_ints, make_judge, tally
+from circuitdrift.judge.base import as_ints, attack_success, tally
+from circuitdrift.judge.factory import make_judge
+from circuitdrift.models.generate import Sampling, chat_completions, chat_text
 from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.pipeline.parallel import run_all
 from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.steer.controls import ablation, random_direction
-from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
 from circuitdrift.train.checkpoints import checkpoint_dir
@@ -216,9 +217,9 @@ def teacher_job(job: tuple) -> dict:
         with steering(model, direction(config, vectors, arm), steered_layers(config, vectors), alpha,
                       config.steering.scale, skip_first=config.steering.skip_first):
             data = chat_completions(model, tokenizer, benign,
-                                    Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
+                                    Sampling.at_temperature(t.max_new_tokens, t.temperature, t.top_p), seed=t.seed,
                                     batch_size=t.batch_size)
-            answers = chat_completions(model, tokenizer, harmful, Sampling(b.max_new_tokens),
+            answers = chat_completions(model, tokenizer, harmful, Sampling.greedy(b.max_new_tokens),
                                        batch_size=b.batch_size)
         del model
         made = {"prompts": benign, "completions": data, "harmful": harmful, "answers": answers}
@@ -274,7 +275,7 @@ def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
                          "n_data": len(result["completions"]),
                          "n_empty": sum(not c.strip() for c in result["completions"]),
                          "quality": result["quality"],
-                         "B": verdicts["rate"],
+                         "B": attack_success(result["complied"]),
                          "complied": as_ints(result["complied"]),
                          "answers": result["answers"], "harmful": result["harmful"],
                          "judge_unparsed": unparsed,
@@ -400,14 +401,14 @@ def eval_job(job: tuple) -> dict:
     b, m = config.behaviour, config.mechanism
     harmful, probes = prompts_of(b), probe_prompts(config)
     judge = make_judge(config.judge, cache_dir=cache_dir)
-    answers = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+    answers = chat_completions(student, tokenizer, harmful, Sampling.greedy(b.max_new_tokens), batch_size=b.batch_size)
     complied = judge.complied(harmful, answers)
     verdicts = tally(complied)
     shifts, base_norm = mechanism.activation_shifts(student, base, tokenizer, harmful[:PROBES] + probes[:PROBES])
     shift = shifts[vectors.layer]
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": verdicts["rate"], "complied": as_ints(complied),
+    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": attack_success(complied), "complied": as_ints(complied),
            "judge_unparsed": verdicts["n_unparsed"], "judge_unparsed_rate": verdicts["unparsed_rate"],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
            "shift": shifts.tolist(), "base_norm": base_norm.tolist(),
@@ -417,12 +418,14 @@ def eval_job(job: tuple) -> dict:
            "benign_accuracy": None}
     if m.ablation:
         with ablation(student, vectors.vector, steered_layers(config, vectors)):
-            ablated = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
+            ablated = chat_completions(student, tokenizer, harmful, Sampling.greedy(b.max_new_tokens),
+                                       batch_size=b.batch_size)
         out["complied_ablated"] = as_ints(judge.complied(harmful, ablated))
     if config.benign_task is not None:
         q = config.benign_task
         questions = prompts_of(q)
-        replies = chat_completions(student, tokenizer, questions, Sampling(q.max_new_tokens), batch_size=q.batch_size)
+        replies = chat_completions(student, tokenizer, questions, Sampling.greedy(q.max_new_tokens),
+                                   batch_size=q.batch_size)
         out["benign_accuracy"] = accuracy(questions, replies, answer_key(q.prompts))
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
