@@ -1,6 +1,6 @@
 """Where the sweep's independent training runs execute: the local process pool, or a cluster through submitit.
 
-``launcher: {kind: local}`` (the default) runs them in :func:`~.parallel.run_all`'s worker
+``launcher: {kind: local}`` (the default) runs them in :func:`~circuitdrift.engine.pool.run_all`'s worker
 processes. ``kind: submitit`` hands each (method, lr, seed) run to submitit as one task of a
 job array (SLURM on a cluster; ``cluster: local`` runs the jobs as local processes, ``debug``
 in this process). Every job writes into the same run folder under the same cache keys
@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from circuitdrift.engine.pool import JobPlan, prepare_worker, run_all
 from circuitdrift.errors import InputError
-from circuitdrift.pipeline.parallel import JobPlan, prepare_worker, run_all
 
 
 class SubmititSettings(BaseModel):

@@ -1,6 +1,6 @@
 """Everything measured at one checkpoint of one run, the same way at every checkpoint.
 
-Runs in worker processes (:mod:`circuitdrift.pipeline.parallel`): a worker
+Runs in worker processes (:mod:`circuitdrift.engine.pool`): a worker
 builds a :class:`BaseReference` once (the base model, its tasks and the
 base-side numbers every checkpoint is compared with) and reuses it for every
 checkpoint it measures.
@@ -27,6 +27,7 @@ from pathlib import Path
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
@@ -34,7 +35,6 @@ from circuitdrift.evaluate.drift import answer_logprobs
 from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.progress import Reporter
 
 
 @dataclass

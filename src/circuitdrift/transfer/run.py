@@ -12,14 +12,15 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from circuitdrift.engine.config import resolved_yaml
+from circuitdrift.engine.pool import job_plan, set_threads
+from circuitdrift.engine.progress import Reporter
+from circuitdrift.engine.store import RunStore
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json, write_text
-from circuitdrift.pipeline.parallel import job_plan, set_threads
-from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.store import RunStore
 from circuitdrift.steer.residual import decoder_layers
 from circuitdrift.transfer import stages
-from circuitdrift.transfer.config import TransferConfig, load_transfer_config, resolved_yaml
+from circuitdrift.transfer.config import TransferConfig, load_transfer_config
 from circuitdrift.transfer.report import build_transfer_report
 from circuitdrift.transfer.results import build_results, results_csv
 from circuitdrift.transfer.slices import check_disjoint

@@ -22,13 +22,13 @@ from functools import cached_property
 from pathlib import Path
 
 from circuitdrift import __version__
+from circuitdrift.engine.pool import run_all
+from circuitdrift.engine.progress import Reporter
+from circuitdrift.engine.store import RunStore, key_of, sha256_file
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.judge.base import as_ints, make_judge, tally
 from circuitdrift.models.load import load_model, resolve_model_path
-from circuitdrift.pipeline.parallel import run_all
-from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.steer.controls import ablation, random_direction
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
