@@ -13,10 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from circuitdrift import __version__
-from circuitdrift.engine.pool import JobPlan
+from circuitdrift.engine.config import resolved_yaml
+from circuitdrift.engine.pool import JobPlan, job_plan, set_threads
 from circuitdrift.engine.progress import Reporter
 from circuitdrift.engine.store import RunStore, key_of, sha256_file
+from circuitdrift.errors import InputError
+from circuitdrift.io import write_json, write_text
 from circuitdrift.models.load import load_model, resolve_model_path
+
+
+def parent_plan(config, jobs: int | None) -> JobPlan:
+    """The parent process's setup for an experiment: the libraries' own progress bars off (ours covers the
+    stages), ``--jobs`` checked, this process's torch threads like a worker's; the worker plan."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
+    set_threads(config.threads)  # the parent's own work (base circuits, the steering vector) runs like a worker's
+    return job_plan(config.device, jobs)
 
 
 def load_configured(config, name_or_path: str | Path | None = None):
@@ -62,6 +79,17 @@ class EngineContext:
     @cached_property
     def base_identity(self) -> str:
         return model_identity(self.config.base_model)
+
+    def open_folder(self, folder: str | Path, *, source: str, environment: dict) -> RunStore:
+        """Create (or reopen) the run folder with the resolved config and environment.json beside the artifacts."""
+        self.store = store = RunStore(folder)
+        write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(self.config))
+        write_json(store.path("environment.json"), environment)
+        return store
+
+    def write_timings(self) -> None:
+        """timings.json: seconds per stage and item (never in results.json, which stays byte-identical)."""
+        write_json(self.store.path("timings.json"), self.reporter.timings)
 
     def key(self, *parts) -> str:
         """An artifact's cache key: the package version and the inputs it depends on (engine/store.py)."""

@@ -19,11 +19,10 @@ from circuitdrift.compare.recipe import compute_per_step, recipe_summary
 from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, selection_split, sweep_analysis
 from circuitdrift.compare.tables import results_csv
-from circuitdrift.engine.config import resolved_yaml
+from circuitdrift.engine.context import parent_plan
 from circuitdrift.engine.environment import environment_record
-from circuitdrift.engine.pool import JobPlan, job_plan, set_threads
+from circuitdrift.engine.pool import JobPlan
 from circuitdrift.engine.progress import Reporter
-from circuitdrift.engine.store import RunStore
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
 from circuitdrift.evaluate.lmeval import check_lm_eval
@@ -52,19 +51,11 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     A config with several target tasks runs one experiment per task, each in its own subfolder
     ``out/<task>`` (a complete run folder), and writes an index page beside them.
     """
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress display covers the stages
-    datasets.disable_progress_bars()
     config, source = load_config(config_path)
-    if jobs is not None and jobs < 1:
-        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
-    set_threads(config.threads)  # the parent's own work (base circuits) runs like a worker's
+    plan = parent_plan(config, jobs)
     reporter = Reporter(quiet)
     root = Path(out) if out is not None else Path("runs") / config.name
     tasks = config.target_tasks()
-    plan = job_plan(config.device, jobs)
     contexts = {task: RunContext(config.for_task(task), None, reporter, jobs=plan) for task in tasks}
     for ctx in contexts.values():
         check_against_model(ctx)  # before any run folder exists: bad input leaves nothing behind
@@ -82,9 +73,7 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
 def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
     """One target task's experiment into ``folder``: circuits, training, measurements, comparison, report."""
     config, reporter = ctx.config, ctx.reporter
-    ctx.store = store = RunStore(folder)
-    write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
-    write_json(store.path("environment.json"), environment(config, ctx.jobs))
+    store = ctx.open_folder(folder, source=source, environment=environment(config, ctx.jobs))
     circuits = stages.base_circuits(ctx)
     first = [m for m in config.methods if m != stages.PRESERVE]
     checkpoints = stages.training(ctx, first) if first else {}
@@ -100,7 +89,7 @@ def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
         compare(ctx, circuits, records)
     with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
         build_report(store.root)
-    write_json(store.path("timings.json"), reporter.timings)
+    ctx.write_timings()
     reporter.log(f"done: {store.root / 'report.html'}")
     return store.root
 

@@ -7,10 +7,10 @@ Two arms: ``refusal`` steers the teacher along r (paths as before: teacher/alpha
 along a seeded direction orthogonal to r with its norm (teacher/random/alpha<a>/...); alpha = 0 (the
 control) is the refusal arm's only.
 
-Jobs are module-level functions of picklable tuples, run ``jobs`` at a time in
-worker processes (pipeline/parallel.py); the parent alone writes the run folder's
-manifest. Each artifact's key hashes the settings and upstream keys it depends on
-(pipeline/store.py), so a rerun redoes only what a change touched.
+Each stage is one :func:`~circuitdrift.engine.stage.cached_stage`: jobs are module-level functions
+run ``jobs`` at a time in worker processes (engine/pool.py); the parent alone writes the run
+folder's manifest. Each artifact's key hashes the settings and upstream keys it depends on
+(engine/store.py), so a rerun redoes only what a change touched.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
-from circuitdrift import __version__
-from circuitdrift.engine.pool import run_all
-from circuitdrift.engine.progress import Reporter
-from circuitdrift.engine.store import RunStore, key_of, sha256_file
+from circuitdrift.engine.context import EngineContext, load_configured
+from circuitdrift.engine.stage import Item, cached_stage
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.judge.base import as_ints, make_judge, tally
-from circuitdrift.models.load import load_model, resolve_model_path
 from circuitdrift.steer.controls import ablation, random_direction
 from circuitdrift.steer.generate import Sampling, chat_completions, chat_text
 from circuitdrift.steer.steering import layers_from, steering
@@ -99,35 +95,10 @@ def prompts_of(source: PromptSource) -> list[str]:
 
 
 @dataclass
-class TransferContext:
+class TransferContext(EngineContext):
+    """The engine's context with the transfer experiment's cache keys."""
+
     config: TransferConfig
-    store: RunStore | None
-    reporter: Reporter
-    jobs: int = 1
-
-    @cached_property
-    def base(self):
-        return load_base(self.config)
-
-    def release_base(self) -> None:
-        """Drop the parent's copy of the base model: jobs run in this process with --jobs 1 and load their own."""
-        if self.__dict__.pop("base", None) is not None:
-            import gc
-
-            import torch
-
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-    @cached_property
-    def base_identity(self) -> str:
-        source = Path(resolve_model_path(self.config.base_model))
-        files = sorted(source.glob("*.safetensors")) if source.is_dir() else []
-        return key_of(self.config.base_model, [(f.name, sha256_file(f)) for f in files])
-
-    def key(self, *parts) -> str:
-        return key_of(__version__, *parts)
 
     def vector_key(self) -> str:
         c = self.config
@@ -160,29 +131,30 @@ class TransferContext:
 
 
 def load_base(config: TransferConfig):
-    return load_model(config.base_model, dtype=config.dtype, device=config.device,
-                      attn_implementation=config.attn_implementation)
+    return load_configured(config)
 
 
 # ---- stage 1: the steering vector ------------------------------------------------------------------------
 
 def steering_vector(ctx: TransferContext) -> SteeringVectors:
     s = ctx.config.steering
-    key = ctx.vector_key()
-    with ctx.reporter.stage("steering vector", 1) as rep:
-        cached = ctx.store.fresh(VECTOR, key)
-        with rep.item(f"{s.positive} - {s.negative}", cached):
-            if not cached:
-                model, tokenizer = ctx.base
-                pos, neg = positive_prompts(ctx.config), prompts_of(negative_source(ctx.config))
-                vectors = difference_of_means(
-                    model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
-                    held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
-                                                              "negative": s.negative, "split": s.split},
-                    layer_range=s.layer_range,
-                )  # fmt: skip
-                vectors.save(ctx.store.path(VECTOR))
-                ctx.store.mark(VECTOR, key)
+
+    def compute(item: Item) -> SteeringVectors:
+        model, tokenizer = ctx.base
+        pos, neg = positive_prompts(ctx.config), prompts_of(negative_source(ctx.config))
+        return difference_of_means(
+            model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
+            held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
+                                                      "negative": s.negative, "split": s.split},
+            layer_range=s.layer_range,
+        )  # fmt: skip
+
+    def save(item: Item, vectors: SteeringVectors) -> None:
+        vectors.save(ctx.store.path(VECTOR))
+        ctx.store.mark(VECTOR, item.key)
+
+    item = Item(VECTOR, f"{s.positive} - {s.negative}", ctx.vector_key(), (VECTOR,))
+    cached_stage(ctx, "steering vector", [item], compute=compute, save=save)
     return SteeringVectors.load(ctx.store.path(VECTOR))
 
 
@@ -251,39 +223,37 @@ def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
     An answer the judge could not read (neither yes nor no) counts as no; how many there were is in
     ``behaviour.json`` (``judge_unparsed``, ``judge_unparsed_rate``).
     """
-    out: dict[tuple[str, float], dict] = {}
-    todo = []
-    items = teacher_items(ctx.config)
-    with ctx.reporter.stage("teachers", len(items)) as rep:
-        for arm, alpha in items:
-            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
-            if ctx.store.fresh(f"{rel}/data.jsonl", key) and ctx.store.fresh(f"{rel}/behaviour.json", key):
-                out[(arm, alpha)] = ctx.store.read_json(f"{rel}/behaviour.json")
-                rep.record(label(arm, alpha), 0.0, cached=True)
-                continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
-                         str(ctx.store.path(generations_rel(ctx, alpha, arm)))))
-        for job, result, seconds in run_all(teacher_job, todo, ctx.jobs, ctx.config.threads):
-            arm, alpha = job[3], job[4]
-            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
-            ctx.store.write_text(f"{rel}/data.jsonl", data_lines(result["prompts"], result["completions"],
-                                                                 result["flagged"]), key)
-            flags, verdicts = tally(result["flagged"]), tally(result["complied"])
-            unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
-            behaviour = {"alpha": alpha, "arm": arm, "flag_rate": flags["rate"],
-                         "n_data": len(result["completions"]),
-                         "n_empty": sum(not c.strip() for c in result["completions"]),
-                         "quality": result["quality"],
-                         "B": verdicts["rate"],
-                         "complied": as_ints(result["complied"]),
-                         "answers": result["answers"], "harmful": result["harmful"],
-                         "judge_unparsed": unparsed,
-                         "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
-            ctx.store.write_json(f"{rel}/behaviour.json", behaviour, key)
-            Path(job[5]).unlink(missing_ok=True)  # its answers are in data.jsonl and behaviour.json now
-            out[(arm, alpha)] = behaviour
-            rep.record(label(arm, alpha), seconds)
-    return out
+    items = [Item((arm, alpha), label(arm, alpha), ctx.teacher_key(alpha, arm),
+                  (f"{teacher_rel(alpha, arm)}/data.jsonl", f"{teacher_rel(alpha, arm)}/behaviour.json"))
+             for arm, alpha in teacher_items(ctx.config)]
+
+    def job(item: Item) -> tuple:
+        arm, alpha = item.name
+        return (ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
+                str(ctx.store.path(generations_rel(ctx, alpha, arm))))
+
+    def save(item: Item, result: dict) -> dict:
+        (arm, alpha), (data_rel, behaviour_rel) = item.name, item.rels
+        ctx.store.write_text(data_rel, data_lines(result["prompts"], result["completions"], result["flagged"]),
+                             item.key)
+        flags, verdicts = tally(result["flagged"]), tally(result["complied"])
+        unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
+        behaviour = {"alpha": alpha, "arm": arm, "flag_rate": flags["rate"],
+                     "n_data": len(result["completions"]),
+                     "n_empty": sum(not c.strip() for c in result["completions"]),
+                     "quality": result["quality"],
+                     "B": verdicts["rate"],
+                     "complied": as_ints(result["complied"]),
+                     "answers": result["answers"], "harmful": result["harmful"],
+                     "judge_unparsed": unparsed,
+                     "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
+        ctx.store.write_json(behaviour_rel, behaviour, item.key)
+        # its answers are in data.jsonl and behaviour.json now
+        ctx.store.path(generations_rel(ctx, alpha, arm)).unlink(missing_ok=True)
+        return behaviour
+
+    return cached_stage(ctx, "teachers", items, worker=teacher_job, job=job, save=save,
+                        load=lambda item: ctx.store.read_json(item.rels[1]))
 
 
 # ---- stage 2b: the training data, filtered and matched in size when asked ----------------------------------
@@ -344,23 +314,16 @@ def student_job(job: tuple) -> None:
 
 
 def students(ctx: TransferContext) -> None:
-    items = student_items(ctx.config)
-    todo = []
-    with ctx.reporter.stage("students", len(items)) as rep:
-        for arm, alpha, seed in items:
-            rel, key = student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm)
-            if ctx.store.fresh(rel, key):
-                rep.record(label(arm, alpha, seed), 0.0, cached=True)
-                continue
-            if ctx.store.key(rel) != key:
-                ctx.store.remove(rel)  # never started, or started with other settings: start over
-            ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
-            todo.append((ctx.config, arm, alpha, seed, data, str(ctx.store.path(rel))))
-        for job, _, seconds in run_all(student_job, todo, ctx.jobs, ctx.config.threads):
-            _, arm, alpha, seed, _, _ = job
-            ctx.store.mark(student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm))
-            rep.record(label(arm, alpha, seed), seconds)
+    items = [Item((arm, alpha, seed), label(arm, alpha, seed), ctx.student_key(alpha, seed, arm),
+                  (student_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
+
+    def job(item: Item) -> tuple:
+        arm, alpha, seed = item.name
+        data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
+        return (ctx.config, arm, alpha, seed, data, str(ctx.store.path(item.rels[0])))
+
+    # a kill resumes a student from its last checkpoint
+    cached_stage(ctx, "students", items, worker=student_job, job=job, resumable=True)
 
 
 def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
@@ -380,8 +343,7 @@ def load_student(config: TransferConfig, folder: str | Path):
     bf16 weights would round small updates away), or the full fine-tuned folder."""
     path = final_checkpoint(config, folder)
     if config.student.lora is None:
-        return load_model(str(path), dtype=config.dtype, device=config.device,
-                          attn_implementation=config.attn_implementation)
+        return load_configured(config, path)
     from peft import PeftModel
 
     base, tokenizer = load_base(config)
@@ -433,21 +395,17 @@ def eval_job(job: tuple) -> dict:
 
 
 def evaluations(ctx: TransferContext) -> dict[tuple[str, float, int], dict]:
-    items = student_items(ctx.config)
-    out: dict[tuple[str, float, int], dict] = {}
-    todo = []
-    with ctx.reporter.stage("student measures", len(items)) as rep:
-        for arm, alpha, seed in items:
-            rel, key = eval_rel(alpha, seed, arm), ctx.eval_key(alpha, seed, arm)
-            if ctx.store.fresh(rel, key):
-                out[(arm, alpha, seed)] = ctx.store.read_json(rel)
-                rep.record(label(arm, alpha, seed), 0.0, cached=True)
-                continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
-                         seed, str(ctx.store.path(student_rel(alpha, seed, arm)))))
-        for job, result, seconds in run_all(eval_job, todo, ctx.jobs, ctx.config.threads):
-            arm, alpha, seed = job[3], job[4], job[5]
-            ctx.store.write_json(eval_rel(alpha, seed, arm), result, ctx.eval_key(alpha, seed, arm))
-            out[(arm, alpha, seed)] = result
-            rep.record(label(arm, alpha, seed), seconds)
-    return out
+    items = [Item((arm, alpha, seed), label(arm, alpha, seed), ctx.eval_key(alpha, seed, arm),
+                  (eval_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
+
+    def job(item: Item) -> tuple:
+        arm, alpha, seed = item.name
+        return (ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha, seed,
+                str(ctx.store.path(student_rel(alpha, seed, arm))))
+
+    def save(item: Item, result: dict) -> dict:
+        ctx.store.write_json(item.rels[0], result, item.key)
+        return result
+
+    return cached_stage(ctx, "student measures", items, worker=eval_job, job=job, save=save,
+                        load=lambda item: ctx.store.read_json(item.rels[0]))
