@@ -22,11 +22,12 @@ from circuitdrift.circuits.scores import HeadScores, head_name, parse_head
 from circuitdrift.circuits.vulnerability import differential_vulnerability
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.compare.sweep import primary_learning_rates
-from circuitdrift.engine.progress import Reporter
+from circuitdrift.engine.context import load_configured
 from circuitdrift.engine.stage import Item, cached_stage
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.jobs import MeasureJob, TrainJob
 from circuitdrift.pipeline.launch import launch
 from circuitdrift.pipeline.measure import measure_job
 from circuitdrift.tasks.registry import resolve_task
@@ -110,13 +111,12 @@ def train_key(ctx: RunContext, method: str, lr: float, seed: int) -> str:
     return ctx.key("train", *parts)
 
 
-def train_job(job: tuple) -> None:
+def train_job(job: TrainJob) -> None:
     """Worker: one (method, lr, seed) run into its folder (resumes from the folder's last checkpoint)."""
-    config, method, lr, seed, folder, preservation = job
-    ctx = RunContext(config, None, Reporter(quiet=True))
-    model, tokenizer = ctx.load(config.base_model)
-    train(method, model, config.target_task, config.train_config(seed, lr), folder, tokenizer=tokenizer,
-          preservation=preservation)
+    config = job.config
+    model, tokenizer = load_configured(config)
+    train(job.method, model, config.target_task, config.train_config(job.seed, job.learning_rate), job.folder,
+          tokenizer=tokenizer, preservation=job.preservation)
 
 
 Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {step: checkpoint folder (relative)}
@@ -128,10 +128,11 @@ def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "tr
     items = [Item(run, f"{run[0]} lr {run[1]:g} seed {run[2]}", train_key(ctx, *run), (run_folder(*run),))
              for run in runs]
 
-    def job(item: Item) -> tuple:
+    def job(item: Item) -> TrainJob:
         method, lr, seed = item.name
-        preservation = ctx.preservation if method == PRESERVE else None
-        return (ctx.config, method, lr, seed, str(ctx.store.path(item.rels[0])), preservation)
+        return TrainJob(ctx.config, method=method, learning_rate=lr, seed=seed,
+                        folder=str(ctx.store.path(item.rels[0])),
+                        preservation=ctx.preservation if method == PRESERVE else None)
 
     def runner(fn, todo):
         return launch(ctx.config.launcher, fn, todo, jobs=ctx.jobs, threads=ctx.config.threads,
@@ -139,7 +140,7 @@ def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "tr
 
     # longest runs first, stable: config order within a method; a kill resumes from the last checkpoint
     cached_stage(ctx, stage, items, worker=train_job, job=job, runner=runner, resumable=True,
-                 order=lambda job: -expected_cost(ctx.config, job[1]))
+                 order=lambda job: -expected_cost(ctx.config, job.method))
     return {run: checkpoint_folders(ctx, *run) for run in runs}
 
 
@@ -194,11 +195,12 @@ def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCir
                 for step, folder in sorted(steps.items()) if step > 0}
     items = [Item(name, _label(*name), measure_key(ctx, *name), (measure_rel(*name),)) for name in folders]
 
-    def job(item: Item) -> tuple:
+    def job(item: Item) -> MeasureJob:
         method, lr, seed, step = item.name
         folder = folders[item.name]
-        path = None if folder is None else str(ctx.store.path(folder))
-        return (ctx.config, circuits, ref_key, method, seed, lr, step, path, ctx.exact_at(step))
+        return MeasureJob(ctx.config, circuits, reference_key=ref_key, method=method, seed=seed, learning_rate=lr,
+                          step=step, folder=None if folder is None else str(ctx.store.path(folder)),
+                          exact=ctx.exact_at(step))
 
     def save(item: Item, record: dict) -> CheckpointMeasurement:
         ctx.store.write_json(item.rels[0], record, item.key)

@@ -34,6 +34,7 @@ from circuitdrift.train.run import train
 from circuitdrift.transfer import mechanism
 from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
+from circuitdrift.transfer.jobs import EvalJob, StudentJob, TeacherJob, arm_label
 from circuitdrift.transfer.quality import accuracy, answer_key, data_quality
 from circuitdrift.transfer.slices import (
     PROBES,
@@ -78,11 +79,6 @@ def teacher_items(config: TransferConfig) -> list[tuple[str, float]]:
 
 def student_items(config: TransferConfig) -> list[tuple[str, float, int]]:
     return [(arm, a, s) for arm, a in teacher_items(config) for s in config.seeds]
-
-
-def label(arm: str, alpha: float, seed: int | None = None) -> str:
-    text = f"alpha {alpha:g}" if arm == "refusal" else f"random alpha {alpha:g}"
-    return text if seed is None else f"{text} seed {seed}"
 
 
 def direction(config: TransferConfig, vectors: SteeringVectors, arm: str):
@@ -171,21 +167,21 @@ def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int
 
 # ---- stage 2: the steered teacher: its benign data and its behaviour ------------------------------------
 
-def teacher_job(job: tuple) -> dict:
+def teacher_job(job: TeacherJob) -> dict:
     """Worker: at one alpha and arm, the teacher's sampled answers to the benign prompts and greedy answers to
     the harmful ones, with the judge's verdicts and the data's quality.
 
     The answers are written to ``generations`` before the judge is asked, and read back from it when it
     exists, so a judge that fails (an endpoint down) costs no generation on the rerun.
     """
-    config, vector_path, cache_dir, arm, alpha, generations = job
+    config, generations = job.config, job.generations
     t, b = config.teacher_data, config.behaviour
     benign, harmful = prompts_of(t), prompts_of(b)
     made = _read_generations(generations, benign, harmful)
     if made is None:
         model, tokenizer = load_base(config)
-        vectors = SteeringVectors.load(vector_path)
-        with steering(model, direction(config, vectors, arm), steered_layers(config, vectors), alpha,
+        vectors = SteeringVectors.load(job.vector_path)
+        with steering(model, direction(config, vectors, job.arm), steered_layers(config, vectors), job.alpha,
                       config.steering.scale, skip_first=config.steering.skip_first):
             data = chat_completions(model, tokenizer, benign,
                                     Sampling(t.max_new_tokens, t.temperature, t.top_p, t.seed),
@@ -195,7 +191,7 @@ def teacher_job(job: tuple) -> dict:
         del model
         made = {"prompts": benign, "completions": data, "harmful": harmful, "answers": answers}
         write_json(generations, made)
-    judge = make_judge(config.judge, cache_dir=cache_dir)
+    judge = make_judge(config.judge, cache_dir=job.judge_cache)
     benign, data = made["prompts"], made["completions"]
     flagged = judge.flagged(benign, data)
     quality = data_quality(benign, data, flagged, judge.complied(benign, data), answer_key(t.prompts))
@@ -223,14 +219,15 @@ def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
     An answer the judge could not read (neither yes nor no) counts as no; how many there were is in
     ``behaviour.json`` (``judge_unparsed``, ``judge_unparsed_rate``).
     """
-    items = [Item((arm, alpha), label(arm, alpha), ctx.teacher_key(alpha, arm),
+    items = [Item((arm, alpha), arm_label(arm, alpha), ctx.teacher_key(alpha, arm),
                   (f"{teacher_rel(alpha, arm)}/data.jsonl", f"{teacher_rel(alpha, arm)}/behaviour.json"))
              for arm, alpha in teacher_items(ctx.config)]
 
-    def job(item: Item) -> tuple:
+    def job(item: Item) -> TeacherJob:
         arm, alpha = item.name
-        return (ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
-                str(ctx.store.path(generations_rel(ctx, alpha, arm))))
+        return TeacherJob(ctx.config, vector_path=str(ctx.store.path(VECTOR)),
+                          judge_cache=str(ctx.store.path(JUDGE_CACHE)), arm=arm, alpha=alpha,
+                          generations=str(ctx.store.path(generations_rel(ctx, alpha, arm))))
 
     def save(item: Item, result: dict) -> dict:
         (arm, alpha), (data_rel, behaviour_rel) = item.name, item.rels
@@ -268,7 +265,7 @@ def matched_rows(data: dict[tuple[str, float], list[dict]]) -> dict[tuple[str, f
     kept = {item: [r for r in rows if not r["flagged"] and r["completion"].strip()] for item, rows in data.items()}
     n = min(len(rows) for rows in kept.values())
     if n == 0:
-        empty = [label(arm, a) for (arm, a), rows in kept.items() if not rows]
+        empty = [arm_label(arm, a) for (arm, a), rows in kept.items() if not rows]
         raise InputError(f"teacher_data.filter flagged: no unflagged answer left at {', '.join(empty)}")
     return {item: rows[:n] for item, rows in kept.items()}
 
@@ -294,19 +291,19 @@ def training_data(ctx: TransferContext, teacher: dict[tuple[str, float], dict]) 
 
 # ---- stage 3: students distilled on each teacher's data -------------------------------------------------
 
-def student_job(job: tuple) -> None:
+def student_job(job: StudentJob) -> None:
     """Worker: SFT of the base model on one teacher's data, with one seed (resumes a killed run).
 
     A LoRA student is kept as its adapter (``adapter/checkpoint-<steps>``, megabytes) over the base named by
     ``base_model``: no copy of the base at step 0 and no merged export, which for a 7B base would be 15 GB
     (bf16) or 30 GB (float32) per student. The finished adapter's optimizer state is dropped.
     """
-    config, arm, alpha, seed, data_path, folder = job
+    config, arm, alpha, folder = job.config, job.arm, job.alpha, job.folder
     model, tokenizer = load_base(config)
     name = f"teacher-{alpha_name(alpha)}" if arm == "refusal" else f"teacher-{arm}-{alpha_name(alpha)}"
-    task = distillation_task(read_data(data_path), tokenizer, name)
+    task = distillation_task(read_data(job.data_path), tokenizer, name)
     lora = config.student.lora is not None
-    train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer, adapter_only=lora)
+    train("sft", model, task, config.student_config(job.seed), folder, tokenizer=tokenizer, adapter_only=lora)
     if lora:
         for state in Path(folder, "adapter").glob("checkpoint-*/optimizer.pt"):
             state.unlink()  # finished: no resume will read it
@@ -314,13 +311,14 @@ def student_job(job: tuple) -> None:
 
 
 def students(ctx: TransferContext) -> None:
-    items = [Item((arm, alpha, seed), label(arm, alpha, seed), ctx.student_key(alpha, seed, arm),
+    items = [Item((arm, alpha, seed), arm_label(arm, alpha, seed), ctx.student_key(alpha, seed, arm),
                   (student_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
 
-    def job(item: Item) -> tuple:
+    def job(item: Item) -> StudentJob:
         arm, alpha, seed = item.name
-        data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
-        return (ctx.config, arm, alpha, seed, data, str(ctx.store.path(item.rels[0])))
+        return StudentJob(ctx.config, arm=arm, alpha=alpha, seed=seed,
+                          data_path=str(ctx.store.path(train_data_rel(ctx.config, alpha, arm))),
+                          folder=str(ctx.store.path(item.rels[0])))
 
     # a kill resumes a student from its last checkpoint
     cached_stage(ctx, "students", items, worker=student_job, job=job, resumable=True)
@@ -352,16 +350,16 @@ def load_student(config: TransferConfig, folder: str | Path):
 
 # ---- stage 4: each student's behaviour and mechanism ----------------------------------------------------
 
-def eval_job(job: tuple) -> dict:
+def eval_job(job: EvalJob) -> dict:
     """Worker: the student's answers to the harmful prompts (judged), with r ablated too; its activation shift
     at every layer; the prefix log-likelihoods; its benign accuracy; its CMAP."""
-    config, vector_path, cache_dir, arm, alpha, seed, folder = job
+    config = job.config
     base, tokenizer = load_base(config)
-    student, _ = load_student(config, folder)
-    vectors = SteeringVectors.load(vector_path)
+    student, _ = load_student(config, job.folder)
+    vectors = SteeringVectors.load(job.vector_path)
     b, m = config.behaviour, config.mechanism
     harmful, probes = prompts_of(b), probe_prompts(config)
-    judge = make_judge(config.judge, cache_dir=cache_dir)
+    judge = make_judge(config.judge, cache_dir=job.judge_cache)
     answers = chat_completions(student, tokenizer, harmful, Sampling(b.max_new_tokens), batch_size=b.batch_size)
     complied = judge.complied(harmful, answers)
     verdicts = tally(complied)
@@ -369,7 +367,7 @@ def eval_job(job: tuple) -> dict:
     shift = shifts[vectors.layer]
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": verdicts["rate"], "complied": as_ints(complied),
+    out = {"alpha": job.alpha, "seed": job.seed, "arm": job.arm, "B": verdicts["rate"], "complied": as_ints(complied),
            "judge_unparsed": verdicts["n_unparsed"], "judge_unparsed_rate": verdicts["unparsed_rate"],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
            "shift": shifts.tolist(), "base_norm": base_norm.tolist(),
@@ -395,13 +393,14 @@ def eval_job(job: tuple) -> dict:
 
 
 def evaluations(ctx: TransferContext) -> dict[tuple[str, float, int], dict]:
-    items = [Item((arm, alpha, seed), label(arm, alpha, seed), ctx.eval_key(alpha, seed, arm),
+    items = [Item((arm, alpha, seed), arm_label(arm, alpha, seed), ctx.eval_key(alpha, seed, arm),
                   (eval_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
 
-    def job(item: Item) -> tuple:
+    def job(item: Item) -> EvalJob:
         arm, alpha, seed = item.name
-        return (ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha, seed,
-                str(ctx.store.path(student_rel(alpha, seed, arm))))
+        return EvalJob(ctx.config, vector_path=str(ctx.store.path(VECTOR)),
+                       judge_cache=str(ctx.store.path(JUDGE_CACHE)), arm=arm, alpha=alpha, seed=seed,
+                       folder=str(ctx.store.path(student_rel(alpha, seed, arm))))
 
     def save(item: Item, result: dict) -> dict:
         ctx.store.write_json(item.rels[0], result, item.key)
