@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from circuitdrift.engine.pool import Job, run_all
+
+if TYPE_CHECKING:
+    from circuitdrift.engine.context import EngineContext
 
 Runner = Callable[[Callable[[Any], Any], Sequence[Any]], Iterator[tuple[Any, Any, float]]]
 
@@ -33,7 +36,7 @@ class Item:
     rels: tuple[str, ...]
 
 
-def cached_stage(ctx, title: str, items: Sequence[Item], *,
+def cached_stage(ctx: EngineContext, title: str, items: Sequence[Item], *,
                  save: Callable[[Item, Any], Any] | None = None, load: Callable[[Item], Any] | None = None,
                  compute: Callable[[Item], Any] | None = None,
                  worker: Callable[[Any], Any] | None = None, job: Callable[[Item], Job] | None = None,
@@ -65,7 +68,7 @@ def cached_stage(ctx, title: str, items: Sequence[Item], *,
                 todo.append((item, job(item)))
         if order is not None:
             todo.sort(key=lambda pair: order(pair[1]))
-        by_job = {id(made): item for item, made in todo}
+        by_job = {id(made): item for item, made in todo}  # runners yield back the job objects they were given
         run = runner if runner is not None else default_runner(ctx)
         for made, result, seconds in run(worker, [made for _, made in todo]) if todo else ():
             item = by_job[id(made)]
@@ -74,7 +77,7 @@ def cached_stage(ctx, title: str, items: Sequence[Item], *,
     return values
 
 
-def default_runner(ctx) -> Runner:
+def default_runner(ctx: EngineContext) -> Runner:
     """The local worker pool with the context's job plan and torch threads."""
     return lambda fn, jobs: run_all(fn, jobs, ctx.jobs, ctx.config.threads)
 

@@ -126,10 +126,6 @@ class TransferContext(EngineContext):
                         c.benign_task.model_dump(mode="json") if c.benign_task else None)
 
 
-def load_base(config: TransferConfig):
-    return load_configured(config)
-
-
 # ---- stage 1: the steering vector ------------------------------------------------------------------------
 
 def steering_vector(ctx: TransferContext) -> SteeringVectors:
@@ -179,7 +175,7 @@ def teacher_job(job: TeacherJob) -> dict:
     benign, harmful = prompts_of(t), prompts_of(b)
     made = _read_generations(generations, benign, harmful)
     if made is None:
-        model, tokenizer = load_base(config)
+        model, tokenizer = load_configured(config)
         vectors = SteeringVectors.load(job.vector_path)
         with steering(model, direction(config, vectors, job.arm), steered_layers(config, vectors), job.alpha,
                       config.steering.scale, skip_first=config.steering.skip_first):
@@ -299,7 +295,7 @@ def student_job(job: StudentJob) -> None:
     (bf16) or 30 GB (float32) per student. The finished adapter's optimizer state is dropped.
     """
     config, arm, alpha, folder = job.config, job.arm, job.alpha, job.folder
-    model, tokenizer = load_base(config)
+    model, tokenizer = load_configured(config)
     name = f"teacher-{alpha_name(alpha)}" if arm == "refusal" else f"teacher-{arm}-{alpha_name(alpha)}"
     task = distillation_task(read_data(job.data_path), tokenizer, name)
     lora = config.student.lora is not None
@@ -344,7 +340,7 @@ def load_student(config: TransferConfig, folder: str | Path):
         return load_configured(config, path)
     from peft import PeftModel
 
-    base, tokenizer = load_base(config)
+    base, tokenizer = load_configured(config)
     return PeftModel.from_pretrained(base, str(path)).get_base_model().eval(), tokenizer
 
 
@@ -354,7 +350,7 @@ def eval_job(job: EvalJob) -> dict:
     """Worker: the student's answers to the harmful prompts (judged), with r ablated too; its activation shift
     at every layer; the prefix log-likelihoods; its benign accuracy; its CMAP."""
     config = job.config
-    base, tokenizer = load_base(config)
+    base, tokenizer = load_configured(config)
     student, _ = load_student(config, job.folder)
     vectors = SteeringVectors.load(job.vector_path)
     b, m = config.behaviour, config.mechanism
