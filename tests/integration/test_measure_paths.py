@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from circuitdrift.cli import main
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.models.load import load_model
 from circuitdrift.organism.paths import organism_dir
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.measure import BaseReference, measure_checkpoint
-from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.stages import compute_base_circuit
 
 pytestmark = pytest.mark.skipif(not (organism_dir() / "model.safetensors").is_file(), reason="organism not built")
