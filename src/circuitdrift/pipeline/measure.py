@@ -45,7 +45,6 @@ class BaseReference:
 
     config: ExperimentConfig
     circuits: dict[str, BaseCircuit]
-    reuse_gradients: bool = True  # False: the base's CMAP gradients recomputed per checkpoint (the reference)
     _cache: dict = field(default_factory=dict)
 
     @cached_property
@@ -77,8 +76,7 @@ class BaseReference:
 
     def receiver_cache(self, label: str) -> ReceiverCache:
         """The base model's CMAP gradients on one probe's examples, reused by every checkpoint this worker measures."""
-        return self._once(("receiver", label),
-                          lambda: ReceiverCache(self.base[0], max_bytes=(1 << 30) if self.reuse_gradients else 0))
+        return self._once(("receiver", label), lambda: ReceiverCache(self.base[0]))
 
     def mean_logprob(self, label: str, spec: str) -> float:
         """The base model's mean answer log-probability on the CMAP examples (scales the log-prob threshold)."""
