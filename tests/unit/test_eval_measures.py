@@ -9,7 +9,7 @@ from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.evaluate import MeasureSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
 from circuitdrift.evaluate import kl as kl_module
 from circuitdrift.evaluate.accuracy import prompt_ids
-from circuitdrift.evaluate.kl import base_samples
+from circuitdrift.evaluate.kl import base_samples, kl_sampling
 from circuitdrift.tasks.base import Task
 from tests.helpers.toy import LETTERS, toy_model, toy_task, toy_tokenizer
 
@@ -89,7 +89,8 @@ def test_base_samples_drawn_once_give_the_same_kl_as_fresh_draws(toy, monkeypatc
     calls = []
     real = kl_module.generate_batch
     monkeypatch.setattr(kl_module, "generate_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
-    samples = base_samples(model, tokenizer, task, **settings)
+    samples = base_samples(model, tokenizer, task, n_samples=20, batch_size=7, seed=3,
+                           sampling=kl_sampling(0.8, 1.0, 5))
     reused = [forward_kl(model, c, tokenizer, task, **settings, samples=samples) for c in checkpoints]
     assert [(k.value, k.stderr, k.n_samples) for k in reused] == [(k.value, k.stderr, k.n_samples) for k in fresh]
     assert fresh[0].value != fresh[1].value and len(calls) == 3  # ceil(20 / 7) batches, drawn once

@@ -62,8 +62,8 @@ class BaseSide:
         """The base's KL samples on the target task and their base log-probabilities, drawn once per seed."""
         s = self.settings
         return self._once(("kl-samples", task.name, len(task), seed), lambda: base_samples(
-            self.model, self.tokenizer, task, s.kl_samples, s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens,
-            s.batch_size, seed))
+            self.model, self.tokenizer, task, n_samples=s.kl_samples, batch_size=s.batch_size, seed=seed,
+            sampling=kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens)))
 
     def answer_distribution(self, task: Task) -> Tensor:
         """[n, V] the base model's answer-position log-probabilities on the target task (for the exact KL)."""

@@ -75,22 +75,12 @@ class BaseSamples:
     sampling: Sampling
 
 
-def base_samples(
-    base: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    task: Task,
-    n_samples: int = 200,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 128,
-    batch_size: int = 32,
-    seed: int = 0,
-) -> BaseSamples:
-    """Sample completions of ``task``'s prompts from ``base`` at T and score them under ``base`` at T."""
-    if top_p != 1.0:
-        raise ValueError(f"forward KL: top-p {top_p:g} truncates the sampled distribution, whose KL is then not "
-                         "finite in general; sample with top-p 1 (the temperature is applied to both models)")
-    sampling = kl_sampling(temperature, top_p, max_new_tokens)
+def base_samples(base: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task, *, n_samples: int,
+                 sampling: Sampling, batch_size: int = 32, seed: int = 0) -> BaseSamples:
+    """Sample completions of ``task``'s prompts from ``base`` and score them under ``base``, at ``sampling``'s T."""
+    if sampling.top_p != 1.0:
+        raise ValueError(f"forward KL: top-p {sampling.top_p:g} truncates the sampled distribution, whose KL is "
+                         "then not finite in general; sample with top-p 1 (the temperature is applied to both models)")
     rows = prompt_ids(task, tokenizer)
     prompts = [rows[i % len(rows)] for i in range(n_samples)]
     device = next(base.parameters()).device
@@ -103,7 +93,7 @@ def base_samples(
                 ids, mask, completion, keep = generate_batch(base, tokenizer, prompts[start : start + batch_size],
                                                              sampling)
                 batches.append((ids, mask, completion, keep,
-                                sequence_logprob(base, ids, mask, completion, keep, temperature)))
+                                sequence_logprob(base, ids, mask, completion, keep, sampling.temperature)))
     finally:
         base.train(mode)
     return BaseSamples(batches, n_samples, sampling)
@@ -130,15 +120,16 @@ def forward_kl(
     if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
         raise IncompatibleModelsError("forward KL: the base and the fine-tuned model have different vocabularies")
     if samples is None:
-        samples = base_samples(base, tokenizer, task, n_samples, temperature, top_p, max_new_tokens, batch_size,
-                               seed)
+        samples = base_samples(base, tokenizer, task, n_samples=n_samples, batch_size=batch_size, seed=seed,
+                               sampling=kl_sampling(temperature, top_p, max_new_tokens))
     mode = model.training
     model.eval()
     gaps: list[Tensor] = []
     try:
         for ids, mask, completion, keep, base_logp in samples.batches:
             model_logp = sequence_logprob(model, ids.to(model.device), mask.to(model.device),
-                                          completion.to(model.device), keep.to(model.device), temperature)
+                                          completion.to(model.device), keep.to(model.device),
+                                          samples.sampling.temperature)
             gaps.append((base_logp - model_logp.to(base_logp.device)).double().cpu())
     finally:
         model.train(mode)
