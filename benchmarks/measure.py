@@ -55,7 +55,8 @@ def main() -> None:
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        record = measure_checkpoint(ref, "x", 0, None, checkpoint_step(folder), folder, False)
+        record = measure_checkpoint(ref, method="x", seed=0, learning_rate=None, step=checkpoint_step(folder),
+                                    folder=folder, exact=False)
         seconds.append(time.perf_counter() - started)
         if profiler is not None:
             profiler.disable()

@@ -85,7 +85,7 @@ class BaseReference:
             self.base[0], self.base[1], self.task(spec, a.n_examples), a.batch_size).mean()))
 
 
-def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate: float | None, step: int,
+def measure_checkpoint(ref: BaseReference, *, method: str, seed: int, learning_rate: float | None, step: int,
                        folder: Path | None, exact: bool) -> CheckpointMeasurement:
     """One checkpoint (``folder`` None: the base model itself, step 0): the shared measures, then circuits."""
     config = ref.config
@@ -165,6 +165,6 @@ def measure_job(job: MeasureJob) -> dict:
     ref = _REFERENCES.get(job.reference_key)
     if ref is None:
         ref = _REFERENCES[job.reference_key] = BaseReference(job.config, job.circuits)
-    record = measure_checkpoint(ref, job.method, job.seed, job.learning_rate, job.step,
-                                None if job.folder is None else Path(job.folder), job.exact)
+    record = measure_checkpoint(ref, method=job.method, seed=job.seed, learning_rate=job.learning_rate, step=job.step,
+                                folder=None if job.folder is None else Path(job.folder), exact=job.exact)
     return record.model_dump()

@@ -387,8 +387,8 @@ def eval_job(job: EvalJob) -> dict:
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
         if task is not None:
-            out["cmap"] = mechanism.cmap_heads(base, student, tokenizer, task, m.cmap_method, m.top_heads,
-                                               m.batch_size)
+            out["cmap"] = mechanism.cmap_heads(base, student, tokenizer, task, method=m.cmap_method, top=m.top_heads,
+                                               batch_size=m.batch_size)
     return out
 
 
