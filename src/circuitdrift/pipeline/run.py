@@ -142,7 +142,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     dcv = {}
     if {"sft", "rl"} <= set(config.methods):
         for label, circuit in circuits.items():
-            dcv[label] = stages.probe_dcv(ctx, label, chosen, circuit)
+            dcv[label] = stages.final_dcv(ctx, label, chosen, circuit)
             write_json(ctx.store.path(f"dcv/{label}.json"), dcv[label].model_dump())
     base_record = next(r for r in records if r.step == 0)
     base = {"target_accuracy": base_record.target_accuracy,
