@@ -50,7 +50,7 @@ def check_rediscovered_and_faithful(organism, name: str, circuit, method: str) -
     n_heads = model.config.num_hidden_layers * model.config.num_attention_heads
     assert len(found) == k <= THRESHOLDS["circuit_share_max"] * n_heads  # a quarter of the heads at most
     result = faithfulness(model, tokenizer, probe_task(name, "test", card["recipe"]["eval_examples"]), circuit,
-                          "mean", 10, 0)
+                          ablation="mean", n_random=10, seed=0)
     assert result.faithfulness >= THRESHOLDS["faithfulness_min"]
     assert result.random_faithfulness <= result.faithfulness - 0.2
     if set(found) == set(row["circuit"]):

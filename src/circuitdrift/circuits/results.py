@@ -35,15 +35,21 @@ def check_top_k(model: nn.Module, top_k: int | None) -> int:
     return top_k
 
 
-def heads_result(
-    model: nn.Module, tokenizer, task: Task, model_name: str, method: str = "exact", metric: str = "prob",
-    ablation: str = "corrupt", top_k: int | None = None, threshold: float | None = None, batch_size: int = 16,
-    ig_steps: int = 5,
-) -> dict:
+def circuit_settings(model: nn.Module, settings: CircuitSettings | None) -> CircuitSettings:
+    """``settings`` with its circuit size checked against ``model`` (None: the defaults, min(20, heads) heads)."""
+    if settings is None:
+        return CircuitSettings(top_k=check_top_k(model, None))
+    check_top_k(model, settings.top_k)
+    return settings
+
+
+def heads_result(model: nn.Module, tokenizer, task: Task, *, model_name: str,
+                 settings: CircuitSettings | None = None) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
-    top_k = check_top_k(model, top_k)
-    settings = CircuitSettings(method=method, metric=metric, ablation=ablation, top_k=top_k, batch_size=batch_size,
-                               ig_steps=ig_steps, threshold=threshold)
+    settings = circuit_settings(model, settings)
+    method, metric, ablation, top_k, threshold = (settings.method, settings.metric, settings.ablation,
+                                                  settings.top_k, settings.threshold)
+    batch_size, ig_steps = settings.batch_size, settings.ig_steps
     scores, circuit = settings.find(model, tokenizer, task)
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     layout = HeadLayout.of(model)
@@ -61,7 +67,7 @@ def heads_result(
     }
 
 
-def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
+def dcm_result(model: nn.Module, tokenizer, task: Task, *, model_name: str, targets: list[str] | None = None,
                lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
     """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
     result = dcm_masks(model, tokenizer, task, targets=targets, lam=lam, lr=lr, steps=steps, seed=seed)
@@ -81,7 +87,7 @@ def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets
 
 
 def cmap_result(
-    base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, base_name: str, finetuned_name: str,
+    base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, *, base_name: str, finetuned_name: str,
     method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,
     reverse: bool = False,
 ) -> dict:
@@ -93,20 +99,22 @@ def cmap_result(
 
 
 def dcv_result(
-    base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, names: dict[str, str],
-    tau: float = 0.1, top_k: int | None = None, method: str = "exact", circuit_method: str = "exact",
-    metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
-    threshold: str = "relative",
+    base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, *, names: dict[str, str],
+    settings: CircuitSettings | None = None, cmap_method: str = "exact", tau: float = 0.1,
+    threshold: str = "relative", tokenizers: dict | None = None,
 ) -> dict:
     """CMAP of both fine-tuned models in both directions, V(h), vulnerable heads, D(h) and preservation.
 
+    ``settings`` finds the three circuits; CMAP (``cmap_method``) uses its metric and batch size too.
     V and the vulnerable heads use the forward direction (the fine-tuned head into the base); the reverse
     direction (the base's head into the fine-tuned model) is reported beside it as ``reverse``. With the
     relative threshold, s_h is the base head's score from the base circuit's search.
     """
     check_tau(tau)  # before the CMAP passes, not after them
     check_threshold(threshold)
-    top_k = check_top_k(base, top_k)
+    settings = circuit_settings(base, settings)
+    method, circuit_method, metric, ablation, top_k, batch_size = (
+        cmap_method, settings.method, settings.metric, settings.ablation, settings.top_k, settings.batch_size)
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
@@ -115,8 +123,6 @@ def dcv_result(
     reverse = {name: cross_model_patch(base, model, tokenizer, task, method=method, metric=metric,
                                        batch_size=batch_size, reverse=True).as_lists()
                for name, model in (("sft", sft), ("rl", rl))}
-    settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
-                               batch_size=batch_size)
     found = {name: settings.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
     circuits = {name: heads for name, (_, heads) in found.items()}
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"],
@@ -133,7 +139,7 @@ def dcv_result(
 
 
 def faithfulness_result(
-    model: nn.Module, tokenizer, task: Task, circuit: list[Head], model_name: str, ablation: str = "mean",
+    model: nn.Module, tokenizer, task: Task, circuit: list[Head], *, model_name: str, ablation: str = "mean",
     n_random: int = 10, seed: int = 0, batch_size: int = 32,
 ) -> dict:
     result = faithfulness(model, tokenizer, task, circuit, ablation=ablation, n_random=n_random, seed=seed,

@@ -106,8 +106,8 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
         kl = ForwardKL(0.0, 0.0, 0, kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens))
         kl_exact = 0.0
     else:
-        kl = forward_kl(base.model, model, tokenizer, target, s.kl_samples, s.kl_temperature, s.kl_top_p,
-                        s.kl_max_new_tokens, s.batch_size, seed=seed)
+        kl = forward_kl(base.model, model, tokenizer, target, n_samples=s.kl_samples, temperature=s.kl_temperature,
+                        top_p=s.kl_top_p, max_new_tokens=s.kl_max_new_tokens, batch_size=s.batch_size, seed=seed)
         kl_exact = answer_kl(base.model, model, tokenizer, target, s.batch_size,
                              base.answer_distribution(target)).value if s.exact_kl else None
     return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact)

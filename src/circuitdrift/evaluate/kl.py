@@ -67,6 +67,7 @@ def forward_kl(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     n_samples: int = 200,
     temperature: float = 1.0,
     top_p: float = 1.0,

@@ -101,8 +101,8 @@ def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate
                                     exact=exact, reverse=reverse)
               for label, spec in labels.items()}
     bench = cfg.lm_eval
-    benchmarks = {} if bench is None else lm_eval_scores(model, tokenizer, bench.tasks, bench.limit,
-                                                           bench.include_path, batch_size=cfg.batch_size,
+    benchmarks = {} if bench is None else lm_eval_scores(model, tokenizer, bench.tasks, limit=bench.limit,
+                                                           include_path=bench.include_path, batch_size=cfg.batch_size,
                                                            apply_chat_template=bench.apply_chat_template)
     return CheckpointMeasurement(
         method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,

@@ -153,8 +153,9 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     rollouts = rollout_summaries(ctx)
     preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
                 if stages.PRESERVE in config.methods else {})
-    sweep = sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts, circuits,
-                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy",
+    sweep = sweep_analysis(records, list(config.methods), list(circuits), n_levels=levels, rollouts=rollouts,
+                           circuits=circuits, tau=config.analysis.tau,
+                           axis=config.sweep.matched_axis if config.sweep else "accuracy",
                            chance=ctx.task(config.target_task, 1).chance)
     train = config.train
     sweep["recipe"] = {"rl": recipe_summary(rollouts),

@@ -176,8 +176,8 @@ def target_accuracy_curves(curves: dict[str, MethodCurves], goal: float | None, 
 
 
 @styled
-def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: str, ylabel: str, title: str, path: Path,
-                 zero_line: bool = True) -> Path:
+def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: str, *, ylabel: str, title: str,
+                 path: Path, zero_line: bool = True) -> Path:
     """One panel per probe of a per-probe quantity over training (forgetting, preservation, ...)."""
     methods = list(curves)
     cols = max(1, min(len(probes), 3))
@@ -205,8 +205,8 @@ def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: s
 
 
 def forgetting_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
-    return probe_curves(curves, probes, "forgetting", "forgetting: base − checkpoint accuracy (fraction)",
-                        "Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path)
+    return probe_curves(curves, probes, "forgetting", ylabel="forgetting: base − checkpoint accuracy (fraction)",
+                        title="Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path=path)
 
 
 def circuit_distance_curves(distance: dict[str, dict], probes: list[str], path: Path) -> Path:
@@ -215,14 +215,15 @@ def circuit_distance_curves(distance: dict[str, dict], probes: list[str], path: 
 
     curves = {method: SimpleNamespace(steps=d["steps"], probes={p: {"distance": col} for p, col in d["probes"].items()})
               for method, d in distance.items()}
-    return probe_curves(curves, probes, "distance", "circuit distance 1 − J(C_X, C_0)",
-                        "Circuit distance from the base circuit over training (mean, 95% CI over seeds)", path,
-                        zero_line=False)
+    return probe_curves(curves, probes, "distance", ylabel="circuit distance 1 − J(C_X, C_0)",
+                        title="Circuit distance from the base circuit over training (mean, 95% CI over seeds)",
+                        path=path, zero_line=False)
 
 
 def preservation_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
-    return probe_curves(curves, probes, "preservation", "preservation |C_base ∩ C_X| / |C_base| (fraction)",
-                        "Base-circuit preservation over training (mean, 95% CI over seeds)", path, zero_line=False)
+    return probe_curves(curves, probes, "preservation", ylabel="preservation |C_base ∩ C_X| / |C_base| (fraction)",
+                        title="Base-circuit preservation over training (mean, 95% CI over seeds)", path=path,
+                        zero_line=False)
 
 
 @styled
