@@ -46,23 +46,20 @@ def circuit_settings(model: nn.Module, settings: CircuitSettings | None) -> Circ
 def heads_result(model: nn.Module, tokenizer, task: Task, *, model_name: str,
                  settings: CircuitSettings | None = None) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
-    settings = circuit_settings(model, settings)
-    method, metric, ablation, top_k, threshold = (settings.method, settings.metric, settings.ablation,
-                                                  settings.top_k, settings.threshold)
-    batch_size, ig_steps = settings.batch_size, settings.ig_steps
-    scores, circuit = settings.find(model, tokenizer, task)
-    forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
+    s = circuit_settings(model, settings)
+    scores, circuit = s.find(model, tokenizer, task)
+    forward_s = plain_forward_seconds(model, tokenizer, task, s.batch_size)
     layout = HeadLayout.of(model)
     return {
-        "model": model_name, "task": task.name, "method": method, "metric": metric, "ablation": ablation,
+        "model": model_name, "task": task.name, "method": s.method, "metric": s.metric, "ablation": s.ablation,
         "n_examples": len(task), "n_layers": layout.n_layers, "n_heads": layout.n_heads,
         "n_kv_heads": layout.n_kv_heads, "head_dim": layout.head_dim,
-        **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
-        **({k: scores.meta[k] for k in PRUNE_KEYS} if method == "prune" else {}),
+        **({"ig_steps": s.ig_steps} if s.method == "eap-ig" else {}),
+        **({k: scores.meta[k] for k in PRUNE_KEYS} if s.method == "prune" else {}),
         "scores": scores.as_lists(),
-        **({"masks": (-scores.scores).tolist()} if method == "dcm" else {}),  # DCM: scores = -m
+        **({"masks": (-scores.scores).tolist()} if s.method == "dcm" else {}),  # DCM: scores = -m
         "circuit": scores.circuit_entries(circuit),
-        "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
+        "selection": {"threshold": s.threshold} if s.threshold is not None else {"top_k": s.top_k},
         "timing": {"total_s": scores.meta["timing"]["total_s"], "forward_s": forward_s},
     }
 
@@ -112,9 +109,8 @@ def dcv_result(
     """
     check_tau(tau)  # before the CMAP passes, not after them
     check_threshold(threshold)
-    settings = circuit_settings(base, settings)
-    method, circuit_method, metric, ablation, top_k, batch_size = (
-        cmap_method, settings.method, settings.metric, settings.ablation, settings.top_k, settings.batch_size)
+    s = circuit_settings(base, settings)
+    method, metric, batch_size = cmap_method, s.metric, s.batch_size  # CMAP on the circuit search's metric
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
@@ -123,13 +119,13 @@ def dcv_result(
     reverse = {name: cross_model_patch(base, model, tokenizer, task, method=method, metric=metric,
                                        batch_size=batch_size, reverse=True).as_lists()
                for name, model in (("sft", sft), ("rl", rl))}
-    found = {name: settings.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
+    found = {name: s.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
     circuits = {name: heads for name, (_, heads) in found.items()}
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"],
                                         threshold=threshold, base_scores=found["base"][0].scores)
     return {
         "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,
-        "circuit_method": circuit_method, "metric": metric, "ablation": ablation, "top_k": top_k,
+        "circuit_method": s.method, "metric": metric, "ablation": s.ablation, "top_k": s.top_k,
         "n_examples": len(task), "n_layers": delta_sft.shape[0], "n_heads": delta_sft.shape[1],
         **result.to_json(circuits["base"]),
         "circuits": {name: [head_name(*head) for head in heads] for name, heads in circuits.items()},
