@@ -76,6 +76,13 @@ class ProbeScore:
     def n(self) -> int:
         return int(self.logprobs.numel())
 
+    def fields(self) -> dict:
+        """Its fields of a probe's record (evaluate/record.py ProbeMeasurement), under the record's names."""
+        out = dict(accuracy=self.accuracy, n=self.n, forgetting_se=self.forgetting_se)
+        if self.drift is not None:
+            out.update(logprob_drift=self.drift.mean, logprob_drift_se=self.drift.stderr)
+        return out
+
 
 @dataclass(frozen=True)
 class CheckpointMeasures:
@@ -84,6 +91,15 @@ class CheckpointMeasures:
     probes: dict[str, ProbeScore]
     kl: ForwardKL | None = None  # sampled forward KL(base || model); None without a base
     kl_exact: float | None = None  # exact KL of the answer-position distributions (settings.exact_kl)
+
+    def fields(self) -> dict:
+        """Its fields of a checkpoint's record (evaluate/record.py CheckpointMeasurement), under the record's names;
+        measured against a base (the record has a KL)."""
+        return dict(target_accuracy=self.target.accuracy, target_n=self.target.n,
+                    target_unparsable=self.target.unparsable, kl=self.kl.value, kl_samples=self.kl.n_samples,
+                    kl_exact=self.kl_exact, answer_entropy=self.spread.entropy_bits,
+                    distinct_answers=self.spread.distinct, top_answer_share=self.spread.top_share,
+                    collapsed=self.spread.collapsed)
 
 
 def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Task], settings: MeasureSettings,
