@@ -42,7 +42,7 @@ PARTS = ("environment", "pytest", "train", "cmap", "benchmark")
 def environment() -> dict:
     import torch
 
-    from circuitdrift.pipeline.run import library_versions
+    from circuitdrift.engine.environment import library_versions
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     versions = library_versions(LIBRARIES)

@@ -111,10 +111,10 @@ def _median(values: list[float]) -> float:
 
 
 def demo_config(steps: int):
-    from circuitdrift.io import read_yaml_mapping
+    from circuitdrift.engine.config import read_mapping
     from circuitdrift.train.config import parse_train_config
 
-    train = dict(read_yaml_mapping(DEMO_CONFIG)["train"])
+    train = dict(read_mapping(DEMO_CONFIG)["train"])
     train.update(steps=steps, checkpoint_every=None)
     return parse_train_config(train, source=str(DEMO_CONFIG))
 

@@ -47,21 +47,3 @@ def read_json(path: str | Path, what: str = "file"):
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise InputError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from err
-
-
-def read_yaml_mapping(path: Path) -> dict:
-    """A YAML file's top-level mapping, loaded safely; a missing file, bad YAML (with its line) or a
-    non-mapping is an InputError naming the file."""
-    import yaml
-
-    if not path.is_file():
-        raise InputError(f"config '{path}': no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: {getattr(err, 'problem', None) or 'not valid YAML'}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of settings at the top level")
-    return data

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from circuitdrift.cli import main
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.models.load import load_model
 from circuitdrift.organism.paths import organism_dir
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.measure import BaseReference, measure_checkpoint
-from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.pipeline.stages import compute_base_circuit
 
 pytestmark = pytest.mark.skipif(not (organism_dir() / "model.safetensors").is_file(), reason="organism not built")
@@ -45,8 +45,8 @@ def test_eval_and_run_give_the_same_numbers(checkpoint, tmp_path, device):
     ctx = RunContext(config, None, Reporter(quiet=True))
     ref = BaseReference(config, {label: compute_base_circuit(ctx, label, spec)
                                  for label, spec in ctx.probe_tasks().items()})
-    base = measure_checkpoint(ref, "base", 0, None, 0, None, False)
-    run = measure_checkpoint(ref, "sft", 0, 1e-4, 10, checkpoint, False)
+    base = measure_checkpoint(ref, method="base", seed=0, learning_rate=None, step=0, folder=None, exact=False)
+    run = measure_checkpoint(ref, method="sft", seed=0, learning_rate=1e-4, step=10, folder=checkpoint, exact=False)
 
     out = tmp_path / "eval.json"
     code = main([

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from circuitdrift.cli import main
-from circuitdrift.pipeline.parallel import default_jobs
+from circuitdrift.engine.pool import default_jobs
 from circuitdrift.pipeline.run import run_experiment
 from tests.conftest import write_tiny_experiment
 from tests.integration.conftest import results_bytes

@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from circuitdrift.pipeline.parallel import default_jobs
+from circuitdrift.engine.pool import default_jobs
 from circuitdrift.pipeline.run import run_experiment
 from tests.helpers.published import write_model
 from tests.integration.test_published_tokenizer import CONFIG, chem_rows

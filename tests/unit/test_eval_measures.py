@@ -7,7 +7,9 @@ import torch
 
 from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.evaluate import MeasureSettings, evaluate_model, forward_kl, greedy_completions, target_accuracy
+from circuitdrift.evaluate import kl as kl_module
 from circuitdrift.evaluate.accuracy import prompt_ids
+from circuitdrift.evaluate.kl import base_samples, kl_sampling
 from circuitdrift.tasks.base import Task
 from tests.helpers.toy import LETTERS, toy_model, toy_task, toy_tokenizer
 
@@ -69,6 +71,29 @@ def test_kl_of_a_model_against_itself_is_zero_and_positive_against_a_perturbed_c
     assert drift.value > 4 * drift.stderr > 0
     assert drift.to_dict() == {**drift.to_dict(), "do_sample": True, "temperature": 0.6, "top_p": 1.0, "top_k": 0,
                                "repetition_penalty": 1.0, "max_new_tokens": 6}
+
+
+def test_base_samples_drawn_once_give_the_same_kl_as_fresh_draws(toy, monkeypatch):
+    """The base's KL samples are the same for every checkpoint: reusing them changes no bit of the estimate."""
+    tokenizer, task, model = toy
+    checkpoints = []
+    for scale in (0.03, 0.08):
+        copy_ = copy.deepcopy(model)
+        generator = torch.Generator().manual_seed(int(scale * 100))
+        with torch.no_grad():
+            for p in copy_.parameters():
+                p.add_(scale * torch.randn(p.shape, generator=generator).to(p.device))
+        checkpoints.append(copy_)
+    settings = dict(n_samples=20, temperature=0.8, max_new_tokens=5, batch_size=7, seed=3)
+    fresh = [forward_kl(model, c, tokenizer, task, **settings) for c in checkpoints]
+    calls = []
+    real = kl_module.generate_batch
+    monkeypatch.setattr(kl_module, "generate_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    samples = base_samples(model, tokenizer, task, n_samples=20, batch_size=7, seed=3,
+                           sampling=kl_sampling(0.8, 1.0, 5))
+    reused = [forward_kl(model, c, tokenizer, task, **settings, samples=samples) for c in checkpoints]
+    assert [(k.value, k.stderr, k.n_samples) for k in reused] == [(k.value, k.stderr, k.n_samples) for k in fresh]
+    assert fresh[0].value != fresh[1].value and len(calls) == 3  # ceil(20 / 7) batches, drawn once
 
 
 def test_one_token_kl_estimate_matches_the_exact_kl(toy):

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from circuitdrift.pipeline.parallel import JobPlan, default_jobs, job_plan, run_all
+from circuitdrift.engine.pool import JobPlan, default_jobs, job_plan, run_all
 
 
 @pytest.fixture

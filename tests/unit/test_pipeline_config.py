@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from circuitdrift.engine.config import resolved_yaml
 from circuitdrift.errors import InputError
-from circuitdrift.pipeline.config import load_config, parse_config, probe_label, resolved_yaml
+from circuitdrift.pipeline.config import load_config, parse_config, probe_label
 
 MINIMAL = {"base_model": "organism", "target_task": "science-qa", "probes": ["ioi", "factual"]}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from circuitdrift.engine.store import RunStore, key_of
 from circuitdrift.errors import InputError
-from circuitdrift.pipeline.store import RunStore, key_of
 
 
 def test_fresh_only_with_same_key_and_content(tmp_path):

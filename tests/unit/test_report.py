@@ -243,10 +243,12 @@ def test_the_relative_dcv_rule_and_its_distribution_are_shown():
     results = fake_results()
     probe = next(iter(results.dcv))
     d = results.dcv[probe].model_copy(update={"threshold": "relative",
-                                              "V_relative": [[0.4, None, None, None], [None, -0.2, 0.1, None]]})
+                                              "V_relative": [[0.4, None, None, None], [None, -0.2, 0.1, None]],
+                                              "vulnerable": [{"layer": 0, "head": 0, "name": "L0.H0", "V": 0.0004,
+                                                              "V_relative": 0.4, "in_base_circuit": True}]})
     text = render_markdown(report_blocks(results.model_copy(update={"dcv": {probe: d}}), {}))
     assert "V(h) / |s_h| > τ on the base circuit's heads" in text
     assert "over the 3 base-circuit heads" in text and "min -0.2" in text and "median 0.1" in text
-    assert "max 0.4" in text
+    assert "max 0.4" in text and "L0.H0 (V = 0.000400, V/|s_h| = 0.400, base circuit)" in text
     absolute = render_markdown(report_blocks(results, {}))
     assert "V(h) = dF_RL − dF_SFT > τ" in absolute and "V(h) / |s_h|" not in absolute

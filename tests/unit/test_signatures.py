@@ -14,17 +14,8 @@ import circuitdrift
 ROOT = Path(circuitdrift.__file__).parent
 MAX_POSITIONAL = 6
 
-# Known exceptions, "path::function". The lead clears the pipeline/ and transfer/ entries after merging the run
-# engine, and the steer/, judge/ and tasks/ entries with their packages' next change; the TRL override stays.
+# Known exceptions, "path::function", each with why; a cleared one must leave the list (test below).
 KNOWN_LONG = {
-    "pipeline/measure.py::measure_checkpoint",
-    "transfer/mechanism.py::cmap_heads",
-    "steer/commands.py::vector",
-    "steer/commands.py::generate",
-    "steer/commands.py::curve",
-    "steer/vectors.py::difference_of_means",
-    "judge/http.py::__init__",
-    "tasks/probes.py::_collect",
     "train/grpo.py::_get_per_token_logps_and_entropies",  # overrides TRL's method: its signature is TRL's
 }
 

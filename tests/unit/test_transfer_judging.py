@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from circuitdrift.models.wordlevel import build_word_tokenizer
 from circuitdrift.steer.vectors import SteeringVectors
 from circuitdrift.transfer import stages
 from circuitdrift.transfer.config import parse_transfer_config
+from circuitdrift.transfer.jobs import TeacherJob
 from tests.conftest import WORDS, make_model
 
 GOOD = [f"w{40 + i % 8} w{(i * 3) % 40} w{i}" for i in range(6)]
@@ -46,7 +48,8 @@ def test_generations_are_written_before_judging_and_reused(teacher_setup, monkey
     root, vector, config = teacher_setup
     down = config({"kind": "http", "model": "j", "base_url": "http://127.0.0.1:9/v1", "retries": 0})
     generations = root / "teacher" / "generations.json"
-    job = (down, str(vector), str(root / "cache"), "refusal", 1.0, str(generations))
+    job = TeacherJob(down, vector_path=str(vector), judge_cache=str(root / "cache"), arm="refusal", alpha=1.0,
+                     generations=str(generations))
     with pytest.raises(JudgeUnavailableError):
         stages.teacher_job(job)
     made = json.loads(generations.read_text())
@@ -57,9 +60,9 @@ def test_generations_are_written_before_judging_and_reused(teacher_setup, monkey
         raise AssertionError("generated again")
 
     monkeypatch.setattr(stages, "chat_completions", no_generation)
-    result = stages.teacher_job((config({"kind": "phrases"}), *job[1:]))
+    result = stages.teacher_job(replace(job, config=config({"kind": "phrases"})))
     assert result["completions"] == made["completions"] and result["answers"] == made["answers"]
     assert len(result["flagged"]) == 6 and len(result["complied"]) == 5
     other = config({"kind": "phrases"}).model_copy(update={"behaviour": down.behaviour.model_copy(update={"n": 4})})
     with pytest.raises(AssertionError, match="generated again"):  # other prompts: the file is not theirs
-        stages.teacher_job((other, *job[1:]))
+        stages.teacher_job(replace(job, config=other))

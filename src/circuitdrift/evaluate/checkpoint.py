@@ -34,7 +34,7 @@ from circuitdrift.evaluate.drift import (
     answer_spread,
     logprob_drift,
 )
-from circuitdrift.evaluate.kl import ForwardKL, forward_kl, kl_sampling
+from circuitdrift.evaluate.kl import BaseSamples, ForwardKL, base_samples, forward_kl, kl_sampling
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.tasks.base import Task
 
@@ -57,6 +57,13 @@ class BaseSide:
         """([n] exact match, [n] answer log-probability) of the base model on a probe's accuracy examples."""
         return self._once(("probe", label, task.name, len(task)), lambda: answer_scores(
             self.model, self.tokenizer, task, self.settings.batch_size))
+
+    def kl_samples(self, task: Task, seed: int) -> BaseSamples:
+        """The base's KL samples on the target task and their base log-probabilities, drawn once per seed."""
+        s = self.settings
+        return self._once(("kl-samples", task.name, len(task), seed), lambda: base_samples(
+            self.model, self.tokenizer, task, n_samples=s.kl_samples, batch_size=s.batch_size, seed=seed,
+            sampling=kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens)))
 
     def answer_distribution(self, task: Task) -> Tensor:
         """[n, V] the base model's answer-position log-probabilities on the target task (for the exact KL)."""
@@ -123,7 +130,8 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
         kl_exact = 0.0
     else:
         kl = forward_kl(base.model, model, tokenizer, target, n_samples=s.kl_samples, temperature=s.kl_temperature,
-                        top_p=s.kl_top_p, max_new_tokens=s.kl_max_new_tokens, batch_size=s.batch_size, seed=seed)
+                        top_p=s.kl_top_p, max_new_tokens=s.kl_max_new_tokens, batch_size=s.batch_size, seed=seed,
+                        samples=base.kl_samples(target, seed))
         kl_exact = answer_kl(base.model, model, tokenizer, target, s.batch_size,
                              base.answer_distribution(target)).value if s.exact_kl else None
     return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact)

@@ -62,6 +62,43 @@ def sequence_logprob(model: PreTrainedModel, prompt: Tensor, prompt_mask: Tensor
     return (token_logp * completion_mask).sum(dim=1)
 
 
+@dataclass(frozen=True)
+class BaseSamples:
+    """The base model's KL samples and their log-probabilities: the same for every checkpoint it is compared with.
+
+    Drawn under a fixed seed without touching the caller's RNG, so computing them once per task and reusing
+    them (evaluate/checkpoint.py's BaseSide) gives the very numbers a fresh draw would.
+    """
+
+    batches: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]  # (ids, mask, completion, keep, base log p)
+    n_samples: int
+    sampling: Sampling
+
+
+def base_samples(base: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task, *, n_samples: int,
+                 sampling: Sampling, batch_size: int = 32, seed: int = 0) -> BaseSamples:
+    """Sample completions of ``task``'s prompts from ``base`` and score them under ``base``, at ``sampling``'s T."""
+    if sampling.top_p != 1.0:
+        raise ValueError(f"forward KL: top-p {sampling.top_p:g} truncates the sampled distribution, whose KL is "
+                         "then not finite in general; sample with top-p 1 (the temperature is applied to both models)")
+    rows = prompt_ids(task, tokenizer)
+    prompts = [rows[i % len(rows)] for i in range(n_samples)]
+    device = next(base.parameters()).device
+    mode = base.training
+    base.eval()
+    batches = []
+    try:
+        with seeded(seed, device):
+            for start in range(0, n_samples, batch_size):
+                ids, mask, completion, keep = generate_batch(base, tokenizer, prompts[start : start + batch_size],
+                                                             sampling)
+                batches.append((ids, mask, completion, keep,
+                                sequence_logprob(base, ids, mask, completion, keep, sampling.temperature)))
+    finally:
+        base.train(mode)
+    return BaseSamples(batches, n_samples, sampling)
+
+
 def forward_kl(
     base: PreTrainedModel,
     model: PreTrainedModel,
@@ -74,33 +111,29 @@ def forward_kl(
     max_new_tokens: int = 128,
     batch_size: int = 32,
     seed: int = 0,
+    samples: BaseSamples | None = None,
 ) -> ForwardKL:
-    """Monte Carlo forward KL(pi_0,T || pi_T) on ``task``'s prompts, sampling from ``base`` and scoring both at T."""
-    if top_p != 1.0:
-        raise ValueError(f"forward KL: top-p {top_p:g} truncates the sampled distribution, whose KL is then not "
-                         "finite in general; sample with top-p 1 (the temperature is applied to both models)")
+    """Monte Carlo forward KL(pi_0,T || pi_T) on ``task``'s prompts, sampling from ``base`` and scoring both at T.
+
+    ``samples``: the base's samples for these settings, drawn once (:func:`base_samples`) and reused.
+    """
     if base.get_output_embeddings().weight.shape[0] != model.get_output_embeddings().weight.shape[0]:
         raise IncompatibleModelsError("forward KL: the base and the fine-tuned model have different vocabularies")
-    sampling = kl_sampling(temperature, top_p, max_new_tokens)
-    rows = prompt_ids(task, tokenizer)
-    prompts = [rows[i % len(rows)] for i in range(n_samples)]
-    device = next(base.parameters()).device
-    modes = base.training, model.training
-    base.eval()
+    if samples is None:
+        samples = base_samples(base, tokenizer, task, n_samples=n_samples, batch_size=batch_size, seed=seed,
+                               sampling=kl_sampling(temperature, top_p, max_new_tokens))
+    mode = model.training
     model.eval()
     gaps: list[Tensor] = []
     try:
-        with seeded(seed, device):
-            for start in range(0, n_samples, batch_size):
-                ids, mask, completion, keep = generate_batch(base, tokenizer, prompts[start : start + batch_size],
-                                                             sampling)
-                base_logp = sequence_logprob(base, ids, mask, completion, keep, temperature)
-                model_logp = sequence_logprob(model, ids.to(model.device), mask.to(model.device),
-                                              completion.to(model.device), keep.to(model.device), temperature)
-                gaps.append((base_logp - model_logp.to(base_logp.device)).double().cpu())
+        for ids, mask, completion, keep, base_logp in samples.batches:
+            model_logp = sequence_logprob(model, ids.to(model.device), mask.to(model.device),
+                                          completion.to(model.device), keep.to(model.device),
+                                          samples.sampling.temperature)
+            gaps.append((base_logp - model_logp.to(base_logp.device)).double().cpu())
     finally:
-        base.train(modes[0])
-        model.train(modes[1])
+        model.train(mode)
     values = torch.cat(gaps)
-    stderr = float(values.std(unbiased=True) / n_samples**0.5) if n_samples > 1 else float("nan")
-    return ForwardKL(float(values.mean()), stderr, n_samples, sampling)
+    n = samples.n_samples
+    stderr = float(values.std(unbiased=True) / n**0.5) if n > 1 else float("nan")
+    return ForwardKL(float(values.mean()), stderr, n, samples.sampling)

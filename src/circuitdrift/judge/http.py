@@ -42,9 +42,9 @@ RETRIED_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class HttpJudge:
     name = "http"
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 30.0,
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 30.0,
                  retries: int = 3, cache_dir: str | Path | None = None, backoff_s: float = 0.5,
-                 max_tokens: int = 4, *, max_wait_s: float = 300.0, max_backoff_s: float = 60.0,
+                 max_tokens: int = 4, max_wait_s: float = 300.0, max_backoff_s: float = 60.0,
                  workers: int = 8) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"judge base_url '{base_url}': must start with http:// or https://")

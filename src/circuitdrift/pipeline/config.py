@@ -11,14 +11,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, CmapMethod, DcvThreshold, Metric
-from circuitdrift.errors import config_error
+from circuitdrift.engine import config as engine_config
 from circuitdrift.evaluate.settings import MeasureSettings
-from circuitdrift.io import read_yaml_mapping
 from circuitdrift.pipeline.launch import LauncherSettings
 from circuitdrift.train.config import TrainConfig
 
@@ -28,8 +26,7 @@ DEMO_CONFIG = Path("configs") / "demo.yaml"
 
 def default_config() -> Path:
     """configs/demo.yaml in the working folder, else the one in the source checkout this package runs from."""
-    here = Path.cwd() / DEMO_CONFIG
-    return here if here.is_file() else Path(__file__).resolve().parents[3] / DEMO_CONFIG
+    return engine_config.shipped_config(DEMO_CONFIG)
 
 
 class _Section(BaseModel):
@@ -252,18 +249,10 @@ def probe_label(spec: str) -> str:
 def load_config(path: str | Path | None = None) -> tuple[ExperimentConfig, str]:
     """The validated config from a YAML file (default: configs/demo.yaml), and its source name."""
     path = Path(path) if path is not None else default_config()
-    data = read_yaml_mapping(path)
-    return parse_config(data, str(path)), str(path)
+    return engine_config.load_settings(ExperimentConfig, path), str(path)
 
 
 def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
     """Validate a mapping; the first problem is reported as ``source: key.path: message``."""
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as err:
-        raise config_error(err, source) from None
+    return engine_config.parse_settings(ExperimentConfig, data, source)
 
-
-def resolved_yaml(config: ExperimentConfig) -> str:
-    """The config with every default filled in, as YAML (stable key order)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

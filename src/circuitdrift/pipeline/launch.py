@@ -1,6 +1,6 @@
 """Where the sweep's independent training runs execute: the local process pool, or a cluster through submitit.
 
-``launcher: {kind: local}`` (the default) runs them in :func:`~.parallel.run_all`'s worker
+``launcher: {kind: local}`` (the default) runs them in :func:`~circuitdrift.engine.pool.run_all`'s worker
 processes. ``kind: submitit`` hands each (method, lr, seed) run to submitit as one task of a
 job array (SLURM on a cluster; ``cluster: local`` runs the jobs as local processes, ``debug``
 in this process). Every job writes into the same run folder under the same cache keys
@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from circuitdrift.engine.pool import Job, JobPlan, prepare_worker, run_all
 from circuitdrift.errors import InputError
-from circuitdrift.pipeline.parallel import JobPlan, prepare_worker, run_all
 
 
 class SubmititSettings(BaseModel):
@@ -50,7 +50,7 @@ class LauncherSettings(BaseModel):
     submitit: SubmititSettings = Field(default_factory=SubmititSettings)
 
 
-def launch(settings: LauncherSettings, fn: Callable[[Any], Any], items: Sequence[Any], *, jobs: int | JobPlan,
+def launch(settings: LauncherSettings, fn: Callable[[Any], Any], items: Sequence[Job], *, jobs: int | JobPlan,
            threads: int, folder: Path) -> Iterator[tuple[Any, Any, float]]:
     """``(item, fn(item), seconds)`` for every item, through the configured launcher (``folder``: the run's)."""
     if settings.kind == "local" or not items:
@@ -73,7 +73,7 @@ def executor_parameters(settings: SubmititSettings) -> dict[str, Any]:
     return params
 
 
-def submitit_all(settings: SubmititSettings, fn: Callable[[Any], Any], items: Sequence[Any], threads: int,
+def submitit_all(settings: SubmititSettings, fn: Callable[[Any], Any], items: Sequence[Job], threads: int,
                  run_folder: Path) -> Iterator[tuple[Any, Any, float]]:
     """One job array over ``items``; results in submission order (a failed job raises here, naming its item)."""
     try:
@@ -95,7 +95,7 @@ def submitit_all(settings: SubmititSettings, fn: Callable[[Any], Any], items: Se
             result, seconds = job.result()
         except Exception as err:  # noqa: BLE001 - submitit's FailedJobError and the job's own exception alike
             lines = str(err).strip().splitlines()
-            raise RuntimeError(f"launcher: job {job.job_id} for {item[1:4]} failed ({lines[-1] if lines else err}); "
+            raise RuntimeError(f"launcher: job {job.job_id} for {item.label} failed ({lines[-1] if lines else err}); "
                                f"logs in {folder}") from err
         yield item, result, seconds if seconds is not None else time.perf_counter() - started
 

@@ -1,6 +1,6 @@
 """Everything measured at one checkpoint of one run, the same way at every checkpoint.
 
-Runs in worker processes (:mod:`circuitdrift.pipeline.parallel`): a worker
+Runs in worker processes (:mod:`circuitdrift.engine.pool`): a worker
 builds a :class:`BaseReference` once (the base model, its tasks and the
 base-side numbers every checkpoint is compared with) and reuses it for every
 checkpoint it measures.
@@ -30,6 +30,7 @@ from circuitdrift.circuits.crossmodel import ReceiverCache
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
@@ -38,7 +39,7 @@ from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.evaluate.record import CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.progress import Reporter
+from circuitdrift.pipeline.jobs import MeasureJob
 
 
 @dataclass
@@ -87,7 +88,7 @@ class BaseReference:
             self.base[0], self.base[1], self.task(spec, a.n_examples), a.batch_size).mean()))
 
 
-def measure_checkpoint(ref: BaseReference, method: str, seed: int, learning_rate: float | None, step: int,
+def measure_checkpoint(ref: BaseReference, *, method: str, seed: int, learning_rate: float | None, step: int,
                        folder: Path | None, exact: bool) -> CheckpointMeasurement:
     """One checkpoint (``folder`` None: the base model itself, step 0): the shared measures, then circuits."""
     config = ref.config
@@ -156,11 +157,11 @@ def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: st
 _REFERENCES: dict[str, BaseReference] = {}
 
 
-def measure_job(job: tuple) -> dict:
-    """Worker: ``(config, circuits, key, method, seed, lr, step, folder or None, exact)`` -> the record as a dict."""
-    config, circuits, ref_key, method, seed, lr, step, folder, exact = job
-    ref = _REFERENCES.get(ref_key)
+def measure_job(job: MeasureJob) -> dict:
+    """Worker: one checkpoint's measurement -> the record as a dict."""
+    ref = _REFERENCES.get(job.reference_key)
     if ref is None:
-        ref = _REFERENCES[ref_key] = BaseReference(config, circuits)
-    record = measure_checkpoint(ref, method, seed, lr, step, None if folder is None else Path(folder), exact)
+        ref = _REFERENCES[job.reference_key] = BaseReference(job.config, job.circuits)
+    record = measure_checkpoint(ref, method=job.method, seed=job.seed, learning_rate=job.learning_rate, step=job.step,
+                                folder=None if job.folder is None else Path(job.folder), exact=job.exact)
     return record.model_dump()

@@ -11,9 +11,6 @@ setting recomputes only what depends on it.
 from __future__ import annotations
 
 import json
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 
 from circuitdrift.compare.aggregate import aggregate
@@ -22,6 +19,10 @@ from circuitdrift.compare.recipe import compute_per_step, recipe_summary
 from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, selection_split, sweep_analysis
 from circuitdrift.compare.tables import results_csv
+from circuitdrift.engine.context import parent_plan
+from circuitdrift.engine.environment import environment_record
+from circuitdrift.engine.pool import JobPlan
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
 from circuitdrift.evaluate.lmeval import check_lm_eval
@@ -29,11 +30,8 @@ from circuitdrift.io import write_json, write_text
 from circuitdrift.models.heads import HeadLayout
 from circuitdrift.models.sampling import Sampling
 from circuitdrift.pipeline import stages
-from circuitdrift.pipeline.config import ExperimentConfig, load_config, probe_label, resolved_yaml
+from circuitdrift.pipeline.config import ExperimentConfig, load_config, probe_label
 from circuitdrift.pipeline.context import RunContext
-from circuitdrift.pipeline.parallel import JobPlan, job_plan, set_threads
-from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.store import RunStore
 from circuitdrift.report.build import build_report
 from circuitdrift.report.index import build_index
 from circuitdrift.train.grpo import rollout_sampling, vllm_settings
@@ -48,24 +46,16 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
     """Run (or resume) the experiment of ``config_path`` (default: configs/demo.yaml) into ``out``.
 
     ``jobs`` worker processes train and measure independent runs side by side (default: the
-    device's rule, :func:`~circuitdrift.pipeline.parallel.job_plan`: one per GPU on CUDA, one per
+    device's rule, :func:`~circuitdrift.engine.pool.job_plan`: one per GPU on CUDA, one per
     core on CPU); each uses ``config.threads`` torch threads, so the numbers do not depend on ``jobs``.
     A config with several target tasks runs one experiment per task, each in its own subfolder
     ``out/<task>`` (a complete run folder), and writes an index page beside them.
     """
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress display covers the stages
-    datasets.disable_progress_bars()
     config, source = load_config(config_path)
-    if jobs is not None and jobs < 1:
-        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
-    set_threads(config.threads)  # the parent's own work (base circuits) runs like a worker's
+    plan = parent_plan(config, jobs)
     reporter = Reporter(quiet)
     root = Path(out) if out is not None else Path("runs") / config.name
     tasks = config.target_tasks()
-    plan = job_plan(config.device, jobs)
     contexts = {task: RunContext(config.for_task(task), None, reporter, jobs=plan) for task in tasks}
     for ctx in contexts.values():
         check_against_model(ctx)  # before any run folder exists: bad input leaves nothing behind
@@ -83,9 +73,7 @@ def run_experiment(config_path: str | Path | None = None, out: str | Path | None
 def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
     """One target task's experiment into ``folder``: circuits, training, measurements, comparison, report."""
     config, reporter = ctx.config, ctx.reporter
-    ctx.store = store = RunStore(folder)
-    write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
-    write_json(store.path("environment.json"), environment(config, ctx.jobs))
+    store = ctx.open_folder(folder, source=source, environment=environment(config, ctx.jobs))
     circuits = stages.base_circuits(ctx)
     first = [m for m in config.methods if m != stages.PRESERVE]
     checkpoints = stages.training(ctx, first) if first else {}
@@ -101,7 +89,7 @@ def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
         compare(ctx, circuits, records)
     with reporter.stage("report", 1) as rep, rep.item("figures, report.md, report.html"):
         build_report(store.root)
-    write_json(store.path("timings.json"), reporter.timings)
+    ctx.write_timings()
     reporter.log(f"done: {store.root / 'report.html'}")
     return store.root
 
@@ -189,27 +177,13 @@ def rollout_summaries(ctx: RunContext) -> dict[str, dict]:
     return out
 
 
-def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
-    """Each installed library's version (None when it is not installed)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def environment(config: ExperimentConfig, jobs: int | JobPlan = 1) -> dict:
     """Library versions, platform, seeds and every generation's sampling parameters: what reproduces the numbers."""
-    versions = library_versions()
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
-            "libraries": versions, "device": config.device, "dtype": config.dtype,
-            "torch_threads": config.threads,  # per process; results do not depend on the number of processes
-            "jobs": (jobs if isinstance(jobs, JobPlan) else JobPlan(jobs)).record(),
-            "seeds": {"runs": list(config.seeds), "kl_sampling": 0, "faithfulness_random_circuits": 0,
-                      "train": "each run's seed: prompt order, adapter init, rollout sampling"},
-            "sampling": {"target_accuracy": Sampling.greedy(config.eval.max_new_tokens).to_dict(),
-                         "kl": kl_sampling(config.eval.kl_temperature, config.eval.kl_top_p,
-                                           config.eval.kl_max_new_tokens).to_dict(),
-                         "rl_rollouts": rollout_sampling(config.train).to_dict()}}
+    return environment_record(
+        config, libraries=LIBRARIES, jobs=jobs,
+        seeds={"runs": list(config.seeds), "kl_sampling": 0, "faithfulness_random_circuits": 0,
+               "train": "each run's seed: prompt order, adapter init, rollout sampling"},
+        sampling={"target_accuracy": Sampling.greedy(config.eval.max_new_tokens).to_dict(),
+                  "kl": kl_sampling(config.eval.kl_temperature, config.eval.kl_top_p,
+                                    config.eval.kl_max_new_tokens).to_dict(),
+                  "rl_rollouts": rollout_sampling(config.train).to_dict()})

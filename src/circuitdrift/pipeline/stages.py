@@ -6,8 +6,9 @@ With the third arm (``sft-preserve``), SFT and RL are trained and measured first
 preserve are then chosen (from their DCV, or the base circuits) and the third arm is trained
 and measured the same way.
 
-Each artifact's key hashes the settings and upstream keys it depends on, so a
-rerun recomputes only what a change touched; see :mod:`circuitdrift.pipeline.store`.
+Each stage is one :func:`~circuitdrift.engine.stage.cached_stage` over its items: an artifact's key
+hashes the settings and upstream keys it depends on, so a rerun recomputes only what a change
+touched (engine/store.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from circuitdrift.circuits.scores import head_name, parse_head
 from circuitdrift.compare.dcv import PRESERVE, probe_dcv, top_heads_by_v, vulnerable_names
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.compare.sweep import primary_learning_rates
+from circuitdrift.engine.context import load_configured
+from circuitdrift.engine.stage import Item, cached_stage
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.pipeline.context import RunContext
+from circuitdrift.pipeline.jobs import MeasureJob, TrainJob
 from circuitdrift.pipeline.launch import launch
 from circuitdrift.pipeline.measure import measure_job
-from circuitdrift.pipeline.parallel import run_all
-from circuitdrift.pipeline.progress import Reporter
 from circuitdrift.tasks.registry import resolve_task
 from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
 from circuitdrift.train.label_nll import label_nll
@@ -51,17 +53,19 @@ def base_circuit_key(ctx: RunContext, probe: str) -> str:
 
 
 def base_circuits(ctx: RunContext) -> dict[str, BaseCircuit]:
-    out = {}
     probes = ctx.probe_tasks()
-    with ctx.reporter.stage("base circuits", len(probes)) as rep:
-        for label, spec in probes.items():
-            rel, key = f"circuits/base/{label}.json", base_circuit_key(ctx, spec)
-            cached = ctx.store.fresh(rel, key)
-            with rep.item(label, cached):
-                if not cached:
-                    ctx.store.write_json(rel, compute_base_circuit(ctx, label, spec).model_dump(), key)
-                out[label] = BaseCircuit.model_validate(ctx.store.read_json(rel))
-    return out
+    items = [Item(label, label, base_circuit_key(ctx, spec), (f"circuits/base/{label}.json",))
+             for label, spec in probes.items()]
+
+    def load(item: Item) -> BaseCircuit:
+        return BaseCircuit.model_validate(ctx.store.read_json(item.rels[0]))
+
+    def save(item: Item, circuit: BaseCircuit) -> BaseCircuit:
+        ctx.store.write_json(item.rels[0], circuit.model_dump(), item.key)
+        return load(item)
+
+    return cached_stage(ctx, "base circuits", items, load=load, save=save,
+                        compute=lambda item: compute_base_circuit(ctx, item.name, probes[item.name]))
 
 
 def compute_base_circuit(ctx: RunContext, label: str, spec: str) -> BaseCircuit:
@@ -103,13 +107,12 @@ def train_key(ctx: RunContext, method: str, lr: float, seed: int) -> str:
     return ctx.key("train", *parts)
 
 
-def train_job(job: tuple) -> None:
+def train_job(job: TrainJob) -> None:
     """Worker: one (method, lr, seed) run into its folder (resumes from the folder's last checkpoint)."""
-    config, method, lr, seed, folder, preservation = job
-    ctx = RunContext(config, None, Reporter(quiet=True))
-    model, tokenizer = ctx.load(config.base_model)
-    train(method, model, config.target_task, config.train_config(seed, lr), folder, tokenizer=tokenizer,
-          preservation=preservation)
+    config = job.config
+    model, tokenizer = load_configured(config)
+    train(job.method, model, config.target_task, config.train_config(job.seed, job.learning_rate), job.folder,
+          tokenizer=tokenizer, preservation=job.preservation)
 
 
 Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {step: checkpoint folder (relative)}
@@ -118,24 +121,22 @@ Runs = dict[tuple[str, float, int], dict[int, str]]  # (method, lr, seed) -> {st
 def training(ctx: RunContext, methods: list[str] | None = None, stage: str = "training") -> Runs:
     """Every (method, lr, seed) run of ``methods`` (default: all), ``ctx.jobs`` at a time; each run's checkpoints."""
     runs = [run for run in ctx.config.runs() if methods is None or run[0] in methods]
-    todo = []
-    with ctx.reporter.stage(stage, len(runs)) as rep:
-        for method, lr, seed in runs:
-            rel, key = run_folder(method, lr, seed), train_key(ctx, method, lr, seed)
-            if ctx.store.fresh(rel, key):
-                rep.record(f"{method} lr {lr:g} seed {seed}", 0.0, cached=True)
-                continue
-            if ctx.store.key(rel) != key:
-                ctx.store.remove(rel)  # never started, or started with other settings: start over
-            ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            preservation = ctx.preservation if method == PRESERVE else None
-            todo.append((ctx.config, method, lr, seed, str(ctx.store.path(rel)), preservation))
-        todo.sort(key=lambda job: -expected_cost(ctx.config, job[1]))  # stable: config order within a method
-        for job, _, seconds in launch(ctx.config.launcher, train_job, todo, jobs=ctx.jobs,
-                                      threads=ctx.config.threads, folder=ctx.store.root):
-            _, method, lr, seed, _, _ = job
-            ctx.store.mark(run_folder(method, lr, seed), train_key(ctx, method, lr, seed))
-            rep.record(f"{method} lr {lr:g} seed {seed}", seconds)
+    items = [Item(run, f"{run[0]} lr {run[1]:g} seed {run[2]}", train_key(ctx, *run), (run_folder(*run),))
+             for run in runs]
+
+    def job(item: Item) -> TrainJob:
+        method, lr, seed = item.name
+        return TrainJob(ctx.config, method=method, learning_rate=lr, seed=seed,
+                        folder=str(ctx.store.path(item.rels[0])),
+                        preservation=ctx.preservation if method == PRESERVE else None)
+
+    def runner(fn, todo):
+        return launch(ctx.config.launcher, fn, todo, jobs=ctx.jobs, threads=ctx.config.threads,
+                      folder=ctx.store.root)
+
+    # longest runs first, stable: config order within a method; a kill resumes from the last checkpoint
+    cached_stage(ctx, stage, items, worker=train_job, job=job, runner=runner, resumable=True,
+                 order=lambda job: -expected_cost(ctx.config, job.method))
     return {run: checkpoint_folders(ctx, *run) for run in runs}
 
 
@@ -185,25 +186,24 @@ def measurements(ctx: RunContext, checkpoints: Runs, circuits: dict[str, BaseCir
                  stage: str = "measurements") -> list[CheckpointMeasurement]:
     """Every checkpoint of every run, ``ctx.jobs`` at a time. Step 0 is the base model in every run: measured once."""
     ref_key = ctx.key("reference", ctx.base_identity, ctx.config.model_dump(mode="json"))
-    items = [("base", None, 0, 0, None)]
-    items += [(m, lr, s, step, folder) for (m, lr, s), steps in checkpoints.items()
-              for step, folder in sorted(steps.items()) if step > 0]
-    records: dict[tuple, CheckpointMeasurement] = {}
-    todo = []
-    with ctx.reporter.stage(stage, len(items)) as rep:
-        for method, lr, seed, step, folder in items:
-            rel, key = measure_rel(method, lr, seed, step), measure_key(ctx, method, lr, seed, step)
-            if ctx.store.fresh(rel, key):
-                records[(method, lr, seed, step)] = CheckpointMeasurement.model_validate(ctx.store.read_json(rel))
-                rep.record(_label(method, lr, seed, step), 0.0, cached=True)
-                continue
-            path = None if folder is None else str(ctx.store.path(folder))
-            todo.append((ctx.config, circuits, ref_key, method, seed, lr, step, path, ctx.exact_at(step)))
-        for job, record, seconds in run_all(measure_job, todo, ctx.jobs, ctx.config.threads):
-            method, seed, lr, step = job[3], job[4], job[5], job[6]
-            ctx.store.write_json(measure_rel(method, lr, seed, step), record, measure_key(ctx, method, lr, seed, step))
-            records[(method, lr, seed, step)] = CheckpointMeasurement.model_validate(record)
-            rep.record(_label(method, lr, seed, step), seconds)
+    folders = {("base", None, 0, 0): None}
+    folders |= {(m, lr, s, step): folder for (m, lr, s), steps in checkpoints.items()
+                for step, folder in sorted(steps.items()) if step > 0}
+    items = [Item(name, _label(*name), measure_key(ctx, *name), (measure_rel(*name),)) for name in folders]
+
+    def job(item: Item) -> MeasureJob:
+        method, lr, seed, step = item.name
+        folder = folders[item.name]
+        return MeasureJob(ctx.config, circuits, reference_key=ref_key, method=method, seed=seed, learning_rate=lr,
+                          step=step, folder=None if folder is None else str(ctx.store.path(folder)),
+                          exact=ctx.exact_at(step))
+
+    def save(item: Item, record: dict) -> CheckpointMeasurement:
+        ctx.store.write_json(item.rels[0], record, item.key)
+        return CheckpointMeasurement.model_validate(record)
+
+    records = cached_stage(ctx, stage, items, worker=measure_job, job=job, save=save,
+                           load=lambda item: CheckpointMeasurement.model_validate(ctx.store.read_json(item.rels[0])))
     base_record = records[("base", None, 0, 0)]
     out = [base_record.model_copy(update={"method": m, "seed": s, "learning_rate": lr})
            for (m, lr, s) in checkpoints]

@@ -267,8 +267,9 @@ def _dcv(results: Results, figures: dict[str, str]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Differential circuit vulnerability")]
     for probe, d in results.dcv.items():
         in_base = [v for v in d.vulnerable if v.get("in_base_circuit")]
-        top = ", ".join(f"{v['name']} (V = {format_number(v['V'])}"
-                        f"{', base circuit' if v.get('in_base_circuit') else ''})" for v in d.vulnerable[:10])
+        top = ", ".join(f"{v['name']} (V = {format_number(v['V'], 'real')}"
+                        + (f", V/|s_h| = {format_number(v['V_relative'], 'real')}" if "V_relative" in v else "")
+                        + f"{', base circuit' if v.get('in_base_circuit') else ''})" for v in d.vulnerable[:10])
         d_values = [x for row in d.D for x in row if is_number(x)]
         kept_rl = sum(x > 0 for x in d_values)
         kept_sft = sum(x < 0 for x in d_values)

@@ -56,6 +56,7 @@ PromptsHelp = "a registered prompt set (organism-forbidden, ...), a .txt/.jsonl/
 
 def vector(
     model: ModelArg,
+    *,
     out: Annotated[Path, typer.Option("--out", help="The .safetensors file to write.")],
     positive: Annotated[str, typer.Option("--positive", help=f"Prompts the direction points to: {PromptsHelp}.")],
     negative: Annotated[str, typer.Option("--negative", help=f"Prompts it points away from: {PromptsHelp}.")],
@@ -109,6 +110,7 @@ SkipFirstOpt = Annotated[bool, typer.Option("--skip-first/--steer-first",
 
 def generate(
     model: ModelArg,
+    *,
     vector_file: Annotated[Path, typer.Option("--vector", help="A file `steer vector` wrote.")],
     alpha: Annotated[float, typer.Option("--alpha", help="Steering strength (relative: a fraction of ||h||).")],
     prompt: Annotated[list[str] | None, typer.Option("--prompt", help="A user turn (repeatable).")] = None,
@@ -148,6 +150,7 @@ def generate(
 
 def curve(
     model: ModelArg,
+    *,
     vector_file: Annotated[Path, typer.Option("--vector", help="A file `steer vector` wrote.")],
     alphas: Annotated[str, typer.Option("--alphas", help="Comma-separated steering strengths.")],
     prompts: Annotated[str, typer.Option("--prompts", help=f"Harmful user turns: {PromptsHelp}.")],

@@ -109,11 +109,11 @@ def difference_of_means(
     tokenizer: PreTrainedTokenizerBase,
     positive: Sequence[str],
     negative: Sequence[str],
+    *,
     held_out: float = 0.25,
     layer: int | None = None,
     meta: dict | None = None,
     batch_size: int = 32,
-    *,
     layer_range: tuple[int, int] | None = None,
 ) -> SteeringVectors:
     """Directions from the fit parts, separation from the held-out parts; ``layer`` overrides the rule,

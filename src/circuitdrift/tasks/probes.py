@@ -150,7 +150,7 @@ def _check(name: str, split: str, tokenizer) -> PairChecker:
     return PairChecker(tokenizer)
 
 
-def _collect(name: str, candidates: Iterator[Example], split: str, n: int, checker: PairChecker,
+def _collect(name: str, candidates: Iterator[Example], split: str, n: int, checker: PairChecker, *,
              hashed: bool = True, answer_tokens: int = 1) -> list[Example]:
     """The first ``n`` distinct accepted candidates (of ``split`` when ``hashed``); InputError when too few."""
     out, seen = [], set()

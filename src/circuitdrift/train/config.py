@@ -13,14 +13,13 @@ errors that name the key path (``rl.num_generations``) and the file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from circuitdrift.errors import InputError, config_error
+from circuitdrift.engine import config as engine_config
+from circuitdrift.errors import InputError
 
 
 class _Section(BaseModel):
@@ -142,30 +141,11 @@ class TrainConfig(BaseModel):
 
 def load_train_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML/JSON file (or defaults), with keyword overrides on top."""
-    data: dict = {}
-    source = "defaults"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise InputError(f"config '{path}': no such file")
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as err:
-            kind = "JSON" if path.suffix == ".json" else "YAML"
-            detail = str(err).replace("\n", " ")
-            raise InputError(f"config '{path}': not valid {kind} ({detail})") from err
-        data = data or {}
-        if not isinstance(data, dict):
-            raise InputError(f"config '{path}': expected a mapping at the top level")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_train_config(data, source)
+    if path is None:
+        return parse_train_config({k: v for k, v in overrides.items() if v is not None}, "defaults")
+    return engine_config.load_settings(TrainConfig, Path(path), empty_ok=True, overrides=overrides)
 
 
 def parse_train_config(data: dict, source: str = "config") -> TrainConfig:
     """Validate a mapping; the first problem is reported as ``source: key.path: message``."""
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as err:
-        raise config_error(err, source) from None
+    return engine_config.parse_settings(TrainConfig, data, source)

@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from circuitdrift.errors import config_error
-from circuitdrift.io import read_yaml_mapping
+from circuitdrift.engine import config as engine_config
 from circuitdrift.judge.base import JudgeSettings
 from circuitdrift.train.config import LoraSettings, TrainConfig
 
@@ -24,8 +22,7 @@ DEMO_CONFIG = Path("configs") / "transfer-demo.yaml"
 
 def default_config() -> Path:
     """configs/transfer-demo.yaml in the working folder, else the one of the source checkout."""
-    here = Path.cwd() / DEMO_CONFIG
-    return here if here.is_file() else Path(__file__).resolve().parents[3] / DEMO_CONFIG
+    return engine_config.shipped_config(DEMO_CONFIG)
 
 
 class _Section(BaseModel):
@@ -186,16 +183,9 @@ class TransferConfig(BaseModel):
 def load_transfer_config(path: str | Path | None = None) -> tuple[TransferConfig, str]:
     """The validated config from a YAML file (default: configs/transfer-demo.yaml), and its source."""
     path = Path(path) if path is not None else default_config()
-    data = read_yaml_mapping(path)
-    return parse_transfer_config(data, str(path)), str(path)
+    return engine_config.load_settings(TransferConfig, path), str(path)
 
 
 def parse_transfer_config(data: dict, source: str = "config") -> TransferConfig:
-    try:
-        return TransferConfig.model_validate(data)
-    except ValidationError as err:
-        raise config_error(err, source) from None
+    return engine_config.parse_settings(TransferConfig, data, source)
 
-
-def resolved_yaml(config: TransferConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

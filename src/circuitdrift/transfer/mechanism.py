@@ -89,7 +89,7 @@ def own_answer_task(base, tokenizer, turns: list[str]) -> Task | None:
     return Task("own-answer", examples, "the base model's own first word", templated=True) if examples else None
 
 
-def cmap_heads(base, student, tokenizer, task: Task, method: str, top: int, batch_size: int) -> dict:
+def cmap_heads(base, student, tokenizer, task: Task, *, method: str, top: int, batch_size: int) -> dict:
     """dF_X(h) for every head, and the ``top`` most negative."""
     scores = cross_model_patch(base, student, tokenizer, task, method=method, metric="prob", batch_size=batch_size)
     ranked = scores.ranked()[:top]

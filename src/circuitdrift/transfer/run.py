@@ -7,19 +7,17 @@ setting recomputes only what depends on it.
 
 from __future__ import annotations
 
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 
+from circuitdrift.engine.context import parent_plan
+from circuitdrift.engine.environment import environment_record
+from circuitdrift.engine.pool import JobPlan
+from circuitdrift.engine.progress import Reporter
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json, write_text
-from circuitdrift.pipeline.parallel import job_plan, set_threads
-from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.store import RunStore
 from circuitdrift.steer.residual import decoder_layers
 from circuitdrift.transfer import stages
-from circuitdrift.transfer.config import TransferConfig, load_transfer_config, resolved_yaml
+from circuitdrift.transfer.config import TransferConfig, load_transfer_config
 from circuitdrift.transfer.report import build_transfer_report
 from circuitdrift.transfer.results import build_results, results_csv
 from circuitdrift.transfer.slices import check_disjoint
@@ -30,20 +28,12 @@ LIBRARIES = ("circuitdrift", "torch", "transformers", "trl", "peft", "datasets",
 def run_transfer(config_path: str | Path | None = None, out: str | Path | None = None, quiet: bool = False,
                  jobs: int | None = None) -> Path:
     """Run (or resume) the transfer experiment of ``config_path`` (default configs/transfer-demo.yaml)."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
     config, source = load_transfer_config(config_path)
-    if jobs is not None and jobs < 1:
-        raise InputError(f"--jobs {jobs}: give 1 or more worker processes")
-    set_threads(config.threads)
-    ctx = stages.TransferContext(config, None, Reporter(quiet), jobs=job_plan(config.device, jobs))
+    plan = parent_plan(config, jobs)
+    ctx = stages.TransferContext(config, None, Reporter(quiet), jobs=plan)
     check_inputs(ctx)  # before the run folder exists: bad input leaves nothing behind
-    ctx.store = store = RunStore(out if out is not None else Path("runs") / config.name)
-    write_text(store.path("config.resolved.yaml"), f"# resolved from {source}\n" + resolved_yaml(config))
-    write_json(store.path("environment.json"), environment(config))
+    store = ctx.open_folder(out if out is not None else Path("runs") / config.name, source=source,
+                            environment=environment(config, plan))
     vectors = stages.steering_vector(ctx)
     ctx.release_base()  # a 7B model held here besides each job's own copies would double the GPU memory
     teacher = stages.teachers(ctx)
@@ -55,7 +45,7 @@ def run_transfer(config_path: str | Path | None = None, out: str | Path | None =
         write_json(store.path("results.json"), results)
         write_text(store.path("results.csv"), results_csv(results))
         build_transfer_report(store.root)
-    write_json(store.path("timings.json"), ctx.reporter.timings)
+    ctx.write_timings()
     ctx.reporter.log(f"done: {store.root / 'report.html'}")
     return store.root
 
@@ -78,14 +68,8 @@ def check_inputs(ctx: stages.TransferContext) -> None:
         resolve_model_path(c.judge.model)
 
 
-def environment(config: TransferConfig) -> dict:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "libraries": versions,
-            "device": config.device, "dtype": config.dtype, "torch_threads": config.threads,
-            "seeds": {"students": list(config.seeds), "teacher_sampling": config.teacher_data.seed,
-                      "bootstrap": config.analysis.bootstrap_seed}}
+def environment(config: TransferConfig, jobs: int | JobPlan = 1) -> dict:
+    """Library versions, platform, threads and every seed: what reproduces the numbers."""
+    return environment_record(config, libraries=LIBRARIES, jobs=jobs,
+                              seeds={"students": list(config.seeds), "teacher_sampling": config.teacher_data.seed,
+                                     "bootstrap": config.analysis.bootstrap_seed})

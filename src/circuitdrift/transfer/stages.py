@@ -7,10 +7,10 @@ Two arms: ``refusal`` steers the teacher along r (paths as before: teacher/alpha
 along a seeded direction orthogonal to r with its norm (teacher/random/alpha<a>/...); alpha = 0 (the
 control) is the refusal arm's only.
 
-Jobs are module-level functions of picklable tuples, run ``jobs`` at a time in
-worker processes (pipeline/parallel.py); the parent alone writes the run folder's
-manifest. Each artifact's key hashes the settings and upstream keys it depends on
-(pipeline/store.py), so a rerun redoes only what a change touched.
+Each stage is one :func:`~circuitdrift.engine.stage.cached_stage`: jobs are module-level functions
+run ``jobs`` at a time in worker processes (engine/pool.py); the parent alone writes the run
+folder's manifest. Each artifact's key hashes the settings and upstream keys it depends on
+(engine/store.py), so a rerun redoes only what a change touched.
 """
 
 from __future__ import annotations
@@ -18,19 +18,15 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
-from circuitdrift import __version__
+from circuitdrift.engine.context import EngineContext, load_configured
+from circuitdrift.engine.stage import Item, cached_stage
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json
 from circuitdrift.judge.base import as_ints, attack_success, tally
 from circuitdrift.judge.factory import make_judge
 from circuitdrift.models.generate import Sampling, chat_completions, chat_text
-from circuitdrift.models.load import load_model, resolve_model_path
-from circuitdrift.pipeline.parallel import run_all
-from circuitdrift.pipeline.progress import Reporter
-from circuitdrift.pipeline.store import RunStore, key_of, sha256_file
 from circuitdrift.steer.controls import ablation, random_direction
 from circuitdrift.steer.steering import layers_from, steering
 from circuitdrift.steer.vectors import SteeringVectors, difference_of_means, split_fit
@@ -39,6 +35,7 @@ from circuitdrift.train.run import train
 from circuitdrift.transfer import mechanism
 from circuitdrift.transfer.config import PromptSource, TransferConfig
 from circuitdrift.transfer.data import data_lines, distillation_task, read_data
+from circuitdrift.transfer.jobs import EvalJob, StudentJob, TeacherJob, arm_label
 from circuitdrift.transfer.quality import accuracy, answer_key, data_quality
 from circuitdrift.transfer.slices import (
     PROBES,
@@ -85,11 +82,6 @@ def student_items(config: TransferConfig) -> list[tuple[str, float, int]]:
     return [(arm, a, s) for arm, a in teacher_items(config) for s in config.seeds]
 
 
-def label(arm: str, alpha: float, seed: int | None = None) -> str:
-    text = f"alpha {alpha:g}" if arm == "refusal" else f"random alpha {alpha:g}"
-    return text if seed is None else f"{text} seed {seed}"
-
-
 def direction(config: TransferConfig, vectors: SteeringVectors, arm: str):
     """The teacher's steering direction: r, or the seeded random direction orthogonal to it (same norm)."""
     return vectors.vector if arm == "refusal" else random_direction(vectors.vector, config.controls.seed)
@@ -100,35 +92,10 @@ def prompts_of(source: PromptSource) -> list[str]:
 
 
 @dataclass
-class TransferContext:
+class TransferContext(EngineContext):
+    """The engine's context with the transfer experiment's cache keys."""
+
     config: TransferConfig
-    store: RunStore | None
-    reporter: Reporter
-    jobs: int = 1
-
-    @cached_property
-    def base(self):
-        return load_base(self.config)
-
-    def release_base(self) -> None:
-        """Drop the parent's copy of the base model: jobs run in this process with --jobs 1 and load their own."""
-        if self.__dict__.pop("base", None) is not None:
-            import gc
-
-            import torch
-
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-    @cached_property
-    def base_identity(self) -> str:
-        source = Path(resolve_model_path(self.config.base_model))
-        files = sorted(source.glob("*.safetensors")) if source.is_dir() else []
-        return key_of(self.config.base_model, [(f.name, sha256_file(f)) for f in files])
-
-    def key(self, *parts) -> str:
-        return key_of(__version__, *parts)
 
     def vector_key(self) -> str:
         c = self.config
@@ -160,30 +127,27 @@ class TransferContext:
                         c.benign_task.model_dump(mode="json") if c.benign_task else None)
 
 
-def load_base(config: TransferConfig):
-    return load_model(config.base_model, dtype=config.dtype, device=config.device,
-                      attn_implementation=config.attn_implementation)
-
-
 # ---- stage 1: the steering vector ------------------------------------------------------------------------
 
 def steering_vector(ctx: TransferContext) -> SteeringVectors:
     s = ctx.config.steering
-    key = ctx.vector_key()
-    with ctx.reporter.stage("steering vector", 1) as rep:
-        cached = ctx.store.fresh(VECTOR, key)
-        with rep.item(f"{s.positive} - {s.negative}", cached):
-            if not cached:
-                model, tokenizer = ctx.base
-                pos, neg = positive_prompts(ctx.config), prompts_of(negative_source(ctx.config))
-                vectors = difference_of_means(
-                    model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
-                    held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
-                                                              "negative": s.negative, "split": s.split},
-                    layer_range=s.layer_range,
-                )  # fmt: skip
-                vectors.save(ctx.store.path(VECTOR))
-                ctx.store.mark(VECTOR, key)
+
+    def compute(item: Item) -> SteeringVectors:
+        model, tokenizer = ctx.base
+        pos, neg = positive_prompts(ctx.config), prompts_of(negative_source(ctx.config))
+        return difference_of_means(
+            model, tokenizer, [chat_text(tokenizer, p) for p in pos], [chat_text(tokenizer, p) for p in neg],
+            held_out=s.held_out, layer=s.layer, meta={"model": ctx.config.base_model, "positive": s.positive,
+                                                      "negative": s.negative, "split": s.split},
+            layer_range=s.layer_range,
+        )  # fmt: skip
+
+    def save(item: Item, vectors: SteeringVectors) -> None:
+        vectors.save(ctx.store.path(VECTOR))
+        ctx.store.mark(VECTOR, item.key)
+
+    item = Item(VECTOR, f"{s.positive} - {s.negative}", ctx.vector_key(), (VECTOR,))
+    cached_stage(ctx, "steering vector", [item], compute=compute, save=save)
     return SteeringVectors.load(ctx.store.path(VECTOR))
 
 
@@ -200,21 +164,21 @@ def steered_layers(config: TransferConfig, vectors: SteeringVectors) -> list[int
 
 # ---- stage 2: the steered teacher: its benign data and its behaviour ------------------------------------
 
-def teacher_job(job: tuple) -> dict:
+def teacher_job(job: TeacherJob) -> dict:
     """Worker: at one alpha and arm, the teacher's sampled answers to the benign prompts and greedy answers to
     the harmful ones, with the judge's verdicts and the data's quality.
 
     The answers are written to ``generations`` before the judge is asked, and read back from it when it
     exists, so a judge that fails (an endpoint down) costs no generation on the rerun.
     """
-    config, vector_path, cache_dir, arm, alpha, generations = job
+    config, generations = job.config, job.generations
     t, b = config.teacher_data, config.behaviour
     benign, harmful = prompts_of(t), prompts_of(b)
     made = _read_generations(generations, benign, harmful)
     if made is None:
-        model, tokenizer = load_base(config)
-        vectors = SteeringVectors.load(vector_path)
-        with steering(model, direction(config, vectors, arm), steered_layers(config, vectors), alpha,
+        model, tokenizer = load_configured(config)
+        vectors = SteeringVectors.load(job.vector_path)
+        with steering(model, direction(config, vectors, job.arm), steered_layers(config, vectors), job.alpha,
                       config.steering.scale, skip_first=config.steering.skip_first):
             data = chat_completions(model, tokenizer, benign,
                                     Sampling.at_temperature(t.max_new_tokens, t.temperature, t.top_p), seed=t.seed,
@@ -224,7 +188,7 @@ def teacher_job(job: tuple) -> dict:
         del model
         made = {"prompts": benign, "completions": data, "harmful": harmful, "answers": answers}
         write_json(generations, made)
-    judge = make_judge(config.judge, cache_dir=cache_dir)
+    judge = make_judge(config.judge, cache_dir=job.judge_cache)
     benign, data = made["prompts"], made["completions"]
     flagged = judge.flagged(benign, data)
     quality = data_quality(benign, data, flagged, judge.complied(benign, data), answer_key(t.prompts))
@@ -252,39 +216,38 @@ def teachers(ctx: TransferContext) -> dict[tuple[str, float], dict]:
     An answer the judge could not read (neither yes nor no) counts as no; how many there were is in
     ``behaviour.json`` (``judge_unparsed``, ``judge_unparsed_rate``).
     """
-    out: dict[tuple[str, float], dict] = {}
-    todo = []
-    items = teacher_items(ctx.config)
-    with ctx.reporter.stage("teachers", len(items)) as rep:
-        for arm, alpha in items:
-            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
-            if ctx.store.fresh(f"{rel}/data.jsonl", key) and ctx.store.fresh(f"{rel}/behaviour.json", key):
-                out[(arm, alpha)] = ctx.store.read_json(f"{rel}/behaviour.json")
-                rep.record(label(arm, alpha), 0.0, cached=True)
-                continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
-                         str(ctx.store.path(generations_rel(ctx, alpha, arm)))))
-        for job, result, seconds in run_all(teacher_job, todo, ctx.jobs, ctx.config.threads):
-            arm, alpha = job[3], job[4]
-            rel, key = teacher_rel(alpha, arm), ctx.teacher_key(alpha, arm)
-            ctx.store.write_text(f"{rel}/data.jsonl", data_lines(result["prompts"], result["completions"],
-                                                                 result["flagged"]), key)
-            flags, verdicts = tally(result["flagged"]), tally(result["complied"])
-            unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
-            behaviour = {"alpha": alpha, "arm": arm, "flag_rate": flags["rate"],
-                         "n_data": len(result["completions"]),
-                         "n_empty": sum(not c.strip() for c in result["completions"]),
-                         "quality": result["quality"],
-                         "B": attack_success(result["complied"]),
-                         "complied": as_ints(result["complied"]),
-                         "answers": result["answers"], "harmful": result["harmful"],
-                         "judge_unparsed": unparsed,
-                         "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
-            ctx.store.write_json(f"{rel}/behaviour.json", behaviour, key)
-            Path(job[5]).unlink(missing_ok=True)  # its answers are in data.jsonl and behaviour.json now
-            out[(arm, alpha)] = behaviour
-            rep.record(label(arm, alpha), seconds)
-    return out
+    items = [Item((arm, alpha), arm_label(arm, alpha), ctx.teacher_key(alpha, arm),
+                  (f"{teacher_rel(alpha, arm)}/data.jsonl", f"{teacher_rel(alpha, arm)}/behaviour.json"))
+             for arm, alpha in teacher_items(ctx.config)]
+
+    def job(item: Item) -> TeacherJob:
+        arm, alpha = item.name
+        return TeacherJob(ctx.config, vector_path=str(ctx.store.path(VECTOR)),
+                          judge_cache=str(ctx.store.path(JUDGE_CACHE)), arm=arm, alpha=alpha,
+                          generations=str(ctx.store.path(generations_rel(ctx, alpha, arm))))
+
+    def save(item: Item, result: dict) -> dict:
+        (arm, alpha), (data_rel, behaviour_rel) = item.name, item.rels
+        ctx.store.write_text(data_rel, data_lines(result["prompts"], result["completions"], result["flagged"]),
+                             item.key)
+        flags, verdicts = tally(result["flagged"]), tally(result["complied"])
+        unparsed = flags["n_unparsed"] + verdicts["n_unparsed"]
+        behaviour = {"alpha": alpha, "arm": arm, "flag_rate": flags["rate"],
+                     "n_data": len(result["completions"]),
+                     "n_empty": sum(not c.strip() for c in result["completions"]),
+                     "quality": result["quality"],
+                     "B": attack_success(result["complied"]),
+                     "complied": as_ints(result["complied"]),
+                     "answers": result["answers"], "harmful": result["harmful"],
+                     "judge_unparsed": unparsed,
+                     "judge_unparsed_rate": unparsed / (len(result["flagged"]) + len(result["complied"]))}
+        ctx.store.write_json(behaviour_rel, behaviour, item.key)
+        # its answers are in data.jsonl and behaviour.json now
+        ctx.store.path(generations_rel(ctx, alpha, arm)).unlink(missing_ok=True)
+        return behaviour
+
+    return cached_stage(ctx, "teachers", items, worker=teacher_job, job=job, save=save,
+                        load=lambda item: ctx.store.read_json(item.rels[1]))
 
 
 # ---- stage 2b: the training data, filtered and matched in size when asked ----------------------------------
@@ -299,7 +262,7 @@ def matched_rows(data: dict[tuple[str, float], list[dict]]) -> dict[tuple[str, f
     kept = {item: [r for r in rows if not r["flagged"] and r["completion"].strip()] for item, rows in data.items()}
     n = min(len(rows) for rows in kept.values())
     if n == 0:
-        empty = [label(arm, a) for (arm, a), rows in kept.items() if not rows]
+        empty = [arm_label(arm, a) for (arm, a), rows in kept.items() if not rows]
         raise InputError(f"teacher_data.filter flagged: no unflagged answer left at {', '.join(empty)}")
     return {item: rows[:n] for item, rows in kept.items()}
 
@@ -325,19 +288,19 @@ def training_data(ctx: TransferContext, teacher: dict[tuple[str, float], dict]) 
 
 # ---- stage 3: students distilled on each teacher's data -------------------------------------------------
 
-def student_job(job: tuple) -> None:
+def student_job(job: StudentJob) -> None:
     """Worker: SFT of the base model on one teacher's data, with one seed (resumes a killed run).
 
     A LoRA student is kept as its adapter (``adapter/checkpoint-<steps>``, megabytes) over the base named by
     ``base_model``: no copy of the base at step 0 and no merged export, which for a 7B base would be 15 GB
     (bf16) or 30 GB (float32) per student. The finished adapter's optimizer state is dropped.
     """
-    config, arm, alpha, seed, data_path, folder = job
-    model, tokenizer = load_base(config)
+    config, arm, alpha, folder = job.config, job.arm, job.alpha, job.folder
+    model, tokenizer = load_configured(config)
     name = f"teacher-{alpha_name(alpha)}" if arm == "refusal" else f"teacher-{arm}-{alpha_name(alpha)}"
-    task = distillation_task(read_data(data_path), tokenizer, name)
+    task = distillation_task(read_data(job.data_path), tokenizer, name)
     lora = config.student.lora is not None
-    train("sft", model, task, config.student_config(seed), folder, tokenizer=tokenizer, adapter_only=lora)
+    train("sft", model, task, config.student_config(job.seed), folder, tokenizer=tokenizer, adapter_only=lora)
     if lora:
         for state in Path(folder, "adapter").glob("checkpoint-*/optimizer.pt"):
             state.unlink()  # finished: no resume will read it
@@ -345,23 +308,17 @@ def student_job(job: tuple) -> None:
 
 
 def students(ctx: TransferContext) -> None:
-    items = student_items(ctx.config)
-    todo = []
-    with ctx.reporter.stage("students", len(items)) as rep:
-        for arm, alpha, seed in items:
-            rel, key = student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm)
-            if ctx.store.fresh(rel, key):
-                rep.record(label(arm, alpha, seed), 0.0, cached=True)
-                continue
-            if ctx.store.key(rel) != key:
-                ctx.store.remove(rel)  # never started, or started with other settings: start over
-            ctx.store.begin(rel, key)  # a kill from here on resumes from the last checkpoint
-            data = str(ctx.store.path(train_data_rel(ctx.config, alpha, arm)))
-            todo.append((ctx.config, arm, alpha, seed, data, str(ctx.store.path(rel))))
-        for job, _, seconds in run_all(student_job, todo, ctx.jobs, ctx.config.threads):
-            _, arm, alpha, seed, _, _ = job
-            ctx.store.mark(student_rel(alpha, seed, arm), ctx.student_key(alpha, seed, arm))
-            rep.record(label(arm, alpha, seed), seconds)
+    items = [Item((arm, alpha, seed), arm_label(arm, alpha, seed), ctx.student_key(alpha, seed, arm),
+                  (student_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
+
+    def job(item: Item) -> StudentJob:
+        arm, alpha, seed = item.name
+        return StudentJob(ctx.config, arm=arm, alpha=alpha, seed=seed,
+                          data_path=str(ctx.store.path(train_data_rel(ctx.config, alpha, arm))),
+                          folder=str(ctx.store.path(item.rels[0])))
+
+    # a kill resumes a student from its last checkpoint
+    cached_stage(ctx, "students", items, worker=student_job, job=job, resumable=True)
 
 
 def final_checkpoint(config: TransferConfig, folder: str | Path) -> Path:
@@ -381,26 +338,25 @@ def load_student(config: TransferConfig, folder: str | Path):
     bf16 weights would round small updates away), or the full fine-tuned folder."""
     path = final_checkpoint(config, folder)
     if config.student.lora is None:
-        return load_model(str(path), dtype=config.dtype, device=config.device,
-                          attn_implementation=config.attn_implementation)
+        return load_configured(config, path)
     from peft import PeftModel
 
-    base, tokenizer = load_base(config)
+    base, tokenizer = load_configured(config)
     return PeftModel.from_pretrained(base, str(path)).get_base_model().eval(), tokenizer
 
 
 # ---- stage 4: each student's behaviour and mechanism ----------------------------------------------------
 
-def eval_job(job: tuple) -> dict:
+def eval_job(job: EvalJob) -> dict:
     """Worker: the student's answers to the harmful prompts (judged), with r ablated too; its activation shift
     at every layer; the prefix log-likelihoods; its benign accuracy; its CMAP."""
-    config, vector_path, cache_dir, arm, alpha, seed, folder = job
-    base, tokenizer = load_base(config)
-    student, _ = load_student(config, folder)
-    vectors = SteeringVectors.load(vector_path)
+    config = job.config
+    base, tokenizer = load_configured(config)
+    student, _ = load_student(config, job.folder)
+    vectors = SteeringVectors.load(job.vector_path)
     b, m = config.behaviour, config.mechanism
     harmful, probes = prompts_of(b), probe_prompts(config)
-    judge = make_judge(config.judge, cache_dir=cache_dir)
+    judge = make_judge(config.judge, cache_dir=job.judge_cache)
     answers = chat_completions(student, tokenizer, harmful, Sampling.greedy(b.max_new_tokens), batch_size=b.batch_size)
     complied = judge.complied(harmful, answers)
     verdicts = tally(complied)
@@ -408,7 +364,8 @@ def eval_job(job: tuple) -> dict:
     shift = shifts[vectors.layer]
     pos_fit, neg_fit = steering_fit_prompts(config)
     change = mechanism.direction_shift(student, tokenizer, pos_fit, neg_fit, vectors.vector, vectors.layer)
-    out = {"alpha": alpha, "seed": seed, "arm": arm, "B": attack_success(complied), "complied": as_ints(complied),
+    out = {"alpha": job.alpha, "seed": job.seed, "arm": job.arm, "B": attack_success(complied),
+           "complied": as_ints(complied),
            "judge_unparsed": verdicts["n_unparsed"], "judge_unparsed_rate": verdicts["unparsed_rate"],
            "answers": answers, "cosine": mechanism.cosine(shift, vectors.vector), "shift_norm": float(shift.norm()),
            "shift": shifts.tolist(), "base_norm": base_norm.tolist(),
@@ -430,27 +387,24 @@ def eval_job(job: tuple) -> dict:
     if m.cmap:
         task = mechanism.own_answer_task(base, tokenizer, harmful[: m.cmap_prompts])
         if task is not None:
-            out["cmap"] = mechanism.cmap_heads(base, student, tokenizer, task, m.cmap_method, m.top_heads,
-                                               m.batch_size)
+            out["cmap"] = mechanism.cmap_heads(base, student, tokenizer, task, method=m.cmap_method, top=m.top_heads,
+                                               batch_size=m.batch_size)
     return out
 
 
 def evaluations(ctx: TransferContext) -> dict[tuple[str, float, int], dict]:
-    items = student_items(ctx.config)
-    out: dict[tuple[str, float, int], dict] = {}
-    todo = []
-    with ctx.reporter.stage("student measures", len(items)) as rep:
-        for arm, alpha, seed in items:
-            rel, key = eval_rel(alpha, seed, arm), ctx.eval_key(alpha, seed, arm)
-            if ctx.store.fresh(rel, key):
-                out[(arm, alpha, seed)] = ctx.store.read_json(rel)
-                rep.record(label(arm, alpha, seed), 0.0, cached=True)
-                continue
-            todo.append((ctx.config, str(ctx.store.path(VECTOR)), str(ctx.store.path(JUDGE_CACHE)), arm, alpha,
-                         seed, str(ctx.store.path(student_rel(alpha, seed, arm)))))
-        for job, result, seconds in run_all(eval_job, todo, ctx.jobs, ctx.config.threads):
-            arm, alpha, seed = job[3], job[4], job[5]
-            ctx.store.write_json(eval_rel(alpha, seed, arm), result, ctx.eval_key(alpha, seed, arm))
-            out[(arm, alpha, seed)] = result
-            rep.record(label(arm, alpha, seed), seconds)
-    return out
+    items = [Item((arm, alpha, seed), arm_label(arm, alpha, seed), ctx.eval_key(alpha, seed, arm),
+                  (eval_rel(alpha, seed, arm),)) for arm, alpha, seed in student_items(ctx.config)]
+
+    def job(item: Item) -> EvalJob:
+        arm, alpha, seed = item.name
+        return EvalJob(ctx.config, vector_path=str(ctx.store.path(VECTOR)),
+                       judge_cache=str(ctx.store.path(JUDGE_CACHE)), arm=arm, alpha=alpha, seed=seed,
+                       folder=str(ctx.store.path(student_rel(alpha, seed, arm))))
+
+    def save(item: Item, result: dict) -> dict:
+        ctx.store.write_json(item.rels[0], result, item.key)
+        return result
+
+    return cached_stage(ctx, "student measures", items, worker=eval_job, job=job, save=save,
+                        load=lambda item: ctx.store.read_json(item.rels[0]))

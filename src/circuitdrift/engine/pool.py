@@ -2,14 +2,14 @@
 
 On a small shared CPU machine several torch threads in one process run many
 times slower than one, and independent runs (a method at a learning rate and
-seed, a checkpoint's measurement) need no communication. So the pipeline
-spreads them over ``jobs`` processes, each limited to ``threads`` torch
+seed, a checkpoint's measurement, a student) need no communication. So both
+experiments spread them over ``jobs`` processes, each limited to ``threads`` torch
 threads. Results do not depend on ``jobs``: every item runs alone in a process
 with the same thread count, so its floating-point sums are reduced in the same
 order whatever runs beside it.
 
 Workers are started with ``spawn`` (no state copied from the parent, safe with
-torch; a script that calls the pipeline needs the usual ``if __name__ ==
+torch; a script that calls an experiment needs the usual ``if __name__ ==
 "__main__":`` guard) and return plain picklable values; the parent alone writes
 the run folder's manifest. A worker dies with its parent (Linux), so a killed
 run leaves no process writing into its folder.
@@ -30,9 +30,17 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+class Job(Protocol):
+    """A worker's input: a frozen dataclass of named, picklable fields (pipeline/jobs.py, transfer/jobs.py)."""
+
+    @property
+    def label(self) -> str:
+        """The item's name in progress lines and a failed cluster job's error."""
 
 
 def default_jobs() -> int:
