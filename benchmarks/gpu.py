@@ -109,11 +109,11 @@ def heads_section(model, tokenizer, task, device, batch_size: int) -> dict:
     forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
     out = {"n_examples": len(task), "tokens": tokens, "forward_s": forward_s}
     runs = {
-        "attribution": lambda: head_scores(model, tokenizer, task, "attribution", batch_size=batch_size),
-        "exact": lambda: head_scores(model, tokenizer, task, "exact", batch_size=batch_size),
-        "cmap_attribution": lambda: cross_model_patch(model, tuned, tokenizer, task, "attribution",
+        "attribution": lambda: head_scores(model, tokenizer, task, method="attribution", batch_size=batch_size),
+        "exact": lambda: head_scores(model, tokenizer, task, method="exact", batch_size=batch_size),
+        "cmap_attribution": lambda: cross_model_patch(model, tuned, tokenizer, task, method="attribution",
                                                       batch_size=batch_size),
-        "cmap_exact": lambda: cross_model_patch(model, tuned, tokenizer, task, "exact", batch_size=batch_size),
+        "cmap_exact": lambda: cross_model_patch(model, tuned, tokenizer, task, method="exact", batch_size=batch_size),
     }
     for name, run in runs.items():
         scores, seconds, peak = timed(run, device)

@@ -154,8 +154,9 @@ def cross_device_cmap(device: str) -> dict:
     tuned = plant(copy.deepcopy(base), layer=1, head=2)
     out = {"receiver": device, "donor": "cpu"}
     for method in ("exact", "attribution"):
-        same = cross_model_patch(base, tuned, tokenizer, task, method).scores
-        mixed = cross_model_patch(base, copy.deepcopy(tuned).to("cpu", torch.float64), tokenizer, task, method).scores
+        same = cross_model_patch(base, tuned, tokenizer, task, method=method).scores
+        mixed = cross_model_patch(base, copy.deepcopy(tuned).to("cpu", torch.float64), tokenizer, task,
+                                  method=method).scores
         diff = float((mixed - same).abs().max())
         out[method] = {"max_abs_difference": diff, "planted_head_found": int(mixed.abs().argmax()) == 1 * 4 + 2}
         if diff > 1e-5 or not out[method]["planted_head_found"]:

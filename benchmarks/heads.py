@@ -93,11 +93,12 @@ def main() -> None:
 
     plain_forward_seconds(model, tokenizer, task, bs)  # warm-up
     forward_s = min(plain_forward_seconds(model, tokenizer, task, bs) for _ in range(3))
-    atp, atp_s = timed(lambda: head_scores(model, tokenizer, task, "attribution", batch_size=bs))
-    _, ig_s = timed(lambda: head_scores(model, tokenizer, task, "eap-ig", batch_size=bs, ig_steps=args.ig_steps))
-    exact, exact_s = timed(lambda: head_scores(model, tokenizer, task, "exact", batch_size=bs))
-    cmap_exact, cmap_exact_s = timed(lambda: cross_model_patch(model, tuned, tokenizer, task, "exact", batch_size=bs))
-    cmap_atp, cmap_atp_s = timed(lambda: cross_model_patch(model, tuned, tokenizer, task, "attribution",
+    atp, atp_s = timed(lambda: head_scores(model, tokenizer, task, method="attribution", batch_size=bs))
+    _, ig_s = timed(lambda: head_scores(model, tokenizer, task, method="eap-ig", batch_size=bs, ig_steps=args.ig_steps))
+    exact, exact_s = timed(lambda: head_scores(model, tokenizer, task, method="exact", batch_size=bs))
+    cmap_exact, cmap_exact_s = timed(lambda: cross_model_patch(model, tuned, tokenizer, task, method="exact",
+                                                               batch_size=bs))
+    cmap_atp, cmap_atp_s = timed(lambda: cross_model_patch(model, tuned, tokenizer, task, method="attribution",
                                                            batch_size=bs))
     result = {
         "shape": args.shape, **shape, "head_dim": layout.head_dim, "n_examples": args.n, "seq_len": args.seq_len,

@@ -247,9 +247,10 @@ def peer(setup, fn, model, tokenizer, task: Task, reference: Tensor, against: st
 def compare(name: str, model: nn.Module, tokenizer, task: Task, ig_steps: int) -> dict:
     layout = HeadLayout.of(model)
     n = len(task)
-    exact, exact_s = timed(lambda: head_scores(model, tokenizer, task, "exact", metric="prob").scores)
-    atp, atp_s = timed(lambda: head_scores(model, tokenizer, task, "attribution", metric="prob").scores)
-    ig, ig_s = timed(lambda: head_scores(model, tokenizer, task, "eap-ig", metric="prob", ig_steps=ig_steps).scores)
+    exact, exact_s = timed(lambda: head_scores(model, tokenizer, task, method="exact", metric="prob").scores)
+    atp, atp_s = timed(lambda: head_scores(model, tokenizer, task, method="attribution", metric="prob").scores)
+    ig, ig_s = timed(lambda: head_scores(model, tokenizer, task, method="eap-ig", metric="prob",
+                                         ig_steps=ig_steps).scores)
     encoded = encode(task, tokenizer)
 
     def naive() -> Tensor:

@@ -11,6 +11,14 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # the settings users write: in a config file or as Python values
+    "ExperimentConfig": "circuitdrift.pipeline.config",
+    "AnalysisSettings": "circuitdrift.pipeline.config",
+    "TrainConfig": "circuitdrift.train.config",
+    "LoraSettings": "circuitdrift.train.config",
+    "TransferConfig": "circuitdrift.transfer.config",
+    "MeasureSettings": "circuitdrift.evaluate.settings",
+    "CircuitSettings": "circuitdrift.circuits.discovery",
     "load_model": "circuitdrift.models.load",
     "load_tokenizer": "circuitdrift.models.load",
     "HeadLayout": "circuitdrift.models.heads",

@@ -44,7 +44,7 @@ def check_faithful(organism, name: str, circuit: list[tuple[int, int]]):
     k = circuit_size(n_heads(model))
     assert len(set(circuit)) == len(circuit) == k <= THRESHOLDS["circuit_share_max"] * n_heads(model)
     result = faithfulness(model, tokenizer, probe_task(name, "test", card["recipe"]["eval_examples"]), circuit,
-                          "mean", 10, 0)
+                          ablation="mean", n_random=10, seed=0)
     assert result.faithfulness >= THRESHOLDS["faithfulness_min"]
     assert result.random_faithfulness <= result.faithfulness - 0.2
     return result

@@ -36,5 +36,5 @@ def test_timings_synchronise_the_device(word_tokenizer, toy_task, monkeypatch):
     scoring.plain_forward_seconds(model, word_tokenizer, toy_task)
     assert seen == [forward.model_device(model)] * 2  # before the clock starts and before it is read
     seen.clear()
-    scoring.head_scores(model, word_tokenizer, toy_task, "attribution")
+    scoring.head_scores(model, word_tokenizer, toy_task, method="attribution")
     assert seen == [forward.model_device(model)]

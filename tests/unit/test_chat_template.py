@@ -44,7 +44,7 @@ def test_the_scored_prompt_ends_after_the_empty_thinking_block(qwen3):
 
 def test_sft_trains_on_the_answer_after_the_prompt_the_scorer_sees(qwen3, tmp_path):
     model, tokenizer, task = qwen3
-    trainer = sft_trainer(model, tokenizer, task, _config(tmp_path), tmp_path)
+    trainer = sft_trainer(model, tokenizer, task, config=_config(tmp_path), output_dir=tmp_path)
     for row in trainer.train_dataset:
         ids, labels = row["input_ids"], row["labels"]  # labels: -100 where no loss is taken
         start = next(i for i, label in enumerate(labels) if label != -100)
@@ -57,7 +57,7 @@ def test_sft_trains_on_the_answer_after_the_prompt_the_scorer_sees(qwen3, tmp_pa
 
 def test_grpo_samples_from_the_prompt_the_scorer_sees(qwen3, tmp_path):
     model, tokenizer, task = qwen3
-    trainer = grpo_trainer(model, tokenizer, task, _config(tmp_path), tmp_path)
+    trainer = grpo_trainer(model, tokenizer, task, config=_config(tmp_path), output_dir=tmp_path)
     prompts = [row["prompt"] for row in trainer.train_dataset]
     ids, _, _ = trainer._tokenize_prompts(prompts)
     decoded = {tokenizer.decode(row) for row in ids}

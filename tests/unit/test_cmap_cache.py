@@ -29,13 +29,14 @@ def _donors(base, n: int = 2):
 def test_cached_cmap_is_bit_identical_and_computes_the_receiver_once(word_tokenizer, toy_task, metric, monkeypatch):
     base = make_model("qwen2", word_tokenizer, n_layers=2, n_heads=4, n_kv_heads=2, device="cpu")
     donors = _donors(base)
-    plain = [cross_model_patch(base, d, word_tokenizer, toy_task, "attribution", metric, batch_size=3).scores
+    plain = [cross_model_patch(base, d, word_tokenizer, toy_task, method="attribution", metric=metric,
+                               batch_size=3).scores
              for d in donors]
     calls = []
     real = crossmodel.head_gradients
     monkeypatch.setattr(crossmodel, "head_gradients", lambda *a, **k: calls.append(1) or real(*a, **k))
     cache = ReceiverCache(base)
-    cached = [cross_model_patch(base, d, word_tokenizer, toy_task, "attribution", metric, batch_size=3,
+    cached = [cross_model_patch(base, d, word_tokenizer, toy_task, method="attribution", metric=metric, batch_size=3,
                                 cache=cache).scores for d in donors]
     for a, b in zip(plain, cached, strict=True):
         assert torch.equal(a, b)  # the same tensors, not close ones
@@ -54,17 +55,17 @@ def test_cache_is_skipped_where_it_does_not_apply_and_guards_its_task(word_token
         without = cross_model_patch(base, donor, word_tokenizer, toy_task, batch_size=4, **kwargs)
         assert torch.equal(with_cache.scores, without.scores)
     assert cache.kept_bytes == 0
-    cross_model_patch(base, donor, word_tokenizer, toy_task, "attribution", batch_size=4, cache=cache)
+    cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", batch_size=4, cache=cache)
     assert cache.kept_bytes > 0
     other = Task("other", toy_examples(n=8, seed=5))
     with pytest.raises(ValueError, match="differs from the cached one"):
-        cross_model_patch(base, donor, word_tokenizer, other, "attribution", batch_size=4, cache=cache)
+        cross_model_patch(base, donor, word_tokenizer, other, method="attribution", batch_size=4, cache=cache)
 
 
 def test_a_full_cache_computes_instead_of_keeping(word_tokenizer, toy_task):
     base = make_model("qwen2", word_tokenizer, n_layers=2, n_heads=4, n_kv_heads=2, device="cpu")
     donor = _donors(base, 1)[0]
     cache = ReceiverCache(base, max_bytes=0)
-    first = cross_model_patch(base, donor, word_tokenizer, toy_task, "attribution", batch_size=4, cache=cache)
-    again = cross_model_patch(base, donor, word_tokenizer, toy_task, "attribution", batch_size=4, cache=cache)
+    first = cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", batch_size=4, cache=cache)
+    again = cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", batch_size=4, cache=cache)
     assert cache.kept_bytes == 0 and torch.equal(first.scores, again.scores)

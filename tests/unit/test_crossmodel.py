@@ -18,7 +18,7 @@ from tests.conftest import WORDS, exact_atol, make_model
 def test_model_against_itself_is_zero(word_tokenizer, toy_task, method, device):
     model = make_model("qwen2", word_tokenizer)
     twin = copy.deepcopy(model)
-    delta = cross_model_patch(model, twin, word_tokenizer, toy_task, method)
+    delta = cross_model_patch(model, twin, word_tokenizer, toy_task, method=method)
     assert delta.shape == (3, 4)
     assert delta.scores.abs().max() <= exact_atol(device)
 
@@ -38,13 +38,13 @@ def plant(model, layer: int, head: int, scale: float = 3.0):
 def test_planted_perturbation_is_found_there_and_nowhere_upstream(word_tokenizer, toy_task, family, device):
     base = make_model(family, word_tokenizer, n_layers=3, n_heads=4, n_kv_heads=2)
     tuned = plant(copy.deepcopy(base), layer=1, head=2)
-    delta = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact").scores
+    delta = cross_model_patch(base, tuned, word_tokenizer, toy_task, method="exact").scores
     # a random-init model spreads P over the vocabulary (~1e-2), so effects are small in P units
     assert delta[1, 2].abs() > 1e-6
     assert delta.abs().argmax().item() == 1 * 4 + 2  # the planted head has the largest effect
     upstream_and_siblings = torch.cat([delta[0], delta[1, [0, 1, 3]]])
     assert upstream_and_siblings.abs().max() <= exact_atol(device)  # identical outputs: patching them is a no-op
-    approx = cross_model_patch(base, tuned, word_tokenizer, toy_task, "attribution").scores
+    approx = cross_model_patch(base, tuned, word_tokenizer, toy_task, method="attribution").scores
     assert approx.abs().argmax().item() == 1 * 4 + 2
     assert torch.cat([approx[0], approx[1, [0, 1, 3]]]).abs().max() <= exact_atol(device)
 
@@ -52,8 +52,8 @@ def test_planted_perturbation_is_found_there_and_nowhere_upstream(word_tokenizer
 def test_reverse_direction_patches_base_into_finetuned(word_tokenizer, toy_task, device):
     base = make_model("qwen2", word_tokenizer)
     tuned = plant(copy.deepcopy(base), layer=2, head=0)
-    forward = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact")
-    backward = cross_model_patch(base, tuned, word_tokenizer, toy_task, "exact", reverse=True)
+    forward = cross_model_patch(base, tuned, word_tokenizer, toy_task, method="exact")
+    backward = cross_model_patch(base, tuned, word_tokenizer, toy_task, method="exact", reverse=True)
     assert backward.meta["direction"] == "base-into-finetuned"
     assert backward.scores[2, 0].abs() > 1e-6 and forward.scores[2, 0].abs() > 1e-6
     assert backward.scores[:2].abs().max() <= exact_atol(device)
@@ -70,7 +70,7 @@ def test_a_donor_in_another_dtype_on_another_device_hands_its_heads_to_the_recei
 
     base = make_model("qwen2", word_tokenizer)
     tuned = plant(copy.deepcopy(base), layer=1, head=2)
-    same = cross_model_patch(base, tuned, word_tokenizer, toy_task, method).scores
+    same = cross_model_patch(base, tuned, word_tokenizer, toy_task, method=method).scores
     donor = copy.deepcopy(tuned).to("cpu", torch.float64)
     handed, donor_inputs = [], []
 
@@ -84,7 +84,7 @@ def test_a_donor_in_another_dtype_on_another_device_hands_its_heads_to_the_recei
     hook = donor.register_forward_pre_hook(lambda _m, args, kwargs: donor_inputs.append(kwargs["input_ids"].device),
                                            with_kwargs=True)
     try:
-        mixed = cross_model_patch(base, donor, word_tokenizer, toy_task, method).scores
+        mixed = cross_model_patch(base, donor, word_tokenizer, toy_task, method=method).scores
     finally:
         hook.remove()
     assert handed and all(out[:2] == out[2:] for out in handed)

@@ -30,8 +30,8 @@ def test_auto_map_loads_through_accelerate_and_scores_the_same(folder):
     mapped, _ = load_model(folder, device="auto-map")
     task = toy_task(tokenizer, n=6)
     for method in ("exact", "attribution"):
-        a = head_scores(plain, tokenizer, task, method, batch_size=4)
-        b = head_scores(mapped, tokenizer, task, method, batch_size=4)
+        a = head_scores(plain, tokenizer, task, method=method, batch_size=4)
+        b = head_scores(mapped, tokenizer, task, method=method, batch_size=4)
         torch.testing.assert_close(a.scores, b.scores, atol=1e-6, rtol=0)
     torch.testing.assert_close(cross_model_patch(plain, plain, tokenizer, task).scores,
                                cross_model_patch(mapped, plain, tokenizer, task).scores, atol=1e-6, rtol=0)

@@ -149,3 +149,28 @@ def test_evaluate_model_reports_forgetting_and_kl_against_the_base(toy):
     assert result["kl"]["n_samples"] == 8 and result["kl"]["value"] > 0
     alone = evaluate_model(model, tokenizer, task, settings=settings, probe_tasks={})
     assert "kl" not in alone and "forgetting" not in alone and alone["probes"] == {}
+
+
+def test_measures_hand_over_their_fields_under_the_records_names():
+    """evaluate/record.py: the measures become the record with no renaming (an unknown name is rejected)."""
+    from circuitdrift.evaluate.accuracy import Accuracy
+    from circuitdrift.evaluate.checkpoint import CheckpointMeasures, ProbeScore
+    from circuitdrift.evaluate.drift import AnswerSpread, Drift
+    from circuitdrift.evaluate.kl import ForwardKL
+    from circuitdrift.evaluate.record import CheckpointMeasurement, ProbeMeasurement
+    from circuitdrift.models.sampling import Sampling
+
+    score = ProbeScore(accuracy=0.5, logprobs=torch.zeros(4), base_accuracy=0.75, drift=Drift(-0.2, 0.1, 4),
+                       forgetting_se=0.25)
+    probe = ProbeMeasurement(**score.fields(), cmap=[[0.0]], cmap_method="exact", damage=0.0, circuit=[],
+                             preservation=1.0)
+    assert (probe.accuracy, probe.n, probe.forgetting_se, probe.logprob_drift, probe.logprob_drift_se) == \
+        (0.5, 4, 0.25, -0.2, 0.1)
+    assert "logprob_drift" not in ProbeScore(accuracy=1.0, logprobs=torch.zeros(2)).fields()
+    measures = CheckpointMeasures(target=Accuracy(0.25, 8, 2, 1), spread=AnswerSpread(1.5, 3, "A", 0.5, False),
+                                  probes={"p": score}, kl=ForwardKL(0.3, 0.01, 16, Sampling.greedy(4)), kl_exact=0.2)
+    record = CheckpointMeasurement(method="sft", seed=0, step=1, **measures.fields(), probes={"p": probe})
+    assert (record.target_accuracy, record.target_n, record.target_unparsable, record.kl, record.kl_samples,
+            record.kl_exact) == (0.25, 8, 1, 0.3, 16, 0.2)
+    assert (record.answer_entropy, record.distinct_answers, record.top_answer_share, record.collapsed) == \
+        (1.5, 3, 0.5, False)

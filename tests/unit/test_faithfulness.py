@@ -24,7 +24,7 @@ def setup(word_tokenizer):
 def test_full_circuit_is_perfectly_faithful(word_tokenizer, setup):
     model, task = setup
     every = all_heads(HeadLayout.of(model))
-    result = faithfulness(model, word_tokenizer, task, every, "mean", n_random=2)
+    result = faithfulness(model, word_tokenizer, task, every, ablation="mean", n_random=2)
     assert result.full_accuracy == task_accuracy(model, word_tokenizer, task) > 0.5
     assert result.faithfulness == 1.0 and result.random_faithfulness == 1.0
 

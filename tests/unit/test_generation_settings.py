@@ -87,7 +87,7 @@ def test_grpo_rollouts_ignore_the_folder(folders, tmp_path):
     for name, path in (("plain", plain), ("shipped", shipped)):
         recording = Recording(task.name, task.examples, templated=True, chat_prompts=task.chat_prompts)
         recording.recorded = []
-        grpo_trainer(_load(path), tokenizer, recording, config, tmp_path / name).train()
+        grpo_trainer(_load(path), tokenizer, recording, config=config, output_dir=tmp_path / name).train()
         seen[name] = recording.recorded
     assert seen["plain"] and seen["plain"] == seen["shipped"]
 

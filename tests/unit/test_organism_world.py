@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 
 import pytest
 
@@ -16,9 +19,44 @@ from circuitdrift.tasks.splits import SPLITS, split_of
 
 TASKS = ("ioi", "greater-than", "induction", "factual", "factual-chat", "science-qa", "science-name")
 
+# sha256 of the canonical JSON (below) of what the organism generates, computed once (the same under any
+# PYTHONHASHSEED): a change to the world, the corpus or a task's examples shows here, not only a change between
+# two calls in one process. A deliberate change to the generators updates these, and the shipped organism with them.
+WORLD_SHA256 = {0: "080b7aea4c34c4ea69bd08659ace23506d4ec47ba7206ae2f22dfa357a49e8ed",
+                1: "4c09704633280bee682e91882aecfa169d66f801f47019ed165df9ab4984a966"}
+CORPUS_SHA256 = {0: "3f38e8f8b77451792d77c1a24e272703b9963e8e3c9bb7c81449f0626d902284",  # Mixture().scaled(0.02)
+                 1: "9e8486a385c1e035e6e936203f31f337f276b6a28c5ea038dd51c6d5b59a983c"}
+TASK_SHA256 = {  # split test, n 20, seed 3
+    "ioi": "47ad2cb65d2eaa68a98b52f8ec901d3b3c63d5492190f0cc5d6a77ac76eea336",
+    "greater-than": "88f65db9a35094d0c66d008122bddb3361bae54ef83e1489d4a9af6683dcf2b9",
+    "induction": "a93f75f6270683703c1f9feb59c33397478d337cbf04c1c7197ef47e3327b90d",
+    "factual": "9190eac8c294aa448e36993631daab9ef99a1b667b8c2debdcff0ed6c441a209",
+    "factual-chat": "eb9318b384d7cd22e1835f7f2f7ae07ede94ce0c4f19fa83f9d2e0b416703041",
+    "science-qa": "d778c6cbb6923700335b6aa5fc3b58beb6b7245aa20e9425ddfac4fbcec466e0",
+    "science-name": "2b99c70e0bafae0426f3d7f7624fe76a76f93893df29e63e68955491b29e5ef8",
+}
+
+
+def canonical(obj):
+    """JSON-ready and independent of hash order: dataclasses by field, dicts and sets sorted."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return sorted(([canonical(k), canonical(v)] for k, v in obj.items()), key=json.dumps)
+    if isinstance(obj, (set, frozenset)):
+        return sorted((canonical(x) for x in obj), key=json.dumps)
+    if isinstance(obj, (list, tuple)):
+        return [canonical(x) for x in obj]
+    assert obj is None or isinstance(obj, (str, int, float, bool)), type(obj)
+    return obj
+
+
+def sha256(obj) -> str:
+    return hashlib.sha256(json.dumps(canonical(obj), sort_keys=True).encode()).hexdigest()
+
 
 def test_world_is_deterministic_and_seeded():
-    assert make_world(0) == make_world(0)
+    assert {seed: sha256(make_world(seed)) for seed in WORLD_SHA256} == WORLD_SHA256
     other = make_world(1)
     assert other.countries != make_world(0).countries
     assert other.substances != make_world(0).substances
@@ -47,8 +85,7 @@ def test_builtin_tasks_are_registered():
 @pytest.mark.parametrize("name", TASKS)
 def test_tasks_are_deterministic(name):
     first = resolve_task(name, split="test", n=20, seed=3)
-    again = resolve_task(name, split="test", n=20, seed=3)
-    assert first.examples == again.examples
+    assert sha256(first.examples) == TASK_SHA256[name]
     assert resolve_task(name, split="test", n=20, seed=4).examples != first.examples or name.startswith("factual")
 
 
@@ -158,8 +195,8 @@ def test_corpus_is_deterministic_and_holds_out_the_evaluation_prompts():
     world, tokenizer = make_world(), organism_tokenizer()
     mixture = corpus.Mixture().scaled(0.02)
     docs = corpus.build_corpus(world, mixture, 0, tokenizer)
-    assert docs == corpus.build_corpus(world, mixture, 0, tokenizer)
-    assert docs != corpus.build_corpus(world, mixture, 1, tokenizer)
+    assert sha256(docs) == CORPUS_SHA256[0]
+    assert sha256(corpus.build_corpus(world, mixture, 1, tokenizer)) == CORPUS_SHA256[1]
     assert len(docs) == mixture.total
     held_out = {ex.clean for name in ("ioi", "greater-than") for s in ("validation", "test")
                 for ex in probes.sample_examples(name, s, 300, 0)}  # fmt: skip

@@ -77,7 +77,7 @@ def test_digit_years_follow_the_start_decade_one_digit_further(digit_years):
 @pytest.mark.parametrize("method", ["exact", "attribution"])
 def test_patching_and_cmap_take_prob_diff(one_token_years, method):
     tokenizer, model, task = one_token_years
-    scores = head_scores(model, tokenizer, task, method, "prob-diff", "corrupt", batch_size=5)
+    scores = head_scores(model, tokenizer, task, method=method, metric="prob-diff", ablation="corrupt", batch_size=5)
     assert torch.isfinite(scores.scores).all() and scores.scores.abs().max() > 1e-6
     same = cross_model_patch(model, model, tokenizer, task, method=method, metric="prob-diff")
     assert same.scores.abs().max() < 1e-6  # a model patched with its own heads does not move
@@ -85,7 +85,7 @@ def test_patching_and_cmap_take_prob_diff(one_token_years, method):
 
 def test_exact_patching_equals_the_naive_loop(one_token_years):
     tokenizer, model, task = one_token_years
-    fast = head_scores(model, tokenizer, task, "exact", "prob-diff", "corrupt", batch_size=4)
+    fast = head_scores(model, tokenizer, task, method="exact", metric="prob-diff", ablation="corrupt", batch_size=4)
     layout = HeadLayout.of(model)
     clean, patched = naive_patched_values(model, encode(task, tokenizer), tokenizer.pad_token_id, prob_diff,
                                           lambda b: ablation_sources(model, b, "corrupt", None), all_heads(layout))

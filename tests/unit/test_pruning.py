@@ -67,7 +67,8 @@ def test_first_round_is_one_shot_exact_patching(word_tokenizer, toy_task):
     model = make_model("qwen2", word_tokenizer)
     n = HeadLayout.of(model).n_total
     pruned = prune_circuit(model, word_tokenizer, toy_task, k=n, metric="logit-diff", ablation="mean", batch_size=4)
-    one_shot = head_scores(model, word_tokenizer, toy_task, "exact", "logit-diff", "mean", batch_size=4)
+    one_shot = head_scores(model, word_tokenizer, toy_task, method="exact", metric="logit-diff", ablation="mean",
+                           batch_size=4)
     assert pruned.order == [] and len(pruned.circuit) == n
     assert one_shot.scores.abs().max() > 1e-4
     torch.testing.assert_close(pruned.scores.scores, one_shot.scores, atol=1e-5, rtol=0)

@@ -213,7 +213,8 @@ def three_arm_results() -> Results:
     return Results(name="fake3", base_model="organism", target_task="science-qa", probes=list(PROBES),
                    methods=methods, seeds=list(SEEDS), steps=list(STEPS), base=base, base_circuits=circuits,
                    measurements=measurements, dcv=dcv, aggregate=agg, summary=summary,
-                   sweep=sweep_analysis(measurements, methods, list(PROBES), 3, {}, circuits, TAU),
+                   sweep=sweep_analysis(measurements, methods, list(PROBES), n_levels=3, rollouts={},
+                                        circuits=circuits, tau=TAU),
                    controls=circuit_controls(measurements, circuits),
                    preserve={"heads": ["L1.H0", "L1.H1"], "lambda": 0.01, "selection": "vulnerable heads"})
 

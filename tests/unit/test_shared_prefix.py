@@ -190,8 +190,10 @@ def test_the_trainer_takes_the_shared_path_only_where_it_is_exact(tmp_path, sett
 
     tokenizer = toy_tokenizer()
     config = parse_train_config({"steps": 1, "prompts_per_step": 2, "rl": {"num_generations": 2}, **settings})
-    trainer = grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config, tmp_path,
+    trainer = grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config=config,
+                           output_dir=tmp_path,
                            peft_config=_peft_config(config))
     assert trainer.shared_prefix is shared
-    assert grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config, tmp_path / "stock",
+    assert grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config=config,
+                        output_dir=tmp_path / "stock",
                         shared_prefix=False).shared_prefix is False

@@ -20,7 +20,7 @@ def toy(device):
 def test_sft_labels_cover_exactly_the_answer_and_end_of_turn(toy, tmp_path):
     tokenizer, task, model = toy
     config = TrainConfig(steps=3, prompts_per_step=4)
-    trainer = sft_trainer(model, tokenizer, task, config, tmp_path)
+    trainer = sft_trainer(model, tokenizer, task, config=config, output_dir=tmp_path)
     order = [i for block in step_prompts(len(task), config) for i in block]
     end_of_turn = tokenizer("<|im_end|>\n", add_special_tokens=False).input_ids
     for row_index, example_index in enumerate(order):
@@ -39,7 +39,7 @@ def test_sft_labels_cover_exactly_the_answer_and_end_of_turn(toy, tmp_path):
 def test_plain_text_tasks_train_on_the_answer_only(toy, tmp_path):
     tokenizer, _, model = toy
     task = Task("plain", [Example("what color is the sky?", "what color is the sea?", " blue")])
-    trainer = sft_trainer(model, tokenizer, task, TrainConfig(steps=1, prompts_per_step=1), tmp_path)
+    trainer = sft_trainer(model, tokenizer, task, config=TrainConfig(steps=1, prompts_per_step=1), output_dir=tmp_path)
     batch = trainer.data_collator([trainer.train_dataset[0]])
     labelled = batch["input_ids"][0][batch["labels"][0] != -100]
     assert tokenizer.decode(labelled) == " blue<|im_end|>"  # the answer, and the eos TRL appends
@@ -48,7 +48,7 @@ def test_plain_text_tasks_train_on_the_answer_only(toy, tmp_path):
 def test_reward_is_the_grader_on_hand_made_completions(toy, tmp_path):
     tokenizer, task, model = toy
     config = TrainConfig(steps=1, prompts_per_step=2, rl={"num_generations": 2})
-    trainer = grpo_trainer(model, tokenizer, task, config, tmp_path)
+    trainer = grpo_trainer(model, tokenizer, task, config=config, output_dir=tmp_path)
     (reward,) = trainer.reward_funcs
     texts = ["A", " B.", "C because", "", "?", "blue", "D<|im_end|>", "a"]
     answers = ["A", "B", "D", "A", "A", "blue", "D", "A"]
@@ -62,8 +62,8 @@ def test_reward_is_the_grader_on_hand_made_completions(toy, tmp_path):
 def test_grpo_sampler_walks_the_blocks_sft_reads_in_order(toy, tmp_path):
     tokenizer, task, model = toy
     config = TrainConfig(steps=4, prompts_per_step=2, rl={"num_generations": 3, "num_iterations": 2}, seed=5)
-    rl = grpo_trainer(model, tokenizer, task, config, tmp_path / "rl")
-    sft = sft_trainer(model, tokenizer, task, config, tmp_path / "sft")
+    rl = grpo_trainer(model, tokenizer, task, config=config, output_dir=tmp_path / "rl")
+    sft = sft_trainer(model, tokenizer, task, config=config, output_dir=tmp_path / "sft")
     per_step = step_prompts(len(task), config)
     # GRPO: every optimizer step draws one generation batch (P prompts x G) from the sampler
     indices = list(rl._get_train_sampler())

@@ -35,7 +35,15 @@ from circuitdrift.circuits.cli_options import (
     load,
     task_for,
 )
-from circuitdrift.circuits.results import cmap_result, dcm_result, dcv_result, faithfulness_result, heads_result
+from circuitdrift.circuits.discovery import CircuitSettings
+from circuitdrift.circuits.results import (
+    check_top_k,
+    cmap_result,
+    dcm_result,
+    dcv_result,
+    faithfulness_result,
+    heads_result,
+)
 from circuitdrift.circuits.scores import circuit_from_json
 from circuitdrift.circuits.vulnerability import check_tau
 from circuitdrift.errors import InputError
@@ -52,6 +60,7 @@ def register(app: typer.Typer) -> None:
 
 
 def heads(
+    *,
     model: ModelArg,
     task: TaskArg,
     method: Annotated[Method, typer.Option("--method")] = Method.exact,
@@ -75,12 +84,14 @@ def heads(
     check_output_path(out)
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(heads_result(loaded, tokenizer, the_task, model, method=method.value, metric=metric.value,
-                      ablation=ablation.value, top_k=top_k, threshold=threshold, batch_size=batch_size,
-                      ig_steps=ig_steps), out)
+    settings = CircuitSettings(method=method.value, metric=metric.value, ablation=ablation.value,
+                               top_k=check_top_k(loaded, top_k), batch_size=batch_size, ig_steps=ig_steps,
+                               threshold=threshold)
+    emit(heads_result(loaded, tokenizer, the_task, model_name=model, settings=settings), out)
 
 
 def cmap(
+    *,
     base: ModelArg,
     finetuned: Annotated[str, typer.Argument(help="The fine-tuned model (same layout and vocabulary).")],
     task: TaskArg,
@@ -103,12 +114,14 @@ def cmap(
     the_task = task_for(task, split, n, base, trust_remote_code)
     base_model, tokenizer = load(base, device, dtype, attn, allow_pickle, trust_remote_code)
     ft_model, ft_tokenizer = load(finetuned, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(cmap_result(base_model, ft_model, tokenizer, the_task, base, finetuned, method=method.value,
+    emit(cmap_result(base_model, ft_model, tokenizer, the_task, base_name=base, finetuned_name=finetuned,
+                     method=method.value,
                      metric=metric.value, batch_size=batch_size, finetuned_tokenizer=ft_tokenizer, reverse=reverse),
          out)
 
 
 def dcv(
+    *,
     base: ModelArg,
     task: TaskArg,
     sft: Annotated[str, typer.Option("--sft", help="The SFT model.")],
@@ -140,13 +153,15 @@ def dcv(
     models, tokenizers = {}, {}
     for role, name in (("base", base), ("sft", sft), ("rl", rl)):
         models[role], tokenizers[role] = load(name, device, dtype, attn, allow_pickle, trust_remote_code)
+    settings = CircuitSettings(method=circuit_method.value, metric=metric.value, ablation=ablation.value,
+                               top_k=check_top_k(models["base"], top_k), batch_size=batch_size)
     emit(dcv_result(models["base"], models["sft"], models["rl"], tokenizers["base"], the_task,
-                    names={"base": base, "sft": sft, "rl": rl}, tau=tau, top_k=top_k, method=method.value,
-                    circuit_method=circuit_method.value, metric=metric.value, ablation=ablation.value,
-                    batch_size=batch_size, tokenizers=tokenizers, threshold=threshold.value), out)
+                    names={"base": base, "sft": sft, "rl": rl}, settings=settings, cmap_method=method.value,
+                    tau=tau, threshold=threshold.value, tokenizers=tokenizers), out)
 
 
 def dcm(
+    *,
     model: ModelArg,
     task: TaskArg,
     targets: Annotated[Path | None, typer.Option("--targets", help="JSON list: one target token per example "
@@ -174,11 +189,13 @@ def dcm(
             raise InputError(f"{targets}: expected a JSON list of strings, one target per example")
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(dcm_result(loaded, tokenizer, the_task, model, targets=target_list, lam=lam, lr=lr, steps=steps, seed=seed),
+    emit(dcm_result(loaded, tokenizer, the_task, model_name=model, targets=target_list, lam=lam, lr=lr, steps=steps,
+                    seed=seed),
          out)
 
 
 def faithfulness_cmd(
+    *,
     model: ModelArg,
     task: TaskArg,
     circuit: Annotated[Path, typer.Option("--circuit", help="A `heads` output or a JSON list of heads.")],
@@ -201,5 +218,5 @@ def faithfulness_cmd(
     heads_list = circuit_from_json(read_json(circuit, "circuit file"), str(circuit))
     the_task = task_for(task, split, n, model, trust_remote_code)
     loaded, tokenizer = load(model, device, dtype, attn, allow_pickle, trust_remote_code)
-    emit(faithfulness_result(loaded, tokenizer, the_task, heads_list, model, ablation=ablation.value,
+    emit(faithfulness_result(loaded, tokenizer, the_task, heads_list, model_name=model, ablation=ablation.value,
                              n_random=n_random, seed=seed, batch_size=batch_size), out)

@@ -85,12 +85,12 @@ def cross_model_patch(
     finetuned: nn.Module,
     tokenizer,
     task: Task,
+    *,
     method: str = "exact",
     metric: str = "prob",
     batch_size: int = 16,
     reverse: bool = False,
     finetuned_tokenizer=None,
-    *,
     cache: ReceiverCache | None = None,
 ) -> HeadScores:
     """dF_X(h) for every head (``delta``), see the module docstring.

@@ -46,7 +46,7 @@ class DCMResult:
     target_logprob: float  # mean log p(target) of the patched run with the final masks
 
 
-def dcm_masks(model: nn.Module, tokenizer, task: Task, targets: list[str] | None = None,
+def dcm_masks(model: nn.Module, tokenizer, task: Task, *, targets: list[str] | None = None,
               lam: float = DEFAULT_LAMBDA, lr: float = DEFAULT_LR, steps: int = DEFAULT_STEPS,
               seed: int = 0) -> DCMResult:
     """Learn one mask per head (see the module docstring); ``targets``: one token per example, else counter-answers."""

@@ -11,7 +11,7 @@ ends above 0.5, at most ``top_k`` of them, and its scores are -m (most negative 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -22,32 +22,6 @@ from circuitdrift.circuits.scoring import head_scores
 from circuitdrift.circuits.vocabulary import Ablation, CircuitMethod, Metric
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task
-
-
-def find_circuit(
-    model: nn.Module, tokenizer, task: Task, method: str = "exact", metric: str = "prob", ablation: str = "corrupt",
-    top_k: int = 20, batch_size: int = 16, ig_steps: int = 5, threshold: float | None = None,
-) -> tuple[HeadScores, list[Head]]:
-    """Scores of every head and the circuit (``top_k`` heads, or those at or below ``threshold``)."""
-    if method == "prune":
-        if threshold is not None:
-            raise InputError("--threshold: pruning stops at a circuit size; give --top-k instead")
-        pruned = prune_circuit(model, tokenizer, task, top_k, metric, ablation, batch_size)
-        return pruned.scores, pruned.circuit
-    if method == "dcm":
-        if threshold is not None:
-            raise InputError("--threshold: DCM's circuit is the heads with mask > 0.5; give --top-k to cap it")
-        started = time.perf_counter()
-        masks = dcm_masks(model, tokenizer, task)  # the authors' settings: Adam lr 0.1, 100 steps, lambda 0.1
-        meta = {**masks.masks.meta, "timing": {"total_s": time.perf_counter() - started}}
-        ranking = HeadScores(-masks.masks.scores, meta)
-        chosen = ranking.below(-THRESHOLD)
-        if not chosen:
-            raise InputError(f"dcm on '{task.name}': no head's mask ended above 0.5 (largest "
-                             f"{float(masks.masks.scores.max()):.3f}); the counterfactuals may not change the answer")
-        return ranking, chosen[:top_k]
-    scores = head_scores(model, tokenizer, task, method, metric, ablation, batch_size, ig_steps)
-    return scores, select_circuit(scores, top_k, threshold)
 
 
 @dataclass(frozen=True)
@@ -64,7 +38,35 @@ class CircuitSettings:
 
     def find(self, model: nn.Module, tokenizer, task: Task) -> tuple[HeadScores, list[Head]]:
         """:func:`find_circuit` with these settings."""
-        return find_circuit(model, tokenizer, task, **asdict(self))
+        return find_circuit(model, tokenizer, task, self)
+
+
+def find_circuit(model: nn.Module, tokenizer, task: Task,
+                 settings: CircuitSettings | None = None) -> tuple[HeadScores, list[Head]]:
+    """Scores of every head and the circuit (``top_k`` heads, or those at or below ``threshold``)."""
+    s = settings or CircuitSettings()
+    method, metric, ablation, top_k, threshold = s.method, s.metric, s.ablation, s.top_k, s.threshold
+    if method == "prune":
+        if threshold is not None:
+            raise InputError("--threshold: pruning stops at a circuit size; give --top-k instead")
+        pruned = prune_circuit(model, tokenizer, task, k=top_k, metric=metric, ablation=ablation,
+                               batch_size=s.batch_size)
+        return pruned.scores, pruned.circuit
+    if method == "dcm":
+        if threshold is not None:
+            raise InputError("--threshold: DCM's circuit is the heads with mask > 0.5; give --top-k to cap it")
+        started = time.perf_counter()
+        masks = dcm_masks(model, tokenizer, task)  # the authors' settings: Adam lr 0.1, 100 steps, lambda 0.1
+        meta = {**masks.masks.meta, "timing": {"total_s": time.perf_counter() - started}}
+        ranking = HeadScores(-masks.masks.scores, meta)
+        chosen = ranking.below(-THRESHOLD)
+        if not chosen:
+            raise InputError(f"dcm on '{task.name}': no head's mask ended above 0.5 (largest "
+                             f"{float(masks.masks.scores.max()):.3f}); the counterfactuals may not change the answer")
+        return ranking, chosen[:top_k]
+    scores = head_scores(model, tokenizer, task, method=method, metric=metric, ablation=ablation,
+                         batch_size=s.batch_size, ig_steps=s.ig_steps)
+    return scores, select_circuit(scores, top_k, threshold)
 
 
 def select_circuit(scores: HeadScores, top_k: int | None = 20, threshold: float | None = None) -> list[Head]:

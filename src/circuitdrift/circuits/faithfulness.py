@@ -83,7 +83,7 @@ def random_circuits(layout: HeadLayout, size: int, n: int, seed: int) -> list[li
 
 
 def faithfulness(
-    model: nn.Module, tokenizer, task: Task, circuit: list[Head], ablation: str = "mean", n_random: int = 10,
+    model: nn.Module, tokenizer, task: Task, circuit: list[Head], *, ablation: str = "mean", n_random: int = 10,
     seed: int = 0, batch_size: int = 32,
 ) -> FaithfulnessResult:
     """F(C|M)/F(M) for ``circuit`` and the mean over ``n_random`` random circuits of the same size."""

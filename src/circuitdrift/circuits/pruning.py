@@ -68,7 +68,7 @@ def _ablate_outside(keeps: Tensor, sources: dict[int, Tensor], batch_size: int):
 
 @torch.no_grad()
 def removal_metrics(
-    model: nn.Module, batch: TaskBatch, sources: dict[int, Tensor], kept: Tensor, candidates: list[Head],
+    model: nn.Module, batch: TaskBatch, sources: dict[int, Tensor], kept: Tensor, candidates: list[Head], *,
     measure: MetricFn, heads_per_pass: int,
 ) -> tuple[Tensor, Tensor]:
     """Metric per example with only ``kept`` intact, and with each candidate also removed.
@@ -101,6 +101,7 @@ def prune_circuit(
     model: nn.Module,
     tokenizer,
     task: Task,
+    *,
     k: int,
     metric: str = "logprob",
     ablation: str = "mean",
@@ -126,7 +127,8 @@ def prune_circuit(
     def mean_metrics(kept: Tensor, candidates: list[Head]) -> tuple[float, Tensor]:  # means over all examples
         context, removed = 0.0, torch.zeros(len(candidates), dtype=torch.float64)
         for batch, sources in batches:
-            c, r = removal_metrics(model, batch, sources, kept.to(device), candidates, measure, per_pass)
+            c, r = removal_metrics(model, batch, sources, kept.to(device), candidates, measure=measure,
+                                   heads_per_pass=per_pass)
             context += c.double().sum().item()
             removed += r.double().sum(1).cpu()
         return context / len(encoded), removed / len(encoded)

@@ -20,7 +20,7 @@ from circuitdrift.models.heads import HeadLayout
 from circuitdrift.tasks.base import Task
 
 
-def refine_by_swaps(model: nn.Module, tokenizer, task: Task, circuit: list[Head], ablation: str = "mean",
+def refine_by_swaps(model: nn.Module, tokenizer, task: Task, circuit: list[Head], *, ablation: str = "mean",
                     max_rounds: int = 10, batch_size: int = 64) -> tuple[list[Head], float]:
     """The circuit after swap search, and its exact-match accuracy on ``task`` (heads outside ablated).
 

@@ -35,33 +35,36 @@ def check_top_k(model: nn.Module, top_k: int | None) -> int:
     return top_k
 
 
-def heads_result(
-    model: nn.Module, tokenizer, task: Task, model_name: str, method: str = "exact", metric: str = "prob",
-    ablation: str = "corrupt", top_k: int | None = None, threshold: float | None = None, batch_size: int = 16,
-    ig_steps: int = 5,
-) -> dict:
+def circuit_settings(model: nn.Module, settings: CircuitSettings | None) -> CircuitSettings:
+    """``settings`` with its circuit size checked against ``model`` (None: the defaults, min(20, heads) heads)."""
+    if settings is None:
+        return CircuitSettings(top_k=check_top_k(model, None))
+    check_top_k(model, settings.top_k)
+    return settings
+
+
+def heads_result(model: nn.Module, tokenizer, task: Task, *, model_name: str,
+                 settings: CircuitSettings | None = None) -> dict:
     """Scores of every head, the circuit, and timing against one plain forward pass."""
-    top_k = check_top_k(model, top_k)
-    settings = CircuitSettings(method=method, metric=metric, ablation=ablation, top_k=top_k, batch_size=batch_size,
-                               ig_steps=ig_steps, threshold=threshold)
-    scores, circuit = settings.find(model, tokenizer, task)
-    forward_s = plain_forward_seconds(model, tokenizer, task, batch_size)
+    s = circuit_settings(model, settings)
+    scores, circuit = s.find(model, tokenizer, task)
+    forward_s = plain_forward_seconds(model, tokenizer, task, s.batch_size)
     layout = HeadLayout.of(model)
     return {
-        "model": model_name, "task": task.name, "method": method, "metric": metric, "ablation": ablation,
+        "model": model_name, "task": task.name, "method": s.method, "metric": s.metric, "ablation": s.ablation,
         "n_examples": len(task), "n_layers": layout.n_layers, "n_heads": layout.n_heads,
         "n_kv_heads": layout.n_kv_heads, "head_dim": layout.head_dim,
-        **({"ig_steps": ig_steps} if method == "eap-ig" else {}),
-        **({k: scores.meta[k] for k in PRUNE_KEYS} if method == "prune" else {}),
+        **({"ig_steps": s.ig_steps} if s.method == "eap-ig" else {}),
+        **({k: scores.meta[k] for k in PRUNE_KEYS} if s.method == "prune" else {}),
         "scores": scores.as_lists(),
-        **({"masks": (-scores.scores).tolist()} if method == "dcm" else {}),  # DCM: scores = -m
+        **({"masks": (-scores.scores).tolist()} if s.method == "dcm" else {}),  # DCM: scores = -m
         "circuit": scores.circuit_entries(circuit),
-        "selection": {"threshold": threshold} if threshold is not None else {"top_k": top_k},
+        "selection": {"threshold": s.threshold} if s.threshold is not None else {"top_k": s.top_k},
         "timing": {"total_s": scores.meta["timing"]["total_s"], "forward_s": forward_s},
     }
 
 
-def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets: list[str] | None = None,
+def dcm_result(model: nn.Module, tokenizer, task: Task, *, model_name: str, targets: list[str] | None = None,
                lam: float = 0.1, lr: float = 0.1, steps: int = 100, seed: int = 0) -> dict:
     """DCM masks in the circuit-file schema of ``heads`` (``scores`` = -m, most negative = most important)."""
     result = dcm_masks(model, tokenizer, task, targets=targets, lam=lam, lr=lr, steps=steps, seed=seed)
@@ -81,7 +84,7 @@ def dcm_result(model: nn.Module, tokenizer, task: Task, model_name: str, targets
 
 
 def cmap_result(
-    base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, base_name: str, finetuned_name: str,
+    base: nn.Module, finetuned: nn.Module, tokenizer, task: Task, *, base_name: str, finetuned_name: str,
     method: str = "exact", metric: str = "prob", batch_size: int = 16, finetuned_tokenizer=None,
     reverse: bool = False,
 ) -> dict:
@@ -93,20 +96,21 @@ def cmap_result(
 
 
 def dcv_result(
-    base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, names: dict[str, str],
-    tau: float = 0.1, top_k: int | None = None, method: str = "exact", circuit_method: str = "exact",
-    metric: str = "prob", ablation: str = "corrupt", batch_size: int = 16, tokenizers: dict | None = None,
-    threshold: str = "relative",
+    base: nn.Module, sft: nn.Module, rl: nn.Module, tokenizer, task: Task, *, names: dict[str, str],
+    settings: CircuitSettings | None = None, cmap_method: str = "exact", tau: float = 0.1,
+    threshold: str = "relative", tokenizers: dict | None = None,
 ) -> dict:
     """CMAP of both fine-tuned models in both directions, V(h), vulnerable heads, D(h) and preservation.
 
+    ``settings`` finds the three circuits; CMAP (``cmap_method``) uses its metric and batch size too.
     V and the vulnerable heads use the forward direction (the fine-tuned head into the base); the reverse
     direction (the base's head into the fine-tuned model) is reported beside it as ``reverse``. With the
     relative threshold, s_h is the base head's score from the base circuit's search.
     """
     check_tau(tau)  # before the CMAP passes, not after them
     check_threshold(threshold)
-    top_k = check_top_k(base, top_k)
+    s = circuit_settings(base, settings)
+    method, metric, batch_size = cmap_method, s.metric, s.batch_size  # CMAP on the circuit search's metric
     tokenizers = tokenizers or {}
     check_compatible(base, sft, tokenizer, tokenizers.get("sft"))
     check_compatible(base, rl, tokenizer, tokenizers.get("rl"))
@@ -115,15 +119,13 @@ def dcv_result(
     reverse = {name: cross_model_patch(base, model, tokenizer, task, method=method, metric=metric,
                                        batch_size=batch_size, reverse=True).as_lists()
                for name, model in (("sft", sft), ("rl", rl))}
-    settings = CircuitSettings(method=circuit_method, metric=metric, ablation=ablation, top_k=top_k,
-                               batch_size=batch_size)
-    found = {name: settings.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
+    found = {name: s.find(model, tokenizer, task) for name, model in (("base", base), ("sft", sft), ("rl", rl))}
     circuits = {name: heads for name, (_, heads) in found.items()}
     result = differential_vulnerability(delta_sft, delta_rl, tau, circuits["base"], circuits["sft"], circuits["rl"],
                                         threshold=threshold, base_scores=found["base"][0].scores)
     return {
         "base": names["base"], "sft": names["sft"], "rl": names["rl"], "task": task.name, "method": method,
-        "circuit_method": circuit_method, "metric": metric, "ablation": ablation, "top_k": top_k,
+        "circuit_method": s.method, "metric": metric, "ablation": s.ablation, "top_k": s.top_k,
         "n_examples": len(task), "n_layers": delta_sft.shape[0], "n_heads": delta_sft.shape[1],
         **result.to_json(circuits["base"]),
         "circuits": {name: [head_name(*head) for head in heads] for name, heads in circuits.items()},
@@ -133,7 +135,7 @@ def dcv_result(
 
 
 def faithfulness_result(
-    model: nn.Module, tokenizer, task: Task, circuit: list[Head], model_name: str, ablation: str = "mean",
+    model: nn.Module, tokenizer, task: Task, circuit: list[Head], *, model_name: str, ablation: str = "mean",
     n_random: int = 10, seed: int = 0, batch_size: int = 32,
 ) -> dict:
     result = faithfulness(model, tokenizer, task, circuit, ablation=ablation, n_random=n_random, seed=seed,

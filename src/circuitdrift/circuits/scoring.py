@@ -40,6 +40,7 @@ def head_scores(
     model: nn.Module,
     tokenizer,
     task: Task,
+    *,
     method: str = "exact",
     metric: str = "prob",
     ablation: str = "corrupt",

@@ -106,7 +106,7 @@ def aggregate(
     values = {key: {step: checkpoint_values(m, base_acc, probes) for step, m in steps.items()}
               for key, steps in runs.items()}
     seeds = {method: sorted(seed for m, seed in runs if m == method) for method in methods}
-    finals = {key: _final_values(key, steps, values[key], base_circuits, probes, target_goal, tau)
+    finals = {key: _final_values(key, steps, values[key], base_circuits, probes, goal=target_goal, tau=tau)
               for key, steps in runs.items()}
     vulnerable = _vulnerable_per_seed(runs, dcv, probes, base_circuits)
     for key, counts in vulnerable.items():
@@ -336,7 +336,7 @@ def degraded_logprob_heads(m: CheckpointMeasurement, circuit: BaseCircuit | None
     return sum(pm.cmap_logprob[layer][head] < -threshold for layer, head in map(parse_head, circuit.circuit))
 
 
-def _final_values(key, steps, values, base_circuits, probes, goal, tau) -> dict:
+def _final_values(key, steps, values, base_circuits, probes, *, goal, tau) -> dict:
     final = max(steps)
     out = dict(values[final])
     out["step"] = final

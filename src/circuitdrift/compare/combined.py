@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 
 from scipy import stats as _scipy_stats
 
-from circuitdrift.compare.stats import LEVEL, _sample_var, is_number
+from circuitdrift.compare.stats import LEVEL, is_number, sample_variance
 
 SCALE = "seeds+examples"
 
@@ -91,7 +91,7 @@ def combined_stat(values: Iterable, variances: Iterable, *, low: float | None = 
     if k == 0:
         return out
     mean = sum(kept) / k
-    total = (_sample_var(kept) / k if k > 1 else 0.0) + sum(var) / k**2
+    total = (sample_variance(kept) / k if k > 1 else 0.0) + sum(var) / k**2
     df = k - 1 if k > 1 else None
     se = math.sqrt(total)
     half = _quantile(df) * se
@@ -122,8 +122,8 @@ def combined_difference(a: Mapping[int, float | None], b: Mapping[int, float | N
            "se": None, "df": None, "scale": SCALE, "test": "welch", "n_a": len(xs), "n_b": len(ys), "p": None}
     if not xs or not ys:
         return out
-    seed_a = _sample_var(xs) / len(xs) if len(xs) > 1 else 0.0
-    seed_b = _sample_var(ys) / len(ys) if len(ys) > 1 else 0.0
+    seed_a = sample_variance(xs) / len(xs) if len(xs) > 1 else 0.0
+    seed_b = sample_variance(ys) / len(ys) if len(ys) > 1 else 0.0
     total = seed_a + seed_b + sum(vx) / len(xs) ** 2 + sum(vy) / len(ys) ** 2
     mean = sum(xs) / len(xs) - sum(ys) / len(ys)
     if min(len(xs), len(ys)) < 2:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from circuitdrift.compare.stats import _sample_var, _split, _t_crit, stat
+from circuitdrift.compare.stats import finite_values, sample_variance, stat, t_critical
 
 
 def _logit(p: float) -> float:
@@ -45,7 +45,7 @@ def bounded_stat(values: Iterable, eps: float = 1e-3, low: float = 0.0, high: fl
     not the mean, which only shows when values sit within eps of a bound).
     Raises ValueError for a value outside [0, 1].
     """
-    kept, missing = _split(values)
+    kept, missing = finite_values(values)
     for value in kept:
         if not low <= value <= high:
             raise ValueError(f"bounded_stat takes values in [{low:g}, {high:g}], got {value!r}")
@@ -61,7 +61,7 @@ def bounded_stat(values: Iterable, eps: float = 1e-3, low: float = 0.0, high: fl
         return {**out, "mean": mean, "lo": mean, "hi": mean}
     logits = [_logit(min(max(v, eps), 1.0 - eps)) for v in kept]
     centre = sum(logits) / n
-    half = _t_crit(n - 1) * math.sqrt(_sample_var(logits) / n)
+    half = t_critical(n - 1) * math.sqrt(sample_variance(logits) / n)
     lo, hi = _sigmoid(centre - half), _sigmoid(centre + half)
     return {**out, "mean": mean, "lo": min(lo, mean), "hi": max(hi, mean)}
 
@@ -73,7 +73,7 @@ def positive_stat(values: Iterable, eps: float = 1e-6) -> dict:
     (a mean of log-ratios over finitely many samples): values with any negative one get the plain
     t interval of stat(), marked "scale": "t", rather than a clamp that would hide the dip.
     """
-    kept, missing = _split(values)
+    kept, missing = finite_values(values)
     if any(v < 0 for v in kept):
         return {**stat(kept + [None] * missing), "scale": "t"}
     n = len(kept)
@@ -85,5 +85,5 @@ def positive_stat(values: Iterable, eps: float = 1e-6) -> dict:
         return {**out, "mean": mean, "lo": mean, "hi": mean}
     logs = [math.log(max(v, eps)) for v in kept]
     centre = sum(logs) / n
-    half = _t_crit(n - 1) * math.sqrt(_sample_var(logs) / n)
+    half = t_critical(n - 1) * math.sqrt(sample_variance(logs) / n)
     return {**out, "mean": mean, "lo": min(math.exp(centre - half), mean), "hi": max(math.exp(centre + half), mean)}

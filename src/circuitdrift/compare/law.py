@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from circuitdrift.compare.stats import _t_crit, is_number, line_fit, pearson
+from circuitdrift.compare.stats import is_number, line_fit, pearson, t_critical
 
 # (x, y) pairs the law is fitted on; y = forgetting or log-prob drift, x = exact or sampled KL
 LAWS = (("kl_exact", "forgetting"), ("kl_exact", "logprob_drift"), ("kl", "forgetting"), ("kl", "logprob_drift"))
@@ -35,7 +35,7 @@ def slope_fit(xs: Sequence[float], ys: Sequence[float]) -> dict:
     sxx = sum((x - mx) ** 2 for x in xs)
     ss_res = sum((y - (out["slope"] * x + out["intercept"])) ** 2 for x, y in zip(xs, ys, strict=True))
     se = math.sqrt(ss_res / (n - 2) / sxx)
-    half = _t_crit(n - 2) * se
+    half = t_critical(n - 2) * se
     out.update(slope_se=se, slope_lo=out["slope"] - half, slope_hi=out["slope"] + half)
     return out
 

@@ -3,8 +3,10 @@
 Every stage writes JSON that validates against one of these models; the
 comparison stage and the report read only these files, never models. They
 live in compare/ because the report reads them and must not depend on the
-pipeline that writes them. Field order is the JSON key order: changing it
-changes results.json's bytes.
+pipeline that writes them; the checkpoint record (CheckpointMeasurement,
+ProbeMeasurement) is evaluate's own (evaluate/record.py), built there under
+these names and re-exported here. Field order is the JSON key order: changing
+it changes results.json's bytes.
 
 Run folder layout::
 
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from circuitdrift.evaluate.record import CheckpointMeasurement, ProbeMeasurement, Record  # noqa: F401 (re-exported)
 
 # An interval statistic over seeds (compare/stats.py, compare/intervals.py): {mean, lo, hi, n, missing}, plus
 # "test", "n_a", "n_b", "df" for differences, "source" where not from per-seed values. Consumers read it with
@@ -36,11 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Stat = dict[str, Any]
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaseCircuit(_Record):
+class BaseCircuit(Record):
     """The base model's circuit for one prior-capability probe (stage: base circuits)."""
 
     probe: str
@@ -59,52 +59,7 @@ class BaseCircuit(_Record):
     disjoint: bool | None = None  # no example shared with those its damage, CMAP and accuracy are measured on
 
 
-class ProbeMeasurement(_Record):
-    """One probe at one checkpoint."""
-
-    accuracy: float  # teacher-forced exact match of the answer tokens (evaluate/checkpoint.py)
-    n: int | None = None  # questions the accuracy is over (its resolution is 1 / n)
-    forgetting_se: float | None = None  # SE over questions of (base hit - hit), paired on the same questions
-    cmap: list[list[float]]  # dF_X(h) for every head, [n_layers][n_heads], on analysis.metric
-    cmap_method: str  # exact | attribution
-    damage: float  # mean dF_X(h) over the heads of the base circuit (negative = degraded)
-    circuit: list[str]  # top-k circuit re-discovered in this checkpoint (rediscovery_method at every step)
-    preservation: float  # |C_0 & C_X| / k, C_0 the base model's circuit re-discovered the same way (step 0: 1)
-    logprob_drift: float | None = None  # mean over examples of log P_X(answer) - log P_base(answer) (nats)
-    logprob_drift_se: float | None = None  # its standard error over examples
-    cmap_logprob: list[list[float]] | None = None  # dF_X(h) on the answer log-probability metric
-    damage_logprob: float | None = None  # mean of cmap_logprob over the base circuit's heads (nats)
-    base_logprob: float | None = None  # the base's mean answer log-prob on the CMAP examples (scales the threshold)
-    cmap_reverse: list[list[float]] | None = None  # CMAP the other way (base head into X), final checkpoint only
-    damage_reverse: float | None = None  # mean of cmap_reverse over the base circuit's heads
-
-
-class CheckpointMeasurement(_Record):
-    """Everything measured at one checkpoint of one (method, seed) run (stage: measure)."""
-
-    method: str  # sft | rl | sft-preserve
-    seed: int
-    learning_rate: float | None = None  # the run's peak learning rate (None: the base model's record)
-    step: int  # optimizer steps taken; 0 = the base model
-    target_accuracy: float  # greedy, first letter parsed; unparsable counts as wrong
-    target_n: int
-    target_unparsable: int
-    selection_accuracy: float | None = None  # greedy target accuracy on the selection split (eval.selection_split)
-    selection_n: int | None = None
-    selection_split: str | None = None  # None: a record from before selection had its own split
-    selection_prob: float | None = None  # mean teacher-forced probability of the correct answer on that split
-    kl: float  # forward KL from the base on the target task's prompts, sampled from the base (nats/sequence)
-    kl_samples: int
-    kl_exact: float | None = None  # exact KL(pi_0 || pi) of the answer-position distribution (nats, mean)
-    answer_entropy: float | None = None  # entropy (bits) of the greedy target answers over the test prompts
-    distinct_answers: int | None = None  # distinct greedy target answers
-    top_answer_share: float | None = None  # share of prompts given the most common answer
-    collapsed: bool | None = None  # one answer, or entropy below evaluate.drift.COLLAPSE_ENTROPY_BITS
-    probes: dict[str, ProbeMeasurement]
-    benchmarks: dict[str, float] = Field(default_factory=dict)  # LM-Eval task -> score (eval.lm_eval; else empty)
-
-
-class ProbeDCV(_Record):
+class ProbeDCV(Record):
     """Differential circuit vulnerability for one probe at the final checkpoint (stage: compare).
 
     ``delta_*`` and ``V`` are means over seeds; ``D`` is the mean over seeds of
@@ -129,14 +84,14 @@ class ProbeDCV(_Record):
     V_relative: list[list[float | None]] | None = None  # V / |s_h| (base circuit's heads; None elsewhere)
 
 
-class AggregateSettings(_Record):
+class AggregateSettings(Record):
     target_goal: float
     tau: float
     level: float  # the interval's coverage
     kl: str = "sampled"  # which KL the "kl" numbers are: exact (answer-position, the primary) or sampled (estimate)
 
 
-class MethodCurves(_Record):
+class MethodCurves(Record):
     """One method's curves over checkpoint steps: one Stat per step."""
 
     steps: list[int]
@@ -148,19 +103,19 @@ class MethodCurves(_Record):
     probes: dict[str, dict[str, list[Stat]]]  # probe -> accuracy | forgetting | preservation | damage -> per step
 
 
-class LineFit(_Record):
+class LineFit(Record):
     slope: float | None
     intercept: float | None
     r2: float | None
     n: int
 
 
-class MethodR(_Record):
+class MethodR(Record):
     r: float | None
     n: int
 
 
-class RazorPoint(_Record):
+class RazorPoint(Record):
     method: str
     seed: int
     step: int
@@ -168,7 +123,7 @@ class RazorPoint(_Record):
     forgetting: float
 
 
-class Razor(_Record):
+class Razor(Record):
     """RL's Razor: forgetting (mean over probes) against KL over every checkpoint after step 0."""
 
     fit: LineFit
@@ -177,7 +132,7 @@ class Razor(_Record):
     points: list[RazorPoint]
 
 
-class Aggregate(_Record):
+class Aggregate(Record):
     """results.json "aggregate": the matched-steps view, means and intervals over seeds (compare/aggregate.py)."""
 
     settings: AggregateSettings
@@ -191,7 +146,7 @@ class Aggregate(_Record):
     razor: Razor
 
 
-class SummaryRow(_Record):
+class SummaryRow(Record):
     """One method's row of the summary table; every number a Stat over seeds at the final checkpoint."""
 
     method: str
@@ -210,7 +165,7 @@ class SummaryRow(_Record):
     benchmark_forgetting: dict[str, Stat] = Field(default_factory=dict)  # LM-Eval task -> base - final score
 
 
-class Results(_Record):
+class Results(Record):
     """results.json: the whole experiment's numbers, deterministic given config and seeds."""
 
     name: str

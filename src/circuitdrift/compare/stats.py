@@ -26,7 +26,8 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _split(values: Iterable) -> tuple[list[float], int]:
+def finite_values(values: Iterable) -> tuple[list[float], int]:
+    """The finite values as floats and how many were missing (None, NaN, inf): the split every Stat reports."""
     kept, missing = [], 0
     for value in values:
         if is_number(value):
@@ -36,25 +37,27 @@ def _split(values: Iterable) -> tuple[list[float], int]:
     return kept, missing
 
 
-def _t_crit(df: float) -> float:
+def t_critical(df: float) -> float:
+    """Student t quantile for a two-sided LEVEL interval with ``df`` degrees of freedom."""
     return float(_scipy_stats.t.ppf(0.5 + LEVEL / 2, df))
 
 
-def _sample_var(values: Sequence[float]) -> float:
+def sample_variance(values: Sequence[float]) -> float:
+    """Unbiased variance (n - 1 denominator); needs two or more values."""
     mean = sum(values) / len(values)
     return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def stat(values: Iterable) -> dict:
     """Mean and 95 % t interval of the finite values: mean ± t(0.975, n-1) · s / √n."""
-    kept, missing = _split(values)
+    kept, missing = finite_values(values)
     n = len(kept)
     if n == 0:
         return {"mean": None, "lo": None, "hi": None, "n": 0, "missing": missing}
     mean = sum(kept) / n
     if n == 1:
         return {"mean": mean, "lo": mean, "hi": mean, "n": 1, "missing": missing}
-    half = _t_crit(n - 1) * math.sqrt(_sample_var(kept) / n)
+    half = t_critical(n - 1) * math.sqrt(sample_variance(kept) / n)
     return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n, "missing": missing}
 
 
@@ -79,20 +82,20 @@ def difference(a: dict[int, float | None], b: dict[int, float | None]) -> dict:
         out = stat(diffs)
         out["missing"] = len(a) - len(diffs)
         return {**out, "test": "paired", "n_a": len(diffs), "n_b": len(diffs)}
-    xs, miss_a = _split(a.values())
-    ys, miss_b = _split(b.values())
+    xs, miss_a = finite_values(a.values())
+    ys, miss_b = finite_values(b.values())
     base = {"test": "welch", "n_a": len(xs), "n_b": len(ys), "n": len(xs) + len(ys), "missing": miss_a + miss_b}
     if not xs or not ys:
         return {"mean": None, "lo": None, "hi": None, **base}
     mean = sum(xs) / len(xs) - sum(ys) / len(ys)
     if len(xs) < 2 or len(ys) < 2:
         return {"mean": mean, "lo": mean, "hi": mean, **base}
-    va, vb = _sample_var(xs) / len(xs), _sample_var(ys) / len(ys)
+    va, vb = sample_variance(xs) / len(xs), sample_variance(ys) / len(ys)
     se = math.sqrt(va + vb)
     if se == 0.0:
         return {"mean": mean, "lo": mean, "hi": mean, **base}
     df = (va + vb) ** 2 / (va**2 / (len(xs) - 1) + vb**2 / (len(ys) - 1))
-    half = _t_crit(df) * se
+    half = t_critical(df) * se
     return {"mean": mean, "lo": mean - half, "hi": mean + half, **base, "df": df}
 
 

@@ -160,7 +160,7 @@ def primary_learning_rates(records: list[CheckpointMeasurement]) -> dict[str, fl
     return {method: lr for method, (_, lr) in best.items()}
 
 
-def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str],
+def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], probes: list[str], *,
                    n_levels: int = 5, rollouts: dict | None = None, circuits: dict | None = None,
                    tau: float = 0.1, min_runs: int = MIN_RUNS, axis: str = "accuracy",
                    chance: float | None = None) -> dict:

@@ -83,6 +83,13 @@ class ProbeScore:
     def n(self) -> int:
         return int(self.logprobs.numel())
 
+    def fields(self) -> dict:
+        """Its fields of a probe's record (evaluate/record.py ProbeMeasurement), under the record's names."""
+        out = dict(accuracy=self.accuracy, n=self.n, forgetting_se=self.forgetting_se)
+        if self.drift is not None:
+            out.update(logprob_drift=self.drift.mean, logprob_drift_se=self.drift.stderr)
+        return out
+
 
 @dataclass(frozen=True)
 class CheckpointMeasures:
@@ -91,6 +98,15 @@ class CheckpointMeasures:
     probes: dict[str, ProbeScore]
     kl: ForwardKL | None = None  # sampled forward KL(base || model); None without a base
     kl_exact: float | None = None  # exact KL of the answer-position distributions (settings.exact_kl)
+
+    def fields(self) -> dict:
+        """Its fields of a checkpoint's record (evaluate/record.py CheckpointMeasurement), under the record's names;
+        measured against a base (the record has a KL)."""
+        return dict(target_accuracy=self.target.accuracy, target_n=self.target.n,
+                    target_unparsable=self.target.unparsable, kl=self.kl.value, kl_samples=self.kl.n_samples,
+                    kl_exact=self.kl_exact, answer_entropy=self.spread.entropy_bits,
+                    distinct_answers=self.spread.distinct, top_answer_share=self.spread.top_share,
+                    collapsed=self.spread.collapsed)
 
 
 def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Task], settings: MeasureSettings,
@@ -113,8 +129,9 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
         kl = ForwardKL(0.0, 0.0, 0, kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens))
         kl_exact = 0.0
     else:
-        kl = forward_kl(base.model, model, tokenizer, target, s.kl_samples, s.kl_temperature, s.kl_top_p,
-                        s.kl_max_new_tokens, s.batch_size, seed=seed, samples=base.kl_samples(target, seed))
+        kl = forward_kl(base.model, model, tokenizer, target, n_samples=s.kl_samples, temperature=s.kl_temperature,
+                        top_p=s.kl_top_p, max_new_tokens=s.kl_max_new_tokens, batch_size=s.batch_size, seed=seed,
+                        samples=base.kl_samples(target, seed))
         kl_exact = answer_kl(base.model, model, tokenizer, target, s.batch_size,
                              base.answer_distribution(target)).value if s.exact_kl else None
     return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact)

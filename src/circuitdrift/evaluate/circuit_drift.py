@@ -31,7 +31,7 @@ class CircuitDrift:
     damage_reverse: float | None = None  # its mean over the base circuit's heads
 
     def fields(self) -> dict:
-        """The JSON fields of a probe's record (compare.schema.ProbeMeasurement)."""
+        """The JSON fields of a probe's record (evaluate/record.py ProbeMeasurement)."""
         out = dict(cmap=self.cmap.as_lists(), cmap_method=self.cmap_method, damage=self.damage,
                    circuit=[head_name(*h) for h in self.circuit], preservation=self.preservation)
         if self.cmap_logprob is not None:

@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_command(
+    *,
     model: str = typer.Argument(..., help=MODEL_HELP),
     task: str = typer.Option(..., "--task", help=TASK_HELP),
     out: Path = typer.Option(..., "--out", help="JSON file to write"),

@@ -104,13 +104,13 @@ def forward_kl(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     n_samples: int = 200,
     temperature: float = 1.0,
     top_p: float = 1.0,
     max_new_tokens: int = 128,
     batch_size: int = 32,
     seed: int = 0,
-    *,
     samples: BaseSamples | None = None,
 ) -> ForwardKL:
     """Monte Carlo forward KL(pi_0,T || pi_T) on ``task``'s prompts, sampling from ``base`` and scoring both at T.

@@ -51,11 +51,11 @@ def lm_eval_scores(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     tasks: Sequence[str],
+    *,
     limit: int | None = 100,
     include_path: str | os.PathLike | None = None,
     batch_size: int = 8,
     seed: int = 0,
-    *,
     apply_chat_template: bool = False,
 ) -> dict[str, float]:
     """``{task: score}`` for LM-Eval tasks, zero-shot, ``limit`` examples of each (see the module docstring)."""

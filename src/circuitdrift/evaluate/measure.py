@@ -75,12 +75,12 @@ def evaluate_model(
     if skipped:
         result["probes_skipped"] = skipped
     if lm_eval_tasks:
-        result["probes"].update(lm_eval_scores(model, tokenizer, lm_eval_tasks, lm_eval_limit))
+        result["probes"].update(lm_eval_scores(model, tokenizer, lm_eval_tasks, limit=lm_eval_limit))
     if base is None:
         return result
     base_scores = {name: score.base_accuracy for name, score in measures.probes.items()}
     if lm_eval_tasks:
-        base_scores.update(lm_eval_scores(base, tokenizer, lm_eval_tasks, lm_eval_limit))
+        base_scores.update(lm_eval_scores(base, tokenizer, lm_eval_tasks, limit=lm_eval_limit))
     result["forgetting"] = {name: base_scores[name] - result["probes"][name] for name in base_scores}
     if settings.logprob_drift:
         result["logprob_drift"] = {name: score.drift.to_dict() for name, score in measures.probes.items()}

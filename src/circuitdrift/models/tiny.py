@@ -14,6 +14,7 @@ TINY_FAMILIES = ("qwen2", "qwen3", "llama", "mistral", "gpt2", "gpt_neox")
 
 def tiny_config(
     family: str = "qwen2",
+    *,
     vocab_size: int = 128,
     n_layers: int = 2,
     hidden: int = 32,

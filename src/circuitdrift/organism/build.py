@@ -230,7 +230,8 @@ def build_organism(
         staging = Path(tmp) / "model"
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        card = make_card(model, recipe, seed, capabilities, train_seconds, time.time() - started, staging)
+        card = make_card(model, recipe, seed, capabilities=capabilities, train_seconds=train_seconds,
+                         total_seconds=time.time() - started, folder=staging)
         if pretrained is not None:
             card["build"]["pretrained_from"] = file_digest(Path(pretrained) / "model.safetensors")
         text = json.dumps(card, indent=2) + "\n"

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -45,7 +46,7 @@ import transformers
 from rich.console import Console
 from rich.table import Table
 
-from circuitdrift.circuits.discovery import find_circuit
+from circuitdrift.circuits.discovery import CircuitSettings, find_circuit
 from circuitdrift.circuits.faithfulness import circuit_accuracies, faithfulness
 from circuitdrift.circuits.metrics import task_accuracy
 from circuitdrift.circuits.refine import refine_by_swaps
@@ -128,9 +129,9 @@ def choose_circuit(model, tokenizer, discovery, k: int) -> tuple[list, str, list
     validation examples only, so the faithfulness the card reports on test examples is not selected on.
     """
 
-    search = {"metric": CIRCUIT_METRIC, "ablation": CIRCUIT_ABLATION, "top_k": k}
-    _, pruned = find_circuit(model, tokenizer, discovery, method=CIRCUIT_METHOD, **search)
-    _, one_shot = find_circuit(model, tokenizer, discovery, method="exact", **search)
+    search = CircuitSettings(method=CIRCUIT_METHOD, metric=CIRCUIT_METRIC, ablation=CIRCUIT_ABLATION, top_k=k)
+    _, pruned = find_circuit(model, tokenizer, discovery, search)
+    _, one_shot = find_circuit(model, tokenizer, discovery, replace(search, method="exact"))
     swapped, _ = refine_by_swaps(model, tokenizer, discovery, pruned, ablation=CIRCUIT_ABLATION)
     candidates = [(pruned, CIRCUIT_METHOD), (swapped, f"{CIRCUIT_METHOD}+swaps"), (one_shot, "exact")]
     kept = circuit_accuracies(model, tokenizer, discovery, [c for c, _ in candidates])
@@ -217,7 +218,7 @@ def file_digest(path: Path) -> dict:
     return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def make_card(model, recipe: Recipe, seed: int, capabilities: dict, train_seconds: float,
+def make_card(model, recipe: Recipe, seed: int, *, capabilities: dict, train_seconds: float,
               total_seconds: float, folder: Path) -> dict:
     """The card of a built organism whose files are in ``folder``."""
     config = model.config

@@ -10,6 +10,8 @@ spread, KL, log-probability drift) come from
 :func:`circuitdrift.evaluate.checkpoint.checkpoint_measures` with the config's
 ``eval:`` section (:class:`~circuitdrift.evaluate.settings.MeasureSettings`);
 the circuit measures from :func:`circuitdrift.evaluate.circuit_drift.circuit_drift`.
+Both hand over their fields under the record's own names (``fields()``,
+evaluate/record.py), so the record is built here without renaming.
 
 Like with like (docs/report.md): circuits are re-discovered with the same
 method at every checkpoint, step 0 included, and preservation is the overlap
@@ -27,13 +29,14 @@ from pathlib import Path
 from circuitdrift.circuits.crossmodel import ReceiverCache
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
-from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeMeasurement
+from circuitdrift.compare.schema import BaseCircuit
 from circuitdrift.engine.progress import Reporter
 from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
 from circuitdrift.evaluate.drift import answer_logprobs
 from circuitdrift.evaluate.lmeval import lm_eval_scores
+from circuitdrift.evaluate.record import CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.pipeline.config import ExperimentConfig
 from circuitdrift.pipeline.context import RunContext
 from circuitdrift.pipeline.jobs import MeasureJob
@@ -102,18 +105,13 @@ def measure_checkpoint(ref: BaseReference, *, method: str, seed: int, learning_r
                                     exact=exact, reverse=reverse)
               for label, spec in labels.items()}
     bench = cfg.lm_eval
-    benchmarks = {} if bench is None else lm_eval_scores(model, tokenizer, bench.tasks, bench.limit,
-                                                           bench.include_path, batch_size=cfg.batch_size,
+    benchmarks = {} if bench is None else lm_eval_scores(model, tokenizer, bench.tasks, limit=bench.limit,
+                                                           include_path=bench.include_path, batch_size=cfg.batch_size,
                                                            apply_chat_template=bench.apply_chat_template)
     return CheckpointMeasurement(
-        method=method, seed=seed, learning_rate=learning_rate, step=step, target_accuracy=shared.target.accuracy,
-        target_n=shared.target.n, target_unparsable=shared.target.unparsable,
+        method=method, seed=seed, learning_rate=learning_rate, step=step, **shared.fields(),
         selection_accuracy=selection.accuracy, selection_n=selection.n, selection_split=selection_split,
-        selection_prob=selection_prob,
-        kl=shared.kl.value, kl_samples=shared.kl.n_samples, kl_exact=shared.kl_exact,
-        answer_entropy=shared.spread.entropy_bits,
-        distinct_answers=shared.spread.distinct, top_answer_share=shared.spread.top_share,
-        collapsed=shared.spread.collapsed, probes=probes, benchmarks=benchmarks,
+        selection_prob=selection_prob, probes=probes, benchmarks=benchmarks,
     )
 
 
@@ -148,10 +146,9 @@ def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: st
         circuit=ref.rediscovered(label, spec) if model is base else None, reverse=reverse,
         cache=ref.receiver_cache(label),
     )
-    out = dict(accuracy=score.accuracy, n=score.n, forgetting_se=score.forgetting_se, **drift.fields())
+    out = {**score.fields(), **drift.fields()}
     if score.drift is not None:
-        out.update(logprob_drift=score.drift.mean, logprob_drift_se=score.drift.stderr,
-                   base_logprob=ref.mean_logprob(label, spec))  # tau enters in the comparison, not here
+        out["base_logprob"] = ref.mean_logprob(label, spec)  # tau enters in the comparison, not here
     return ProbeMeasurement(**out)
 
 

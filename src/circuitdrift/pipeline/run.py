@@ -130,7 +130,7 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     dcv = {}
     if {"sft", "rl"} <= set(config.methods):
         for label, circuit in circuits.items():
-            dcv[label] = stages.probe_dcv(ctx, label, chosen, circuit)
+            dcv[label] = stages.final_dcv(ctx, label, chosen, circuit)
             write_json(ctx.store.path(f"dcv/{label}.json"), dcv[label].model_dump())
     base_record = next(r for r in records if r.step == 0)
     base = {"target_accuracy": base_record.target_accuracy,
@@ -141,8 +141,9 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
     rollouts = rollout_summaries(ctx)
     preserve = (json.loads(ctx.store.path("preserve", "heads.json").read_text())
                 if stages.PRESERVE in config.methods else {})
-    sweep = sweep_analysis(records, list(config.methods), list(circuits), levels, rollouts, circuits,
-                           config.analysis.tau, axis=config.sweep.matched_axis if config.sweep else "accuracy",
+    sweep = sweep_analysis(records, list(config.methods), list(circuits), n_levels=levels, rollouts=rollouts,
+                           circuits=circuits, tau=config.analysis.tau,
+                           axis=config.sweep.matched_axis if config.sweep else "accuracy",
                            chance=ctx.task(config.target_task, 1).chance)
     train = config.train
     sweep["recipe"] = {"rl": recipe_summary(rollouts),

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from circuitdrift.circuits.faithfulness import faithfulness
-from circuitdrift.circuits.scores import HeadScores, head_name, parse_head
-from circuitdrift.circuits.vulnerability import differential_vulnerability
+from circuitdrift.circuits.scores import head_name, parse_head
+from circuitdrift.compare.dcv import PRESERVE, probe_dcv, top_heads_by_v, vulnerable_names
 from circuitdrift.compare.schema import BaseCircuit, CheckpointMeasurement, ProbeDCV
 from circuitdrift.compare.sweep import primary_learning_rates
 from circuitdrift.engine.context import load_configured
@@ -35,8 +33,6 @@ from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
 from circuitdrift.train.label_nll import label_nll
 from circuitdrift.train.preserve import Preservation
 from circuitdrift.train.run import WORD_SFT, train, word_labelled
-
-PRESERVE = "sft-preserve"  # the third arm: trained after the others, on heads chosen from them
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)
 MEASURE_SETTINGS = {"n_examples", "circuit_method", "rediscovery_method", "metric", "ablation", "top_k",
@@ -243,17 +239,15 @@ def preserve_heads(ctx: RunContext, circuits: dict[str, BaseCircuit],
     else:
         primary = primary_learning_rates(records)
         chosen = [r for r in records if r.learning_rate == primary.get(r.method)]
-        dcv = {label: probe_dcv(ctx, label, chosen, circuit) for label, circuit in circuits.items()}
-        names = list(dict.fromkeys(v["name"] for d in dcv.values() for v in d.vulnerable))
+        dcv = {label: final_dcv(ctx, label, chosen, circuit) for label, circuit in circuits.items()}
+        names = vulnerable_names(dcv)
         source = {"source": "dcv", "tau": ctx.config.analysis.tau, "threshold": ctx.config.analysis.dcv_threshold,
                   "per_probe": {label: [v["name"] for v in d.vulnerable] for label, d in dcv.items()}}
         if names:
             rule = "V / |s_h| > tau" if ctx.config.analysis.dcv_threshold == "relative" else "V > tau"
             source["selection"] = f"vulnerable heads ({rule}), union over probes"
         else:
-            v_mean = torch.stack([torch.tensor(d.V, dtype=torch.float64) for d in dcv.values()]).mean(0)  # [L, H]
-            top = HeadScores(-v_mean).top_k(settings.top_k)  # largest V first
-            names = [head_name(*h) for h in top]
+            names = top_heads_by_v(dcv, settings.top_k)
             source["selection"] = f"no head passed tau: the top {settings.top_k} heads by V (mean over probes)"
             source["k"] = settings.top_k
     preservation = Preservation(tuple(names), settings.lam, source=source)
@@ -264,42 +258,9 @@ def preserve_heads(ctx: RunContext, circuits: dict[str, BaseCircuit],
 
 # ---- stage 4: DCV at the final checkpoint -------------------------------------------------------------
 
-def probe_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement], circuit: BaseCircuit) -> ProbeDCV:
-    """V, vulnerable heads, D and preservation from the final checkpoints, averaged over seeds.
-
-    V compares SFT with RL; the third arm, when run, adds its mean CMAP and preservation beside them.
-    """
-    final = ctx.final_step()
-    methods = [m for m in ("sft", "rl", PRESERVE) if any(r.method == m for r in records)]
-    by_method = {m: [r for r in records if r.method == m and r.step == final] for m in methods}
-    mean_delta = {m: torch.tensor([r.probes[label].cmap for r in rs], dtype=torch.float64).mean(0)
-                  for m, rs in by_method.items()}
-    base_heads = parse_heads(circuit.circuit)
-    tau, threshold = ctx.config.analysis.tau, ctx.config.analysis.dcv_threshold
-    overall = differential_vulnerability(HeadScores(mean_delta["sft"]), HeadScores(mean_delta["rl"]), tau, base_heads,
-                                         threshold=threshold,
-                                         base_scores=torch.tensor(circuit.scores, dtype=torch.float64))
-    summary = overall.to_json(base_heads)
-    d_per_seed, preservation = [], {m: [] for m in methods}
-    for seed in ctx.config.seeds:
-        pick = {m: next((r for r in by_method[m] if r.seed == seed), None) for m in ("sft", "rl")}
-        if None in pick.values():
-            continue
-        sft, rl = pick["sft"].probes[label], pick["rl"].probes[label]
-        per = differential_vulnerability(HeadScores(torch.tensor(sft.cmap)), HeadScores(torch.tensor(rl.cmap)), tau,
-                                         base_heads, parse_heads(sft.circuit), parse_heads(rl.circuit))
-        d_per_seed.append(per.D.double())
-    for m in methods:  # overlap with the base circuit re-discovered the same way (pipeline/measure.py)
-        preservation[m] = [r.probes[label].preservation for r in by_method[m]]
-    third = PRESERVE in mean_delta
-    return ProbeDCV(
-        probe=label, step=final, tau=tau, delta_sft=mean_delta["sft"].tolist(), delta_rl=mean_delta["rl"].tolist(),
-        V=overall.V.tolist(), vulnerable=summary["vulnerable"], threshold=threshold,
-        V_relative=summary.get("V_relative"),
-        D=torch.stack(d_per_seed).mean(0).tolist(),
-        preservation={m: sum(v) / len(v) for m, v in preservation.items() if v}, base_circuit=circuit.circuit,
-        delta_preserve=mean_delta[PRESERVE].tolist() if third else None,
-        preserved_heads=list(ctx.preservation.heads) if third and ctx.preservation is not None else None,
-        delta_reverse={m: torch.tensor([r.probes[label].cmap_reverse for r in rs], dtype=torch.float64).mean(0).tolist()
-                       for m, rs in by_method.items() if rs and all(r.probes[label].cmap_reverse for r in rs)},
-    )
+def final_dcv(ctx: RunContext, label: str, records: list[CheckpointMeasurement], circuit: BaseCircuit) -> ProbeDCV:
+    """DCV of one probe at the run's final checkpoint (compare/dcv.py), with this run's settings."""
+    a = ctx.config.analysis
+    preserved = ctx.preservation.heads if ctx.preservation is not None else None
+    return probe_dcv(label, records, circuit, step=ctx.final_step(), seeds=list(ctx.config.seeds), tau=a.tau,
+                     threshold=a.dcv_threshold, preserved_heads=preserved)

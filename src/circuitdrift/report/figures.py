@@ -36,7 +36,7 @@ def method_label(method: str) -> str:
     return method.upper()
 
 
-def _styled(draw):
+def styled(draw):
     """Draw under fixed rc settings, so a user's matplotlibrc cannot change the report's bytes."""
 
     @functools.wraps(draw)
@@ -49,7 +49,7 @@ def _styled(draw):
     return wrapper
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -58,7 +58,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     """Render to memory, then write atomically (temporary name, then rename)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -107,25 +107,25 @@ def _heatmap_size(grid) -> tuple[float, float]:
     return min(4.0 + 0.35 * heads, 11.0), min(2.2 + 0.3 * layers, 12.0)
 
 
-@_styled
+@styled
 def base_importance_heatmap(circuit: BaseCircuit, path: Path) -> Path:
     """s_h per head for one probe, the top-k circuit outlined."""
     grid = _grid(circuit.scores)
-    fig = _figure(*_heatmap_size(grid))
+    fig = new_figure(*_heatmap_size(grid))
     ax = fig.add_subplot()
     _heatmap(ax, grid, "RdBu", "s_h (relative change in P(answer))")
     _outline(ax, _heads(circuit.circuit), f"base circuit (top {len(circuit.circuit)})")
     if circuit.circuit:
         fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     ax.set_title(f"Base head importance, probe '{circuit.probe}' ({circuit.method}, {circuit.metric})")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-@_styled
+@styled
 def vulnerability_heatmap(dcv: ProbeDCV, path: Path) -> Path:
     """V(h) = dF_RL - dF_SFT per head; vulnerable heads crossed, base circuit outlined."""
     grid = _grid(dcv.V)
-    fig = _figure(*_heatmap_size(grid))
+    fig = new_figure(*_heatmap_size(grid))
     ax = fig.add_subplot()
     _heatmap(ax, grid, "PuOr_r", "V(h) = dF_RL − dF_SFT  (Δ P(answer))")
     _outline(ax, _heads(dcv.base_circuit), "base circuit")
@@ -137,7 +137,7 @@ def vulnerability_heatmap(dcv: ProbeDCV, path: Path) -> Path:
     if vulnerable or dcv.base_circuit:
         fig.legend(loc="outside lower center", fontsize=8, frameon=False, ncols=2)
     ax.set_title(f"Differential circuit vulnerability, probe '{dcv.probe}', step {dcv.step}")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _series(stats: list[dict]):
@@ -158,11 +158,11 @@ def _curve(ax, method: str, methods: list[str], steps: list[int], stats: list[di
     ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
-@_styled
+@styled
 def target_accuracy_curves(curves: dict[str, MethodCurves], goal: float | None, path: Path) -> Path:
     """Target accuracy over training per method, mean and 95 % band over seeds, the goal dashed."""
     methods = list(curves)
-    fig = _figure(6.0, 3.8)
+    fig = new_figure(6.0, 3.8)
     ax = fig.add_subplot()
     for method in methods:
         _curve(ax, method, methods, curves[method].steps, curves[method].target_accuracy)
@@ -172,17 +172,17 @@ def target_accuracy_curves(curves: dict[str, MethodCurves], goal: float | None, 
     ax.set_ylabel("target accuracy (fraction correct)")
     ax.set_title("Adaptation: target-task accuracy (mean, 95% CI over seeds)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-@_styled
-def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: str, ylabel: str, title: str, path: Path,
-                 zero_line: bool = True) -> Path:
+@styled
+def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: str, *, ylabel: str, title: str,
+                 path: Path, zero_line: bool = True) -> Path:
     """One panel per probe of a per-probe quantity over training (forgetting, preservation, ...)."""
     methods = list(curves)
     cols = max(1, min(len(probes), 3))
     rows = max(1, math.ceil(len(probes) / cols))
-    fig = _figure(3.6 * cols + 0.6, 2.9 * rows + 0.4)
+    fig = new_figure(3.6 * cols + 0.6, 2.9 * rows + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for i, ax in enumerate(axes.flat):
         if i >= len(probes):
@@ -201,12 +201,12 @@ def probe_curves(curves: dict[str, MethodCurves], probes: list[str], quantity: s
     if probes:
         axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def forgetting_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
-    return probe_curves(curves, probes, "forgetting", "forgetting: base − checkpoint accuracy (fraction)",
-                        "Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path)
+    return probe_curves(curves, probes, "forgetting", ylabel="forgetting: base − checkpoint accuracy (fraction)",
+                        title="Forgetting per probe (mean, 95% CI over seeds; > 0 = capability lost)", path=path)
 
 
 def circuit_distance_curves(distance: dict[str, dict], probes: list[str], path: Path) -> Path:
@@ -215,22 +215,23 @@ def circuit_distance_curves(distance: dict[str, dict], probes: list[str], path: 
 
     curves = {method: SimpleNamespace(steps=d["steps"], probes={p: {"distance": col} for p, col in d["probes"].items()})
               for method, d in distance.items()}
-    return probe_curves(curves, probes, "distance", "circuit distance 1 − J(C_X, C_0)",
-                        "Circuit distance from the base circuit over training (mean, 95% CI over seeds)", path,
-                        zero_line=False)
+    return probe_curves(curves, probes, "distance", ylabel="circuit distance 1 − J(C_X, C_0)",
+                        title="Circuit distance from the base circuit over training (mean, 95% CI over seeds)",
+                        path=path, zero_line=False)
 
 
 def preservation_curves(curves: dict[str, MethodCurves], probes: list[str], path: Path) -> Path:
-    return probe_curves(curves, probes, "preservation", "preservation |C_base ∩ C_X| / |C_base| (fraction)",
-                        "Base-circuit preservation over training (mean, 95% CI over seeds)", path, zero_line=False)
+    return probe_curves(curves, probes, "preservation", ylabel="preservation |C_base ∩ C_X| / |C_base| (fraction)",
+                        title="Base-circuit preservation over training (mean, 95% CI over seeds)", path=path,
+                        zero_line=False)
 
 
-@_styled
+@styled
 def kl_forgetting_scatter(razor: Razor, methods: list[str], path: Path) -> Path:
     """Every checkpoint after step 0: forward KL against mean forgetting over probes, with the pooled fit."""
     import numpy as np
 
-    fig = _figure(6.0, 4.0)
+    fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot()
     points = razor.points
     for method in methods:
@@ -256,4 +257,4 @@ def kl_forgetting_scatter(razor: Razor, methods: list[str], path: Path) -> Path:
     ax.set_title("RL's Razor: forgetting against KL, all checkpoints")
     if points:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)

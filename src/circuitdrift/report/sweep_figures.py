@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from circuitdrift.compare.stats import is_number
-from circuitdrift.report.figures import _figure, _save, _styled, method_color, method_label
+from circuitdrift.report.figures import method_color, method_label, new_figure, save_png, styled
 
 FRONTIER_PANELS = (
     ("forgetting", "forgetting (probe accuracy lost)"),
@@ -14,10 +14,10 @@ FRONTIER_PANELS = (
 )
 
 
-@_styled
+@styled
 def frontier_figure(sweep: dict, methods: list[str], path: Path) -> Path:
     """Every checkpoint of every (lr, seed) run as a dot; each method's Pareto frontier as a line."""
-    fig = _figure(4.0 * len(FRONTIER_PANELS), 3.4)
+    fig = new_figure(4.0 * len(FRONTIER_PANELS), 3.4)
     axes = fig.subplots(1, len(FRONTIER_PANELS))
     for ax, (name, label) in zip(axes, FRONTIER_PANELS, strict=True):
         for method in methods:
@@ -38,7 +38,7 @@ def frontier_figure(sweep: dict, methods: list[str], path: Path) -> Path:
         ax.axhline(0, color="0.7", lw=0.6)
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle("Frontier over the learning-rate sweep (dots: every checkpoint; dotted: base accuracy)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 MATCHED_PANELS = (
@@ -49,12 +49,12 @@ MATCHED_PANELS = (
 )
 
 
-@_styled
+@styled
 def matched_figure(sweep: dict, methods: list[str], path: Path) -> Path:
     """Each measure at the common accuracy levels: mean over seeds of each method's best lr, 95% interval."""
     matched = sweep.get("matched", {})
     levels = matched.get("levels", [])
-    fig = _figure(3.3 * len(MATCHED_PANELS), 3.2)
+    fig = new_figure(3.3 * len(MATCHED_PANELS), 3.2)
     axes = fig.subplots(1, len(MATCHED_PANELS))
     for ax, (name, label) in zip(axes, MATCHED_PANELS, strict=True):
         by_method = matched.get("measures", {}).get(name, {}).get("by_method", {})
@@ -72,7 +72,7 @@ def matched_figure(sweep: dict, methods: list[str], path: Path) -> Path:
         ax.set_xlabel("matched target accuracy")
         ax.set_title(label)
     axes[0].legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 LAW_MEASURES = (("final_forgetting", "forgetting at the final checkpoint"),
@@ -80,12 +80,12 @@ LAW_MEASURES = (("final_forgetting", "forgetting at the final checkpoint"),
 LAW_AXES = (("learning_rate", "learning rate"), ("final_kl_exact", "exact answer KL at the final checkpoint (nats)"))
 
 
-@_styled
+@styled
 def law_figure(sweep: dict, methods: list[str], path: Path) -> Path:
     """Forgetting against the learning rate beside forgetting against KL: one point per (method, lr), mean over
     seeds with its 95% interval, so a reader sees which of the two the forgetting follows."""
     rows = sweep.get("runs", [])
-    fig = _figure(4.2 * len(LAW_AXES), 3.3 * len(LAW_MEASURES))
+    fig = new_figure(4.2 * len(LAW_AXES), 3.3 * len(LAW_MEASURES))
     axes = fig.subplots(len(LAW_MEASURES), len(LAW_AXES), squeeze=False)
     for r, (measure, ylabel) in enumerate(LAW_MEASURES):
         for c, (axis, xlabel) in enumerate(LAW_AXES):
@@ -107,7 +107,7 @@ def law_figure(sweep: dict, methods: list[str], path: Path) -> Path:
             ax.set_ylabel(ylabel)
     axes[0][0].legend(loc="best", fontsize=8)
     fig.suptitle("What forgetting follows: the learning rate (left) or the distance from the base (right)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def law_points(rows: list[dict], method: str, *, measure: str, axis: str) -> list[tuple]:

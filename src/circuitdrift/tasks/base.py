@@ -132,13 +132,13 @@ class Task:
         (several right answers) wins over ``answer``.
         """
         if example is not None:
-            return [self.grade_example(_completion_text(c), self.examples[i])
+            return [self.grade_example(completion_text(c), self.examples[i])
                     for c, i in zip(completions, example, strict=True)]
         right = answers if answers is not None else answer
-        return [self.grade(_completion_text(c), a) for c, a in zip(completions, right, strict=True)]
+        return [self.grade(completion_text(c), a) for c, a in zip(completions, right, strict=True)]
 
 
-def _completion_text(completion) -> str:
+def completion_text(completion) -> str:
     """TRL passes plain strings, or for conversational data a list of messages."""
     if isinstance(completion, str):
         return completion

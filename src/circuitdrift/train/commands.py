@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")
 
 
-def _train(method: str, model: str, task: str, config: Path | None, out: Path, steps: int | None,
+def _train(method: str, model: str, task: str, *, config: Path | None, out: Path, steps: int | None,
            learning_rate: float | None, seed: int | None, progress: bool,
            preservation: Preservation | None = None) -> None:
 
@@ -52,6 +52,7 @@ def _train(method: str, model: str, task: str, config: Path | None, out: Path, s
 
 
 def _preserve_command(
+    *,
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
     task: str = typer.Option(..., "--task", help=TASK_HELP),
     heads: Path = typer.Option(..., "--heads", help="heads/dcm circuit file, dcv result (its vulnerable heads) "
@@ -66,13 +67,15 @@ def _preserve_command(
 ) -> None:
     names = heads_from_json(read_json(heads, "heads file"), str(heads))
     preservation = Preservation(tuple(names), lam, source={"file": str(heads)})
-    _train("sft-preserve", model, task, config, out, steps, learning_rate, seed, progress, preservation)
+    _train("sft-preserve", model, task, config=config, out=out, steps=steps, learning_rate=learning_rate, seed=seed,
+           progress=progress, preservation=preservation)
 
 
 def _train_command(method: str):
     """The ``train <method>`` command: the same options for every method, so their budgets match."""
 
     def command(
+        *,
         model: str = typer.Option(..., "--model", help=MODEL_HELP),
         task: str = typer.Option(..., "--task", help=TASK_HELP),
         out: Path = typer.Option(..., "--out", help="run folder: checkpoint-<step>/ for every checkpoint"),
@@ -82,7 +85,8 @@ def _train_command(method: str):
         seed: int | None = typer.Option(None, "--seed", help="override config: seed"),
         progress: bool = typer.Option(False, "--progress/--quiet", help="show the Trainer's progress bar"),
     ) -> None:
-        _train(method, model, task, config, out, steps, learning_rate, seed, progress)
+        _train(method, model, task, config=config, out=out, steps=steps, learning_rate=learning_rate, seed=seed,
+               progress=progress)
 
     command.__name__ = f"train_{method}"
     return command

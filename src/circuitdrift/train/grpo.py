@@ -46,7 +46,7 @@ from circuitdrift.train.shared_prefix import (
     shared_prefix_generation,
     supports_shared_prefix,
 )
-from circuitdrift.train.trainer_args import common_args
+from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
 def vllm_settings(config: TrainConfig) -> dict:
@@ -146,6 +146,7 @@ def grpo_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     config: TrainConfig,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback] = (),
@@ -159,12 +160,9 @@ def grpo_trainer(
     if config.rl.use_vllm:
         model = vllm_loadable(model, tokenizer, Path(output_dir) / "vllm-model")
     return FolderDefaultsIgnoredGRPOTrainer(
-        model=model,
         reward_funcs=monitor.reward_func if monitor is not None else task.reward,
         args=grpo_args(config, output_dir, progress),
         train_dataset=rl_dataset(task, config),
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
-        peft_config=peft_config,
         shared_prefix=shared_prefix,
+        **trainer_inputs(model, tokenizer, callbacks, peft_config),
     )

@@ -39,7 +39,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from circuitdrift.io import write_json
-from circuitdrift.tasks.base import Task, _completion_text
+from circuitdrift.tasks.base import Task, completion_text
 
 # Below 0.5 bits the answers have lost almost all their spread: for a 4-way answer, 0.5 bits means about 90 %
 # of the answers are one letter (90 % and one other letter: 0.47 bits; 92.5 % and the rest spread evenly over
@@ -90,8 +90,8 @@ class RolloutMonitor:
         """``task.reward``, unchanged, and a record of the batch."""
         rewards = self.task.reward(prompts, completions, answer, answers=answers, **kwargs)
         rows = kwargs.get("example")  # each row's example index: the answer read as the grader reads it
-        parsed = (self.task.parse(_completion_text(c)) if rows is None
-                  else self.task.parse_example(_completion_text(c), self.task.examples[i])
+        parsed = (self.task.parse(completion_text(c)) if rows is None
+                  else self.task.parse_example(completion_text(c), self.task.examples[i])
                   for c, i in zip(completions, rows or [None] * len(completions), strict=True))
         state = kwargs.get("trainer_state")
         self.batches.append(RolloutBatch(

@@ -39,6 +39,7 @@ from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
 from circuitdrift.train.sft import sft_args
+from circuitdrift.train.trainer_args import trainer_inputs
 
 DEFAULT_LAMBDA = 0.01
 FORWARD_KEYS = ("input_ids", "attention_mask", "position_ids")  # what both forward passes read from the batch
@@ -190,6 +191,7 @@ def preserve_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     config: TrainConfig,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback] = (),
@@ -201,11 +203,8 @@ def preserve_trainer(
     if preservation is None:
         raise InputError("sft-preserve: give the heads to preserve (--heads FILE)")
     return CircuitPreservingSFTTrainer(
-        model=model,
         args=sft_args(config, output_dir, progress),
         train_dataset=sft_dataset(task, config),
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
-        peft_config=peft_config,
         preservation=preservation,
+        **trainer_inputs(model, tokenizer, callbacks, peft_config),
     )

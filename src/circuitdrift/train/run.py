@@ -52,6 +52,9 @@ from circuitdrift.train.sft import sft_trainer
 Method = Literal["sft", "sft-word", "rl", "sft-preserve"]
 METHODS = ("sft", "sft-word", "rl", "sft-preserve")
 WORD_SFT = "sft-word"  # SFT on the correct option's word instead of its letter (multiple-choice tasks)
+# each method's trainer factory; they share their arguments (trainer_args.py) and take one of their own at most
+TRAINERS = {"sft": sft_trainer, WORD_SFT: sft_trainer, "rl": grpo_trainer, "sft-preserve": preserve_trainer}
+
 CONFIG_FILE = "train_config.json"
 SUMMARY_FILE = "train_summary.json"
 
@@ -62,6 +65,7 @@ def train(
     task: str | os.PathLike | Task,
     config: TrainConfig | dict | str | os.PathLike | None,
     out_dir: str | os.PathLike,
+    *,
     tokenizer: PreTrainedTokenizerBase | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     progress: bool = False,
@@ -124,11 +128,10 @@ def train(
         if resume is not None:
             monitor.restore(Path(resume) / ROLLOUTS_FILE)
     model.train()
-    args = (model, tokenizer, task, config, state_dir, [*extra, *callbacks], _peft_config(config), progress)
-    if method == "sft-preserve":
-        trainer = preserve_trainer(*args, preservation=preservation)
-    else:
-        trainer = sft_trainer(*args) if monitor is None else grpo_trainer(*args, monitor=monitor)
+    own = {"rl": {"monitor": monitor}, "sft-preserve": {"preservation": preservation}}.get(method, {})
+    trainer = TRAINERS[method](model, tokenizer, task, config=config, output_dir=state_dir,
+                               callbacks=[*extra, *callbacks], peft_config=_peft_config(config), progress=progress,
+                               **own)
     if not progress:
         trainer.remove_callback(PrinterCallback)  # keeps stdout for the command's JSON; the log is in the summary
     trainer.train(resume_from_checkpoint=_str_or_none(resume))

@@ -19,7 +19,7 @@ from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
 from circuitdrift.train.shared_prefix import compact_lm_head
-from circuitdrift.train.trainer_args import common_args
+from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
 def sft_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> SFTConfig:
@@ -47,6 +47,7 @@ def sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     task: Task,
+    *,
     config: TrainConfig,
     output_dir: Path,
     callbacks: Sequence[TrainerCallback] = (),
@@ -56,10 +57,7 @@ def sft_trainer(
 ) -> SFTTrainer:
     """An SFTTrainer on ``task``'s rows; ``compact_head=False``: TRL's own forward (the reference in tests)."""
     return (CompactHeadSFTTrainer if compact_head else SFTTrainer)(
-        model=model,
         args=sft_args(config, output_dir, progress),
         train_dataset=sft_dataset(task, config),
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
-        peft_config=peft_config,
+        **trainer_inputs(model, tokenizer, callbacks, peft_config),
     )

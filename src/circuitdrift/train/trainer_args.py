@@ -27,6 +27,11 @@ def use_bf16(config: TrainConfig) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def trainer_inputs(model, tokenizer, callbacks, peft_config) -> dict:
+    """The constructor arguments every trainer factory (sft.py, grpo.py, preserve.py) passes the same way."""
+    return dict(model=model, processing_class=tokenizer, callbacks=list(callbacks), peft_config=peft_config)
+
+
 def common_args(config: TrainConfig, method: str, output_dir: Path, progress: bool = False) -> dict:
     """Arguments shared by ``SFTConfig`` and ``GRPOConfig``."""
     return dict(

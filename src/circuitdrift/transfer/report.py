@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 from circuitdrift.io import write_text
-from circuitdrift.report.figures import _figure, _save, _styled
+from circuitdrift.report.figures import new_figure as _figure
+from circuitdrift.report.figures import save_png as _save
+from circuitdrift.report.figures import styled as _styled
 from circuitdrift.report.render import Bullets, Figure, Heading, Paragraph, Table, render_html, render_markdown
 from circuitdrift.transfer.crossing import describe
 
