@@ -18,6 +18,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -74,20 +75,63 @@ def train(
 ) -> list[Path]:
     """Fine-tune ``model`` on ``task`` with SFT, RL or circuit-preserving SFT; return the checkpoints, step 0 first.
 
-    ``sft-word`` is SFT whose label is the correct option's word rather than its letter (a
-    multiple-choice task only, :meth:`~circuitdrift.tasks.science.MultipleChoiceTask.with_label`):
-    the off-policy arm, whose label the base model finds far less likely.
-
-    ``model`` is a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model
-    (then pass ``tokenizer``); ``task`` a name/JSONL path for :func:`resolve_task` (its
-    ``config.train_split`` is used) or a :class:`Task`; ``config`` a :class:`TrainConfig`, a
-    mapping, a YAML/JSON path, or None for the defaults. A loaded model is trained in place.
-    ``callbacks`` are extra ``TrainerCallback`` objects; ``progress`` shows the Trainer's bar and log.
-    ``preservation`` (``sft-preserve`` only): the heads to keep and lambda (train/preserve.py).
-    ``adapter_only`` (LoRA only): keep the adapter checkpoints ``out_dir/adapter/checkpoint-<step>`` alone,
-    with no copy of the base at step 0 and no merged export (the transfer's students: a 7B base copied per
-    student fills a disk); the return value is then those adapter folders.
+    ``sft-word``: SFT on the correct option's word, not its letter (multiple choice only): the off-policy arm.
+    ``model``: a name/folder for :func:`~circuitdrift.models.load.load_model` or a loaded model (trained in
+    place; pass ``tokenizer``); ``task``: a name/JSONL path (its ``config.train_split``) or a :class:`Task`;
+    ``config``: a :class:`TrainConfig`, a mapping, a YAML/JSON path, or None for the defaults.
+    ``progress`` shows the Trainer's bar and log; ``preservation`` (``sft-preserve`` only): the heads and lambda.
+    ``adapter_only`` (LoRA only): keep only ``out_dir/adapter/checkpoint-<step>``, no step-0 base copy and no
+    merged export (a 7B base copied per transfer student fills a disk), and return those adapter folders.
     """
+    config = _checked(method, config, preservation, adapter_only)
+    out_dir = Path(out_dir)
+    model, tokenizer, model_name = _as_model(model, tokenizer)
+    task = _as_task(task, config, tokenizer)
+    task = word_labelled(task) if method == WORD_SFT else task
+    processes = PartialState()  # under `accelerate launch`, files are written by the main process only
+    claim = partial(_claim, out_dir, method, model_name, task.name, config, preservation)
+    with processes.main_process_first():
+        if processes.is_main_process:
+            claim()
+            if not adapter_only:
+                save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
+    claim()  # every process checks the folder's record
+    done = (lambda: list_adapters(out_dir / "adapter")) if adapter_only else (lambda: list_checkpoints(out_dir))
+    if (out_dir / SUMMARY_FILE).is_file():
+        return done()
+    config = master_weights(model, config)  # float32 weights, bf16 autocast when loaded in bf16 (train/precision.py)
+    state_dir = out_dir / "adapter" if config.lora else out_dir
+    guard = DivergenceGuard()
+    extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard] + (
+        [MergedExport(checkpoint_dir(out_dir, 0), out_dir)] if config.lora and not adapter_only else [])
+    resume = last_resumable(state_dir)
+    from_step = (checkpoint_step(resume) or 0) if resume is not None else 0  # 0: a fresh run
+    monitor = _rollout_monitor(method, task, config, resume=resume, from_step=from_step, callbacks=extra)
+    own = {"rl": {"monitor": monitor}, "sft-preserve": {"preservation": preservation}}.get(method, {})
+    model.train()
+    trainer = _fit(TRAINERS[method](model, tokenizer, task, config=config, output_dir=state_dir,
+                                    callbacks=[*extra, *callbacks], peft_config=_peft_config(config),
+                                    progress=progress, **own), progress=progress, resume=resume)
+    _stop_if_diverged(guard, method, out_dir)
+    if trainer.state.global_step < config.steps:  # a callback asked to stop early: resumable, nothing finished
+        return done()
+    if processes.is_main_process:
+        write_json(out_dir / SUMMARY_FILE, _summary(method, config, trainer, preservation=preservation,
+                                                    monitor=monitor, from_step=from_step))
+    processes.wait_for_everyone()
+    return done()
+
+
+def _fit(trainer, *, progress: bool, resume):
+    """Train (from ``resume`` when given); without ``progress`` stdout stays the command's JSON."""
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # the log is in the summary
+    trainer.train(resume_from_checkpoint=_str_or_none(resume))
+    return trainer
+
+
+def _checked(method: str, config, preservation: Preservation | None, adapter_only: bool) -> TrainConfig:
+    """The method and its options checked, and the config as a TrainConfig, before any model is loaded."""
     if method not in METHODS:
         raise InputError(f"method '{method}': use one of {', '.join(METHODS)}")
     if (method == "sft-preserve") != (preservation is not None):
@@ -95,68 +139,44 @@ def train(
     config = _as_config(config)
     if adapter_only and config.lora is None:
         raise InputError("train: adapter_only needs a LoRA config (lora: ...)")
-    out_dir = Path(out_dir)
-    model, tokenizer, model_name = _as_model(model, tokenizer)
-    task = _as_task(task, config, tokenizer)
-    if method == WORD_SFT:
-        task = word_labelled(task)
-    processes = PartialState()  # under `accelerate launch`, files are written by the main process only
-    with processes.main_process_first():
-        if processes.is_main_process:
-            _claim(out_dir, method, model_name, task.name, config, preservation)
-            if not adapter_only:
-                save_model_folder(model, tokenizer, checkpoint_dir(out_dir, 0))
-    _claim(out_dir, method, model_name, task.name, config, preservation)  # every process checks the folder's record
-    done = (lambda: list_adapters(out_dir / "adapter")) if adapter_only else (lambda: list_checkpoints(out_dir))
-    if (out_dir / SUMMARY_FILE).is_file():
-        return done()
-    config = master_weights(model, config)  # float32 weights, bf16 autocast when loaded in bf16 (train/precision.py)
+    return config
 
-    base_dir = checkpoint_dir(out_dir, 0)
-    state_dir = out_dir / "adapter" if config.lora else out_dir
-    guard = DivergenceGuard()
-    extra: list[TrainerCallback] = [CheckpointSchedule(config.schedule()), guard]
-    if config.lora and not adapter_only:
-        extra.append(MergedExport(base_dir, out_dir))
-    resume = last_resumable(state_dir)
-    from_step = (checkpoint_step(resume) or 0) if resume is not None else 0
-    mu = config.rl.num_iterations
+
+def _rollout_monitor(method: str, task: Task, config: TrainConfig, *, resume, from_step: int,
+                     callbacks: list[TrainerCallback]) -> RolloutMonitor | None:
+    """RL's rollout monitor (None for SFT), resumed from its checkpoint; adds the callback that saves it."""
+    if method != "rl":
+        return None
     # checkpoints fall on multiples of mu, so a resumed run starts on a fresh rollout batch
-    monitor = RolloutMonitor(task, config.rl.num_generations, first_batch=from_step // mu) if method == "rl" else None
-    if monitor is not None:
-        extra.append(MonitorCheckpoint(monitor))  # each checkpoint keeps the batches a resume takes back
-        if resume is not None:
-            monitor.restore(Path(resume) / ROLLOUTS_FILE)
-    model.train()
-    own = {"rl": {"monitor": monitor}, "sft-preserve": {"preservation": preservation}}.get(method, {})
-    trainer = TRAINERS[method](model, tokenizer, task, config=config, output_dir=state_dir,
-                               callbacks=[*extra, *callbacks], peft_config=_peft_config(config), progress=progress,
-                               **own)
-    if not progress:
-        trainer.remove_callback(PrinterCallback)  # keeps stdout for the command's JSON; the log is in the summary
-    trainer.train(resume_from_checkpoint=_str_or_none(resume))
+    monitor = RolloutMonitor(task, config.rl.num_generations, first_batch=from_step // config.rl.num_iterations)
+    callbacks.append(MonitorCheckpoint(monitor))  # each checkpoint keeps the batches a resume takes back
+    if resume is not None:
+        monitor.restore(Path(resume) / ROLLOUTS_FILE)
+    return monitor
+
+
+def _stop_if_diverged(guard: DivergenceGuard, method: str, out_dir: Path) -> None:
     if guard.diverged_at is not None:
         done = list_checkpoints(out_dir)
         raise TrainingDivergedError(
             f"{method} run in {out_dir}: {guard.what} at step {guard.diverged_at}; training stopped, "
             f"last good checkpoint: {done[-1] if done else 'none'} (lower the learning rate or check the data)"
         )
-    if trainer.state.global_step < config.steps:
-        # A callback asked to stop early (not a crash): leave the run resumable, mark nothing finished.
-        return done()
-    if processes.is_main_process:
-        summary = {"method": method, "steps": config.steps, "log_history": trainer.state.log_history}
-        if preservation is not None:
-            summary["preserve"] = preservation.record()
-        if monitor is not None:
-            # about ten windows of rollout batches (a batch serves mu steps); a resumed run takes back the batches
-            # its checkpoint saved; under several processes only the main process's share of each batch
-            window = max(1, math.ceil(config.steps / mu) // 10)
-            summary["rollouts"] = {"from_step": from_step, **monitor.summary(window=window)}
-            summary["rollout_sampling"] = rollout_sampling(config).to_dict()
-        write_json(out_dir / SUMMARY_FILE, summary)
-    processes.wait_for_everyone()
-    return done()
+
+
+def _summary(method: str, config: TrainConfig, trainer, *, preservation: Preservation | None,
+             monitor: RolloutMonitor | None, from_step: int) -> dict:
+    """train_summary.json: the log history, the preserved heads and the rollout monitor's windows."""
+    summary = {"method": method, "steps": config.steps, "log_history": trainer.state.log_history}
+    if preservation is not None:
+        summary["preserve"] = preservation.record()
+    if monitor is not None:
+        # about ten windows of rollout batches (a batch serves mu steps); a resumed run takes back the batches
+        # its checkpoint saved; under several processes only the main process's share of each batch
+        window = max(1, math.ceil(config.steps / config.rl.num_iterations) // 10)
+        summary["rollouts"] = {"from_step": from_step, **monitor.summary(window=window)}
+        summary["rollout_sampling"] = rollout_sampling(config).to_dict()
+    return summary
 
 
 def train_sft(model, task, config=None, out_dir="runs/train/sft", **kwargs) -> list[Path]:
