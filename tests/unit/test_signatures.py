@@ -1,4 +1,5 @@
-"""Signatures stay readable: at most 6 positional parameters per function, no private name imported across modules.
+"""Signatures stay readable: at most 6 positional parameters and 60 lines per function, no private name imported
+across modules.
 
 Read from the source with ast (docs/architecture.md): past the leading few, parameters are keyword-only
 (``*``), so a call names what it passes; a name with a leading underscore is its module's own.
@@ -13,6 +14,7 @@ import circuitdrift
 
 ROOT = Path(circuitdrift.__file__).parent
 MAX_POSITIONAL = 6
+MAX_LINES = 60  # a function's lines, its docstring included
 
 # Known exceptions, "path::function", each with why; a cleared one must leave the list (test below).
 KNOWN_LONG = {
@@ -57,6 +59,15 @@ def test_every_known_exception_is_still_one():
     assert KNOWN_LONG - long_signatures() == set()
 
 
+def long_bodies(source_functions) -> list[str]:
+    return [f"{rel}::{node.name} ({node.end_lineno - node.lineno + 1} lines)" for rel, node in source_functions
+            if node.end_lineno - node.lineno + 1 > MAX_LINES]
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    assert long_bodies(functions()) == []
+
+
 def test_no_private_name_is_imported_across_modules():
     assert private_imports() == []
 
@@ -65,3 +76,5 @@ def test_the_checks_can_fail():
     tree = ast.parse("def f(a, b, c, d, e, f, g): pass\ndef m(self, a, b, c, d, e, f): pass")
     counts = [positional(node) for node in tree.body]
     assert counts == [7, 6]
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))  # the def line makes it 61
+    assert long_bodies([("m.py", ast.parse(f"def g():\n{body}").body[0])]) == ["m.py::g (61 lines)"]

@@ -150,6 +150,19 @@ def matched_levels(base_accuracy: float, reached: Sequence[float], n: int = 5) -
     return levels
 
 
+def _paired_differences(chosen: dict, a: str, b: str, *, span: float | None, resolution: float | None,
+                        reported: list[bool]) -> list[dict]:
+    """``a`` minus ``b`` at each level, paired by seed, cut at +-span, with the resolution and reported flags."""
+    diffs = []
+    for j, is_reported in enumerate(reported):
+        values = [{s: v[j][0] for s, v in chosen[m].items()} for m in (a, b)]
+        variances = [{s: v[j][1] for s, v in chosen[m].items()} for m in (a, b)]
+        diff = combined_difference(*values, *variances, low=None if span is None else -span, high=span)
+        diff.update(resolution=resolution, reported=is_reported)
+        diffs.append(diff)
+    return diffs
+
+
 def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], levels: Sequence[float],
                        methods: Sequence[str], *, bounds: tuple[float | None, float | None] = (None, None),
                        min_runs: int = MIN_RUNS, resolution: float | None = None) -> dict:
@@ -197,17 +210,9 @@ def matched_comparison(runs: dict[tuple[str, float, int], Sequence[Point]], leve
             for lr in lrs
         }
     out["reported"] = [all(out["by_method"][m][j]["n"] >= min_runs for m in methods) for j in range(len(levels))]
-    out["differences"] = {}
-    for a, b in method_pairs(methods):
-        diffs = []
-        for j in range(len(levels)):
-            values = [{s: v[j][0] for s, v in chosen[m].items()} for m in (a, b)]
-            variances = [{s: v[j][1] for s, v in chosen[m].items()} for m in (a, b)]
-            diff = combined_difference(*values, *variances, low=None if span is None else -span,
-                                       high=span)
-            diff.update(resolution=resolution, reported=out["reported"][j])
-            diffs.append(diff)
-        out["differences"][f"{a} - {b}"] = diffs
+    out["differences"] = {f"{a} - {b}": _paired_differences(chosen, a, b, span=span, resolution=resolution,
+                                                           reported=out["reported"])
+                          for a, b in method_pairs(methods)}
     if out["differences"]:
         out["difference"] = next(iter(out["differences"].values()))
     return out

@@ -171,13 +171,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     values = {key: [checkpoint_measures(m, base, probes) for m in steps] for key, steps in runs.items()}
     variances = {key: [checkpoint_variances(m, base, probes) for m in steps] for key, steps in runs.items()}
     split = selection_split(records)
-    if axis == "probability":
-        if not all(is_number(r.selection_prob) for r in records):
-            raise ValueError("sweep.matched_axis 'probability' needs every record's selection_prob (measured since "
-                             "the selection split existed)")
-        axis_name, axis = "probability", selection_probability
-    else:
-        axis_name, axis = "accuracy", selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
+    axis_name, axis = _matched_axis(records, axis, split)
     trajectories = {key: [(m.step, axis(m)) for m in steps] for key, steps in runs.items()}
     by_accuracy = selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
     failed = collapsed_runs({key: [(m.step, by_accuracy(m)) for m in steps] for key, steps in runs.items()}, chance)
@@ -198,15 +192,7 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     out["chance"] = chance
     out["frontier"] = {name: {method: _frontier(runs, values, method, name) for method in methods}
                        for name in MEASURES}
-    # the top level every method reached: each method's best learning rate by mean (over seeds) peak accuracy
-    reached = []
-    for method in methods:
-        peaks: dict[float, list[float]] = defaultdict(list)
-        for (m, lr, seed), traj in trajectories.items():
-            if m == method and (m, lr, seed) not in failed:
-                peaks[lr].append(max(acc for _, acc in traj))
-        if peaks:
-            reached.append(max(sum(v) / len(v) for v in peaks.values()))
+    reached = _reached(trajectories, failed, methods)
     levels = matched_levels(axis(base), reached, n_levels) if len(reached) == len(methods) else []
     resolution = question_resolution([base.probes[p].n if p in base.probes else None for p in probes])
     matched = {}
@@ -228,6 +214,29 @@ def sweep_analysis(records: list[CheckpointMeasurement], methods: list[str], pro
     out["razor"] = {kl: _razor(runs, values, kl) for kl in ("kl", "kl_exact")}
     out["law"] = law_on_runs({key: values[key][-1] for key in runs})
     return out
+
+
+def _matched_axis(records: list[CheckpointMeasurement], axis: str, split: str):
+    """(name, record -> value) of the matched axis: the selection split's accuracy or answer probability."""
+    if axis == "probability":
+        if not all(is_number(r.selection_prob) for r in records):
+            raise ValueError("sweep.matched_axis 'probability' needs every record's selection_prob (measured since "
+                             "the selection split existed)")
+        return "probability", selection_probability
+    return "accuracy", selection_accuracy if split != "test" else (lambda m: m.target_accuracy)
+
+
+def _reached(trajectories: dict, failed: set, methods: list[str]) -> list[float]:
+    """The top of each method's reach: its best learning rate's mean (over seeds) peak, collapsed runs left out."""
+    reached = []
+    for method in methods:
+        peaks: dict[float, list[float]] = defaultdict(list)
+        for (m, lr, seed), traj in trajectories.items():
+            if m == method and (m, lr, seed) not in failed:
+                peaks[lr].append(max(acc for _, acc in traj))
+        if peaks:
+            reached.append(max(sum(v) / len(v) for v in peaks.values()))
+    return reached
 
 
 def _run_rows(runs: dict, values: dict, variances: dict, methods: list[str], rollouts: dict) -> list[dict]:
