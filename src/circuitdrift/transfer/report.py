@@ -10,9 +10,7 @@ import json
 from pathlib import Path
 
 from circuitdrift.io import write_text
-from circuitdrift.report.figures import new_figure as _figure
-from circuitdrift.report.figures import save_png as _save
-from circuitdrift.report.figures import styled as _styled
+from circuitdrift.report.figures import new_figure, save_png, styled
 from circuitdrift.report.render import Bullets, Figure, Heading, Paragraph, Table, render_html, render_markdown
 from circuitdrift.transfer.crossing import describe
 
@@ -30,11 +28,11 @@ def _errorbar(ax, xs, stats, color, label):
     ax.errorbar(x, mean, yerr=[lo, hi], color=color, marker="o", capsize=3, label=label)
 
 
-@_styled
+@styled
 def behaviour_figure(results: dict, path: Path) -> Path:
     rows = sorted(results["rows"], key=lambda r: r["alpha"])
     xs = [r["alpha"] for r in rows]
-    fig = _figure(6.0, 3.6)
+    fig = new_figure(6.0, 3.6)
     ax = fig.add_subplot()
     _errorbar(ax, xs, [r["B_teacher"] for r in rows], TEACHER, "teacher (steered along r)")
     _errorbar(ax, xs, [r["B_student"] for r in rows], STUDENT, f"student ({len(results['seeds'])} seeds)")
@@ -45,14 +43,14 @@ def behaviour_figure(results: dict, path: Path) -> Path:
     ax.set_ylabel("B = attack success rate")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-@_styled
+@styled
 def tau_figure(results: dict, path: Path) -> Path:
     rows = sorted(results["rows"], key=lambda r: r["alpha"])
     xs = [r["alpha"] for r in rows]
-    fig = _figure(6.0, 3.4)
+    fig = new_figure(6.0, 3.4)
     ax = fig.add_subplot()
     _errorbar(ax, xs, [r["tau"] for r in rows], TAU, "tau (95% interval)")
     _errorbar(ax, xs, [r.get("tau_random") for r in rows], RANDOM, "tau_random")
@@ -67,7 +65,7 @@ def tau_figure(results: dict, path: Path) -> Path:
     ax.set_xlabel("alpha (steering strength)")
     ax.set_ylabel("transfer ratio")
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _fmt(s: dict | None, digits: int = 3) -> str:
