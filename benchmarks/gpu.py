@@ -139,7 +139,7 @@ def train_section(method: str, model, tokenizer, task, device, group: int, use_v
                          rl={"num_generations": group, "max_completion_length": 16, "use_vllm": use_vllm})
     with tempfile.TemporaryDirectory() as folder:
         build = sft_trainer if method == "sft" else grpo_trainer
-        trainer = build(model, tokenizer, task, config, Path(folder), callbacks=[NoSave()])
+        trainer = build(model, tokenizer, task, config=config, output_dir=Path(folder), callbacks=[NoSave()])
         model.train()
         with contextlib.redirect_stdout(io.StringIO()):  # the Trainer's own prints stay out of the JSON
             _, seconds, peak = timed(trainer.train, device)
