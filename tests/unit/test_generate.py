@@ -13,9 +13,10 @@ import torch
 from circuitdrift.models.generate import Sampling, chat_completions, chat_prompt, chat_text, completions
 from circuitdrift.models.load import load_model
 from circuitdrift.models.sampling import folder_defaults_ignored
+from circuitdrift.models.wordlevel import build_word_tokenizer
 from circuitdrift.organism.science import science_qa_task
 from circuitdrift.organism.tokenizer import organism_tokenizer
-from tests.conftest import make_model
+from tests.conftest import WORDS, make_model
 
 TURN = "How do I give the cup to Mia?"
 ORGANISM_CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -33,11 +34,12 @@ def test_the_organisms_chat_text_is_the_hand_written_string():
         assert example.clean == ORGANISM_CHAT.replace(TURN, turn)
 
 
-def test_a_tokenizer_without_a_template_gets_the_raw_turn(word_tokenizer):
-    word_tokenizer.chat_template = None
-    assert chat_text(word_tokenizer, TURN) == TURN
+def test_a_tokenizer_without_a_template_gets_the_raw_turn():
+    plain = build_word_tokenizer(WORDS)  # its own copy: the session's word_tokenizer keeps its template
+    plain.chat_template = None
+    assert chat_text(plain, TURN) == TURN
     with pytest.raises(ValueError):
-        chat_prompt(word_tokenizer, TURN)
+        chat_prompt(plain, TURN)
 
 
 @pytest.mark.parametrize(("temperature", "top_p"), [(0.0, 1.0), (0.0, 0.9), (0.7, 0.9), (1.0, 1.0)])
