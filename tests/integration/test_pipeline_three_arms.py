@@ -64,3 +64,26 @@ def test_every_run_carries_a_collapse_flag_against_chance(run):
     for row in finals.values():  # judged on the selection split, like every other choice (never on test)
         assert row["collapsed"] == (row["final_selection_accuracy"] <= 0.25)
         assert 0 <= row["final_target_accuracy"] <= 1
+
+
+def test_no_interval_in_results_has_zero_width(run):
+    """Seeds that agree exactly give no interval (lo, hi null), never [x, x] (docs/methods.md §9)."""
+    _, results = run
+    stats, zero_width = [], []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if {"mean", "lo", "hi"} <= set(node):
+                stats.append(path)
+                if node["lo"] is not None and node["lo"] == node["hi"]:
+                    zero_width.append(path)
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(results, "")
+    assert len(stats) > 100 and zero_width == []
+    assert any(node.get("spread") == "none" for node in results["aggregate"]["endpoints"]["sft"].values()
+               if isinstance(node, dict))  # one seed: every endpoint statistic is one value, no interval

@@ -7,8 +7,10 @@ import statistics
 
 import pytest
 
-from circuitdrift.compare.intervals import bounded_stat
+from circuitdrift.compare.intervals import bounded_stat, without_zero_width
+from circuitdrift.compare.resolution import resolved
 from circuitdrift.compare.stats import stat
+from circuitdrift.report.tables import format_stat
 
 T2 = 4.302653  # t(0.975, df=2)
 
@@ -100,3 +102,19 @@ def test_divergences_get_a_log_scale_interval_above_zero():
     assert positive_stat([0.5, 0.5])["lo"] == 0.5 and positive_stat([])["mean"] is None
     sampled = positive_stat([-0.01, 0.3, 0.4])  # a sampled estimate below zero: the plain t interval, marked
     assert sampled["scale"] == "t" and sampled["lo"] == pytest.approx(stat([-0.01, 0.3, 0.4])["lo"])
+
+
+def test_a_zero_width_interval_becomes_no_interval():
+    """Seeds that agree exactly say nothing of the noise: results.json states no interval, not [x, x]."""
+    tree = {"a": {"mean": 0.85, "lo": 0.85, "hi": 0.85, "n": 3},
+            "b": [{"mean": 0.5, "lo": 0.4, "hi": 0.6, "n": 3}, {"mean": -0.03, "lo": -0.03, "hi": -0.03, "n": 1}],
+            "c": {"mean": 0.0, "lo": 0.0, "hi": 0.0, "n": 3, "resolution": 0.01},
+            "d": {"mean": None, "lo": None, "hi": None, "n": 0}, "e": [1.0, 1.0], "f": {"lo": 2.0, "hi": 2.0}}
+    out = without_zero_width(tree)
+    assert out["a"] == {"mean": 0.85, "lo": None, "hi": None, "n": 3, "spread": "none"}
+    assert out["b"][0] == tree["b"][0] and out["b"][1]["lo"] is None and out["b"][1]["spread"] == "none"
+    assert out["c"]["lo"] is None and out["c"]["resolution"] == 0.01
+    assert out["d"] == tree["d"] and out["e"] == [1.0, 1.0] and out["f"] == tree["f"]  # not statistics
+    assert tree["a"]["lo"] == 0.85  # the input is left as it was
+    assert format_stat(out["a"]) == "0.850 (n=3, all equal)" and format_stat(out["b"][1]) == "-0.030 (n=1)"
+    assert resolved({**out["c"], "n_a": 3, "n_b": 3}) == "no interval"

@@ -87,3 +87,22 @@ def positive_stat(values: Iterable, eps: float = 1e-6) -> dict:
     centre = sum(logs) / n
     half = t_critical(n - 1) * math.sqrt(sample_variance(logs) / n)
     return {**out, "mean": mean, "lo": min(math.exp(centre - half), mean), "hi": max(math.exp(centre + half), mean)}
+
+
+def without_zero_width(tree):
+    """``tree`` with every zero-width interval replaced by no interval: lo = hi = None, ``"spread": "none"``.
+
+    Why: an interval of zero width says the value is known exactly. Where seeds agree to the last digit
+    and no within-seed variance is modelled (circuit overlaps, head counts, a level with one run), the
+    spread is unknown, not zero. The report then prints the mean with "(n=k, all equal)", and the
+    resolution rule (compare/resolution.py) reads the difference as "no interval".
+    """
+    if isinstance(tree, list):
+        return [without_zero_width(item) for item in tree]
+    if not isinstance(tree, dict):
+        return tree
+    out = {key: without_zero_width(value) for key, value in tree.items()}
+    lo, hi = out.get("lo"), out.get("hi")
+    if "mean" in out and isinstance(lo, int | float) and isinstance(hi, int | float) and lo == hi:
+        out.update(lo=None, hi=None, spread="none")
+    return out

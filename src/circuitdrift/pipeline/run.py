@@ -15,6 +15,7 @@ from pathlib import Path
 
 from circuitdrift.compare.aggregate import aggregate
 from circuitdrift.compare.controls import circuit_controls
+from circuitdrift.compare.intervals import without_zero_width
 from circuitdrift.compare.recipe import compute_per_step, recipe_summary
 from circuitdrift.compare.schema import Results
 from circuitdrift.compare.sweep import primary_learning_rates, selection_split, sweep_analysis
@@ -159,7 +160,8 @@ def compare(ctx: RunContext, circuits: dict, records: list) -> None:
         rollouts=rollouts, controls=circuit_controls(chosen, circuits), preserve=preserve,
         label_nll=stages.label_nlls(ctx),
     )
-    write_json(ctx.store.path("results.json"), results.model_dump())  # keeps NaN (json.dumps allow_nan)
+    # keeps NaN (json.dumps allow_nan); an interval of zero width becomes no interval (intervals.py)
+    write_json(ctx.store.path("results.json"), without_zero_width(results.model_dump()))
     write_text(ctx.store.path("results.csv"), results_csv(records, circuits=circuits, tau=config.analysis.tau))
 
 

@@ -24,10 +24,13 @@ def format_number(value, kind: str = "frac") -> str:
 
 
 def format_stat(s: dict | None, kind: str = "frac") -> str:
-    """'mean [lo, hi]'; a single seed shows 'mean (n=1)', no data 'n/a'."""
+    """'mean [lo, hi]'; a single seed shows 'mean (n=1)', seeds that all agree 'mean (n=k, all equal)', no data
+    'n/a'."""
     if not s or not is_number(s.get("mean")):
         return "n/a"
     mean = format_number(s["mean"], kind)
+    if s.get("spread") == "none" and s.get("n", 0) >= 2:
+        return f"{mean} (n={s['n']}, all equal)"
     if s.get("n", 0) < 2 or not is_number(s.get("lo")) or not is_number(s.get("hi")):
         return f"{mean} (n={s.get('n', 0)})"
     return f"{mean} [{format_number(s['lo'], kind)}, {format_number(s['hi'], kind)}]"
