@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from circuitdrift.models.generate import Sampling, completions
+from circuitdrift.models.generate import Sampling, completions, completions_and_first_logprobs
 from circuitdrift.tasks.base import Task
 
 
@@ -46,6 +46,14 @@ def greedy_completions(
     """
     return completions(model, tokenizer, prompt_ids(task, tokenizer), Sampling.greedy(max_new_tokens),
                        batch_size=batch_size)
+
+
+def greedy_with_first_logprobs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: Task, *,
+                               max_new_tokens: int = 8, batch_size: int = 64) -> tuple[list[str], torch.Tensor]:
+    """:func:`greedy_completions` and, from the same pass, each prompt's next-token log-probabilities [n, V]
+    (the distribution the exact answer KL and the answer probability read; evaluate/drift.py)."""
+    return completions_and_first_logprobs(model, tokenizer, prompt_ids(task, tokenizer),
+                                          Sampling.greedy(max_new_tokens), batch_size=batch_size)
 
 
 @torch.no_grad()

@@ -25,15 +25,8 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from circuitdrift.circuits.metrics import answer_scores
-from circuitdrift.evaluate.accuracy import Accuracy, greedy_completions, score_completions
-from circuitdrift.evaluate.drift import (
-    AnswerSpread,
-    Drift,
-    answer_distribution,
-    answer_kl,
-    answer_spread,
-    logprob_drift,
-)
+from circuitdrift.evaluate.accuracy import Accuracy, greedy_with_first_logprobs, score_completions
+from circuitdrift.evaluate.drift import AnswerSpread, Drift, answer_spread, kl_between, logprob_drift
 from circuitdrift.evaluate.kl import BaseSamples, ForwardKL, base_samples, forward_kl, kl_sampling
 from circuitdrift.evaluate.settings import MeasureSettings
 from circuitdrift.tasks.base import Task
@@ -66,9 +59,11 @@ class BaseSide:
             sampling=kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens)))
 
     def answer_distribution(self, task: Task) -> Tensor:
-        """[n, V] the base model's answer-position log-probabilities on the target task (for the exact KL)."""
-        return self._once(("answer-distribution", task.name, len(task)), lambda: answer_distribution(
-            self.model, self.tokenizer, task, self.settings.batch_size))
+        """[n, V] the base model's next-token log-probabilities on the target task's prompts (for the exact KL),
+        read from its greedy generation's first step as the checkpoints' are."""
+        s = self.settings
+        return self._once(("answer-distribution", task.name, len(task)), lambda: greedy_with_first_logprobs(
+            self.model, self.tokenizer, task, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size)[1])
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,7 @@ class CheckpointMeasures:
     probes: dict[str, ProbeScore]
     kl: ForwardKL | None = None  # sampled forward KL(base || model); None without a base
     kl_exact: float | None = None  # exact KL of the answer-position distributions (settings.exact_kl)
+    first_logprobs: Tensor | None = None  # [n, V] the target prompts' next-token log-probabilities (not recorded)
 
     def fields(self) -> dict:
         """Its fields of a checkpoint's record (evaluate/record.py CheckpointMeasurement), under the record's names;
@@ -116,14 +112,16 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
     ``model is base.model`` (step 0 of a run) gets KL 0 from zero samples and exact KL 0: KL(pi_0 || pi_0) = 0.
     ``seed`` seeds the KL samples.
     """
-    completions = greedy_completions(model, tokenizer, target, settings.max_new_tokens, settings.batch_size)
+    # one pass: the greedy answers and, from its first step, the answer-position distribution of the exact KL
+    completions, first = greedy_with_first_logprobs(model, tokenizer, target, max_new_tokens=settings.max_new_tokens,
+                                                    batch_size=settings.batch_size)
     accuracy = score_completions(target, completions)
     spread = answer_spread([target.parse_example(text, ex) for text, ex in zip(completions, target.examples,
                                                                                strict=True)])
     scores = {label: _probe_score(model, tokenizer, label=label, task=task, settings=settings, base=base)
               for label, task in probes.items()}
     if base is None:
-        return CheckpointMeasures(target=accuracy, spread=spread, probes=scores)
+        return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, first_logprobs=first)
     s = settings
     if model is base.model:
         kl = ForwardKL(0.0, 0.0, 0, kl_sampling(s.kl_temperature, s.kl_top_p, s.kl_max_new_tokens))
@@ -132,9 +130,9 @@ def checkpoint_measures(model, tokenizer, *, target: Task, probes: dict[str, Tas
         kl = forward_kl(base.model, model, tokenizer, target, n_samples=s.kl_samples, temperature=s.kl_temperature,
                         top_p=s.kl_top_p, max_new_tokens=s.kl_max_new_tokens, batch_size=s.batch_size, seed=seed,
                         samples=base.kl_samples(target, seed))
-        kl_exact = answer_kl(base.model, model, tokenizer, target, s.batch_size,
-                             base.answer_distribution(target)).value if s.exact_kl else None
-    return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact)
+        kl_exact = kl_between(base.answer_distribution(target), first).value if s.exact_kl else None
+    return CheckpointMeasures(target=accuracy, spread=spread, probes=scores, kl=kl, kl_exact=kl_exact,
+                              first_logprobs=first)
 
 
 def _probe_score(model, tokenizer, *, label: str, task: Task, settings: MeasureSettings,

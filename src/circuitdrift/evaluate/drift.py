@@ -88,11 +88,27 @@ def answer_kl(base: nn.Module, model: nn.Module, tokenizer, task: Task, batch_si
         raise IncompatibleModelsError("answer KL: the base and the fine-tuned model have different vocabularies")
     p0 = base_distribution if base_distribution is not None else answer_distribution(base, tokenizer, task,
                                                                                        batch_size)
-    p = answer_distribution(model, tokenizer, task, batch_size)  # [n, V]
+    return kl_between(p0, answer_distribution(model, tokenizer, task, batch_size))
+
+
+def kl_between(p0: Tensor, p: Tensor) -> AnswerKL:
+    """Mean over prompts of KL(p0 || p), both [n, V] log-probabilities of the same prompts' next token."""
+    if p0.shape != p.shape:
+        raise IncompatibleModelsError(f"answer KL: distributions of shape {tuple(p0.shape)} and {tuple(p.shape)}")
     kl = (p0.exp() * (p0 - p)).sum(-1)  # [n]
     n = kl.numel()
     stderr = float(kl.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return AnswerKL(float(kl.mean()), stderr, n)
+
+
+def answer_probability(first_logprobs: Tensor, task: Task, tokenizer) -> float | None:
+    """Mean P(correct answer) read from each prompt's next-token log-probabilities; None when some answer is
+    more than one token (then the teacher-forced geometric mean, circuits/metrics.py, is the measure)."""
+    answers = [e.answer_ids for e in encode(task, tokenizer)]
+    if any(len(ids) != 1 for ids in answers):
+        return None
+    rows = torch.arange(len(answers))
+    return float(first_logprobs[rows, torch.tensor([ids[0] for ids in answers])].exp().mean())
 
 
 @dataclass(frozen=True)

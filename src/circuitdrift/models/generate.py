@@ -108,14 +108,48 @@ def generate_batch(
 
     Every parameter comes from ``sampling``; none from the model folder's generation_config.json.
     """
+    ids, mask, completions, keep, _ = _generate(model, tokenizer, rows, sampling, first_logits=False)
+    return ids, mask, completions, keep
+
+
+def _generate(model, tokenizer, rows, sampling: Sampling, *, first_logits: bool):
+    """generate_batch's work; with ``first_logits`` also the raw logits [batch, V] of the first generated token."""
     device = next(model.parameters()).device
     ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
     eos = eos_ids(model, tokenizer)
     config = sampling.generation_config(eos, tokenizer.pad_token_id)
     with folder_defaults_ignored(model):
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-    completions = out[:, ids.shape[1] :]
-    return ids, mask, completions, completion_mask(completions, eos)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                             **({"output_logits": True, "return_dict_in_generate": True} if first_logits else {}))
+    sequences = out.sequences if first_logits else out
+    completions = sequences[:, ids.shape[1] :]
+    return ids, mask, completions, completion_mask(completions, eos), out.logits[0] if first_logits else None
+
+
+@torch.no_grad()
+def completions_and_first_logprobs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                                   rows: Sequence[Sequence[int]], sampling: Sampling, *,
+                                   batch_size: int) -> tuple[list[str], Tensor]:
+    """:func:`completions` plus the log-probabilities (float64, CPU, [n, V]) of each row's first generated token.
+
+    Why: the first step of generation is a forward pass over the prompt whose last position is the
+    next-token distribution the exact answer KL and the answer probability read, so one pass serves
+    accuracy and them (evaluate/checkpoint.py). Equal to a teacher-forced pass up to float rounding.
+    """
+    texts: list[str] = []
+    first: list[Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(rows), batch_size):
+            _, _, out, keep, logits = _generate(model, tokenizer, rows[start : start + batch_size], sampling,
+                                                first_logits=True)
+            texts += [tokenizer.decode(ids[k.bool()], skip_special_tokens=True) for ids, k in zip(out, keep,
+                                                                                                 strict=True)]
+            first.append(logits.double().log_softmax(-1).cpu())
+    finally:
+        model.train(was_training)
+    return texts, torch.cat(first)
 
 
 def completions(

@@ -31,10 +31,10 @@ from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.circuits.scores import Head, parse_head
 from circuitdrift.compare.schema import BaseCircuit
 from circuitdrift.engine.progress import Reporter
-from circuitdrift.evaluate.accuracy import Accuracy, target_accuracy
+from circuitdrift.evaluate.accuracy import Accuracy, greedy_with_first_logprobs, score_completions
 from circuitdrift.evaluate.checkpoint import BaseSide, ProbeScore, checkpoint_measures
 from circuitdrift.evaluate.circuit_drift import circuit_drift
-from circuitdrift.evaluate.drift import answer_logprobs
+from circuitdrift.evaluate.drift import answer_logprobs, answer_probability
 from circuitdrift.evaluate.lmeval import lm_eval_scores
 from circuitdrift.evaluate.record import CheckpointMeasurement, ProbeMeasurement
 from circuitdrift.pipeline.config import ExperimentConfig
@@ -99,7 +99,7 @@ def measure_checkpoint(ref: BaseReference, *, method: str, seed: int, learning_r
     shared = checkpoint_measures(model, tokenizer, target=ref.task(config.target_task, cfg.target_n),
                                  probes={label: ref.task(spec, cfg.probe_n) for label, spec in labels.items()},
                                  settings=cfg, base=ref.side, seed=0)
-    selection, selection_split, selection_prob = _selection_accuracy(ref, model, tokenizer, shared.target)
+    selection, selection_split, selection_prob = _selection_accuracy(ref, model, tokenizer, shared)
     reverse = folder is not None and step == ref.ctx.final_step()  # CMAP both ways at the end of every run
     probes = {label: _measure_probe(ref, model, tokenizer, label=label, spec=spec, score=shared.probes[label],
                                     exact=exact, reverse=reverse)
@@ -115,23 +115,30 @@ def measure_checkpoint(ref: BaseReference, *, method: str, seed: int, learning_r
     )
 
 
-def _selection_accuracy(ref: BaseReference, model, tokenizer, test: Accuracy) -> tuple[Accuracy, str, float]:
+def _selection_accuracy(ref: BaseReference, model, tokenizer, shared) -> tuple[Accuracy, str, float]:
     """Target accuracy on the selection split (learning rates and levels are chosen on it, not on the test), the
-    split it really came from, and the mean teacher-forced probability of the correct answer there (the
-    alternative matched axis: it moves before greedy accuracy does)."""
+    split it really came from, and the mean probability of the correct answer there (the alternative matched
+    axis: it moves before greedy accuracy does), read from the greedy pass's first step where every answer is
+    one token, else teacher-forced."""
     cfg = ref.config.eval
     test_task = ref.task(ref.config.target_task, cfg.target_n)
     task = ref.ctx.task(ref.config.target_task, cfg.target_n, split=cfg.selection_split)
     if cfg.selection_split == cfg.split or task.examples == test_task.examples:
         # the same split, or a task file without splits: the "validation" questions are the test's own
-        return test, cfg.split, _mean_answer_prob(model, tokenizer, test_task, cfg.batch_size)
-    return (target_accuracy(model, tokenizer, task, cfg.max_new_tokens, cfg.batch_size), cfg.selection_split,
-            _mean_answer_prob(model, tokenizer, task, cfg.batch_size))
+        return shared.target, cfg.split, _answer_prob(model, tokenizer, test_task, shared.first_logprobs,
+                                                      cfg.batch_size)
+    texts, first = greedy_with_first_logprobs(model, tokenizer, task, max_new_tokens=cfg.max_new_tokens,
+                                              batch_size=cfg.batch_size)
+    return (score_completions(task, texts), cfg.selection_split,
+            _answer_prob(model, tokenizer, task, first, cfg.batch_size))
 
 
-def _mean_answer_prob(model, tokenizer, task, batch_size: int) -> float:
-    """Mean over examples of P(correct answer | prompt), teacher-forced (per token, geometric, for longer answers)."""
-    return float(answer_scores(model, tokenizer, task, batch_size)[1].exp().mean())
+def _answer_prob(model, tokenizer, task, first_logprobs, batch_size: int) -> float:
+    """Mean over examples of P(correct answer | prompt) (per token, geometric, for longer answers)."""
+    prob = answer_probability(first_logprobs, task, tokenizer)
+    if prob is None:
+        prob = float(answer_scores(model, tokenizer, task, batch_size)[1].exp().mean())
+    return prob
 
 
 def _measure_probe(ref: BaseReference, model, tokenizer, *, label: str, spec: str, score: ProbeScore,
