@@ -136,19 +136,7 @@ def completions_and_first_logprobs(model: PreTrainedModel, tokenizer: PreTrained
     next-token distribution the exact answer KL and the answer probability read, so one pass serves
     accuracy and them (evaluate/checkpoint.py). Equal to a teacher-forced pass up to float rounding.
     """
-    texts: list[str] = []
-    first: list[Tensor] = []
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(rows), batch_size):
-            _, _, out, keep, logits = _generate(model, tokenizer, rows[start : start + batch_size], sampling,
-                                                first_logits=True)
-            texts += [tokenizer.decode(ids[k.bool()], skip_special_tokens=True) for ids, k in zip(out, keep,
-                                                                                                 strict=True)]
-            first.append(logits.double().log_softmax(-1).cpu())
-    finally:
-        model.train(was_training)
+    texts, first = _decoded(model, tokenizer, rows, sampling, batch_size=batch_size, first_logits=True)
     return texts, torch.cat(first)
 
 
@@ -164,17 +152,28 @@ def completions(
 
     The model is put in eval mode for the duration and left as it was.
     """
+    return _decoded(model, tokenizer, rows, sampling, batch_size=batch_size, first_logits=False)[0]
+
+
+def _decoded(model, tokenizer, rows, sampling: Sampling, *, batch_size: int,
+             first_logits: bool) -> tuple[list[str], list[Tensor]]:
+    """The batch loop of :func:`completions` (eval mode for its duration); with ``first_logits`` also each
+    batch's first-token log-probabilities."""
     texts: list[str] = []
+    first: list[Tensor] = []
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(rows), batch_size):
-            _, _, out, keep = generate_batch(model, tokenizer, rows[start : start + batch_size], sampling)
+            _, _, out, keep, logits = _generate(model, tokenizer, rows[start : start + batch_size], sampling,
+                                                first_logits=first_logits)
             texts += [tokenizer.decode(ids[k.bool()], skip_special_tokens=True) for ids, k in zip(out, keep,
                                                                                                  strict=True)]
+            if logits is not None:
+                first.append(logits.double().log_softmax(-1).cpu())
     finally:
         model.train(was_training)
-    return texts
+    return texts, first
 
 
 def chat_completions(
