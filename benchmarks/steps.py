@@ -4,7 +4,7 @@ One torch thread (as the pipeline's workers use), the shipped organism, the
 science-qa train split, and the demo's training recipe (configs/demo.yaml's
 ``train`` block: 32 prompts per step, RL 4 completions of at most 4 tokens,
 Dr. GRPO, beta 0) for ``--steps`` steps. Each run is timed twice: with TRL's
-own scoring forward (``stock``: ``shared_prefix=False`` / ``compact_head=False``)
+own scoring forward (``stock``: ``shared_prefix=False``)
 and with circuitdrift's default (``fast``: train/shared_prefix.py), from the
 same base weights and seed. A phase is the wall time spent in the named
 trainer methods, per step (median over the steps after the first, which pays
@@ -115,7 +115,9 @@ def demo_config(steps: int):
     from circuitdrift.train.config import parse_train_config
 
     train = dict(read_mapping(DEMO_CONFIG)["train"])
-    train.update(steps=steps, checkpoint_every=None)
+    # no checkpoints inside the timed run; a run shorter than the warm-up warms up for all of it
+    train.update(steps=steps, checkpoint_every=None, checkpoint_steps=[],
+                 warmup_steps=min(train.get("warmup_steps", 0), steps))
     return parse_train_config(train, source=str(DEMO_CONFIG))
 
 
@@ -128,12 +130,14 @@ def measure(method: str, steps: int, fast: bool, out_dir: Path) -> tuple[dict, d
     task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
     config = demo_config(steps)
     timer = PhaseTimer()
-    name = "sft_trainer" if method == "sft" else "grpo_trainer"
-    build = getattr(run_module, name)
-    switch = {"compact_head": fast} if method == "sft" else {"shared_prefix": fast}
+    build = run_module.TRAINERS[method]
+    switch = {"shared_prefix": fast}
+
+    built = []
 
     def instrumented(*args, **kwargs):
         trainer = build(*args, **kwargs, **switch)
+        built.append(trainer)
         timer.wrap(trainer, "compute_loss", "loss_forward")
         timer.wrap(trainer.accelerator, "backward", "backward")
         if method == "rl":
@@ -142,18 +146,20 @@ def measure(method: str, steps: int, fast: bool, out_dir: Path) -> tuple[dict, d
             timer.wrap(trainer, "_calculate_rewards", "reward")
         return trainer
 
-    setattr(run_module, name, instrumented)
+    run_module.TRAINERS[method] = instrumented
     try:
         started = time.perf_counter()
         run_module.train(method, model, task, config, out_dir, tokenizer=tokenizer, callbacks=[timer])
         total = time.perf_counter() - started
     finally:
-        setattr(run_module, name, build)
+        run_module.TRAINERS[method] = build
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = config.prompts_per_step * (config.rl.num_generations if method == "rl" else 1)
     log = [entry for entry in run_module.training_log(out_dir) if "loss" in entry]
-    timing = {"rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown("wall"),
+    timing = {"trainer": type(built[0]).__name__, "rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown("wall"),
               "cpu_seconds_per_step": timer.breakdown("cpu")}
+    if hasattr(built[0], "prompt_passes_reused"):  # GRPO: loss calls the rollouts' prompt pass served
+        timing["prompt_passes_reused"] = built[0].prompt_passes_reused
     return timing, {"weights": weights, "log": log}
 
 

@@ -4,6 +4,7 @@ others move, and the penalty's gradient reaches only what lies upstream of the l
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 import pytest
@@ -13,9 +14,11 @@ from safetensors.torch import load_file
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout, record_heads
 from circuitdrift.tasks.base import collate, encode
+from circuitdrift.train import run as run_module
 from circuitdrift.train import train_sft
 from circuitdrift.train.preserve import Preservation, ReferenceHeads, head_penalty, heads_by_layer, live_heads
 from circuitdrift.train.run import train_sft_preserve
+from circuitdrift.train.sft import sft_trainer
 from tests.conftest import make_model
 from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 
@@ -32,9 +35,12 @@ def weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_lambda_zero_is_plain_sft_bit_for_bit(toy, tmp_path, device):
+def test_lambda_zero_is_plain_sft_bit_for_bit(toy, tmp_path, device, monkeypatch):
+    """At lambda 0 the penalty adds nothing: the run is TRL's own SFT step for step (the preserving trainer runs
+    TRL's forward, whose head outputs its hooks read, so it is compared with SFT on that forward)."""
     tokenizer, task = toy
     config = {"steps": 3, "prompts_per_step": 4, "learning_rate": 3e-3}
+    monkeypatch.setitem(run_module.TRAINERS, "sft", functools.partial(sft_trainer, shared_prefix=False))
     plain = train_sft(toy_model(tokenizer, device=device), task, config, tmp_path / "sft", tokenizer=tokenizer)
     kept = train_sft_preserve(toy_model(tokenizer, device=device), task, Preservation(LISTED, lam=0.0), config,
                               tmp_path / "preserve", tokenizer=tokenizer)

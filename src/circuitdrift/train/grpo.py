@@ -40,12 +40,8 @@ from circuitdrift.train.checkpoints import save_model_folder
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
-from circuitdrift.train.shared_prefix import (
-    compact_lm_head,
-    completion_logps,
-    shared_prefix_generation,
-    supports_shared_prefix,
-)
+from circuitdrift.train.prompt_pass import PromptPassHolder, completion_logps, reused_prompt_pass
+from circuitdrift.train.shared_prefix import compact_lm_head, supports_shared_prefix
 from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
@@ -107,9 +103,10 @@ def vllm_loadable(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fo
 
 class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer, generating with only the parameters it states (see the module docstring), and
-    scoring completions without TRL's repeated arithmetic (:mod:`.shared_prefix`) where that is exact:
-    one process, a text model without LoRA, logit scaling or activation checkpointing. ``shared_prefix=False``
-    keeps TRL's forward."""
+    without TRL's repeated arithmetic where that is exact (one process, a text model without LoRA, logit
+    scaling or activation checkpointing): each step's prompts are run once, for the rollouts and the loss
+    (:mod:`.prompt_pass`), their shared prefix once (:mod:`.shared_prefix`). ``shared_prefix=False`` keeps
+    TRL's forward; ``prompt_passes_reused`` counts the loss calls the rollouts' pass served."""
 
     def __init__(self, *args, shared_prefix: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,23 +114,28 @@ class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
         self.shared_prefix = (shared_prefix and self.accelerator.num_processes == 1 and not is_peft_model(self.model)
                               and not checkpointing and supports_shared_prefix(self.model))
         self.compact_head = shared_prefix
+        self.prompt_passes = PromptPassHolder()
+        self.prompt_passes_reused = 0
 
     def _generate(self, prompts: list):
         model = self.accelerator.unwrap_model(self.model)
-        with folder_defaults_ignored(model), \
-                shared_prefix_generation(model) if self.shared_prefix else contextlib.nullcontext():
+        self.prompt_passes.take()  # a pass the loss did not use is dropped before the next one is made
+        passes = reused_prompt_pass(model, self.prompt_passes, keep_graph=self.model.training) \
+            if self.shared_prefix else contextlib.nullcontext()
+        with folder_defaults_ignored(model), passes:
             return super()._generate(prompts)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **multimodal):
         if self.shared_prefix and not compute_aux_loss and all(v is None for v in multimodal.values()):
             size = batch_size or input_ids.size(0)
-            parts = []
+            prompt_pass = self.prompt_passes.take() if size >= input_ids.size(0) else None  # one call, every prompt
             with self.accelerator.autocast():
-                for start in range(0, input_ids.size(0), size):
-                    rows = slice(start, start + size)
-                    parts.append(completion_logps(model, input_ids[rows], attention_mask[rows], logits_to_keep,
-                                                  self.temperature, compute_entropy=compute_entropy))
+                parts = [completion_logps(model, input_ids[start:start + size], attention_mask[start:start + size],
+                                          completion_length=logits_to_keep, temperature=self.temperature,
+                                          compute_entropy=compute_entropy, prompt_pass=prompt_pass)
+                         for start in range(0, input_ids.size(0), size)]
+            self.prompt_passes_reused += sum(reused for *_, reused in parts)
             logps = torch.cat([p[0] for p in parts])
             return logps, torch.cat([p[1] for p in parts]) if compute_entropy else None, None
         with compact_lm_head() if self.compact_head else contextlib.nullcontext():

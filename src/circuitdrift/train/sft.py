@@ -9,16 +9,18 @@ which is the order RL sees them in. Differs from the paper only in scale.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
-from circuitdrift.train.shared_prefix import compact_lm_head
+from circuitdrift.train.shared_prefix import compact_lm_head, shared_prefix_backbone, supports_shared_prefix
 from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
@@ -33,12 +35,22 @@ def sft_args(config: TrainConfig, output_dir: Path, progress: bool = False) -> S
     )
 
 
-class CompactHeadSFTTrainer(SFTTrainer):
-    """TRL's SFTTrainer whose fused LM head scores only the answer's positions on every device, as it does on
-    CUDA (:func:`~.shared_prefix.compact_lm_head`): the same loss, without projecting the prompt's positions."""
+class SharedPrefixSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer without the arithmetic it repeats on a CPU (:mod:`.shared_prefix`): its fused LM head
+    scores only the answer's positions on every device, as it does on CUDA, and where that is exact (one
+    process, a text model without LoRA, logit scaling or activation checkpointing) the chat template's shared
+    prefix is run once per batch. The same loss, up to float rounding."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        checkpointing = getattr(self.args, "activation_checkpointing", False)
+        self.shared_prefix = (self.accelerator.num_processes == 1 and not is_peft_model(self.model)
+                              and not checkpointing and supports_shared_prefix(self.model))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with compact_lm_head():
+        prefix = shared_prefix_backbone(self.accelerator.unwrap_model(model)) if self.shared_prefix \
+            else contextlib.nullcontext()
+        with compact_lm_head(), prefix:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
@@ -53,10 +65,10 @@ def sft_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     peft_config=None,
     progress: bool = False,
-    compact_head: bool = True,
+    shared_prefix: bool = True,
 ) -> SFTTrainer:
-    """An SFTTrainer on ``task``'s rows; ``compact_head=False``: TRL's own forward (the reference in tests)."""
-    return (CompactHeadSFTTrainer if compact_head else SFTTrainer)(
+    """An SFTTrainer on ``task``'s rows; ``shared_prefix=False``: TRL's own forward (the reference in tests)."""
+    return (SharedPrefixSFTTrainer if shared_prefix else SFTTrainer)(
         args=sft_args(config, output_dir, progress),
         train_dataset=sft_dataset(task, config),
         **trainer_inputs(model, tokenizer, callbacks, peft_config),
