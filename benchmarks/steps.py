@@ -26,7 +26,9 @@ computed, which other jobs on the machine inflate far less than the wall time):
 paths' weights after the run (0 where the fast path is bit-identical),
 ``max_loss_difference`` the same for the logged per-step loss, and for RL
 ``same_reward_every_step`` says whether every step's mean reward (so, in
-practice, its rollouts) came out the same. Prints JSON.
+practice, its rollouts) came out the same. ``sft_floor`` times the matrix
+products of one SFT step alone (:func:`sft_floor`): the least any SFT step
+at this recipe can cost on this core. Prints JSON.
 
     .venv/bin/python benchmarks/steps.py [--steps 8] [--only rl]
 """
@@ -156,7 +158,8 @@ def measure(method: str, steps: int, fast: bool, out_dir: Path) -> tuple[dict, d
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = config.prompts_per_step * (config.rl.num_generations if method == "rl" else 1)
     log = [entry for entry in run_module.training_log(out_dir) if "loss" in entry]
-    timing = {"trainer": type(built[0]).__name__, "rows_per_step": rows, "run_seconds": round(total, 2), "seconds_per_step": timer.breakdown("wall"),
+    timing = {"trainer": type(built[0]).__name__, "rows_per_step": rows, "run_seconds": round(total, 2),
+              "seconds_per_step": timer.breakdown("wall"),
               "cpu_seconds_per_step": timer.breakdown("cpu")}
     if hasattr(built[0], "prompt_passes_reused"):  # GRPO: loss calls the rollouts' prompt pass served
         timing["prompt_passes_reused"] = built[0].prompt_passes_reused
@@ -179,6 +182,38 @@ def compare(method: str, steps: int, root: Path) -> dict:
     return out
 
 
+def sft_floor(root: Path, repeats: int = 5) -> dict:
+    """The matrix products an SFT step cannot avoid, timed alone on this core: every linear layer of the
+    backbone, forward and backward, over the first batch's tokens with its shared start counted once (what
+    the fast path runs). No attention, norms, loss, optimizer or TRL: a lower bound on the step."""
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+    from circuitdrift.train.sft import sft_trainer
+    from circuitdrift.train.shared_prefix import common_prefix_length
+
+    model, tokenizer = load_model("organism", device="cpu")
+    task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
+    trainer = sft_trainer(model, tokenizer, task, config=demo_config(12), output_dir=root / "floor")
+    batch = next(iter(trainer.get_train_dataloader()))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    shared = common_prefix_length(ids, mask)
+    tokens = shared + ids.size(0) * (ids.size(1) - shared)
+    backbone = getattr(model, model.base_model_prefix)
+    linears = [m.weight.detach() for m in backbone.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(tokens, w.size(1)) for w in linears]
+    seconds = []
+    for _ in range(repeats + 1):
+        started = time.process_time()
+        for x, w in zip(inputs, linears, strict=True):
+            x, w = x.requires_grad_(), w.clone().requires_grad_()
+            torch.nn.functional.linear(x, w).sum().backward()
+        seconds.append(time.process_time() - started)
+    gflop = sum(6 * tokens * w.numel() for w in linears) / 1e9
+    best = _median(seconds[1:])
+    return {"batch": list(ids.shape), "shared_start": shared, "tokens": tokens, "gflop": round(gflop, 2),
+            "cpu_seconds": round(best, 4), "gflop_per_second": round(gflop / best, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
@@ -193,6 +228,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for method in (args.only,) if args.only else ("sft", "rl"):
             result[method] = compare(method, args.steps, Path(tmp))
+        if args.only in (None, "sft"):
+            result["sft_floor"] = sft_floor(Path(tmp))
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 

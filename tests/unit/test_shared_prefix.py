@@ -17,18 +17,13 @@ import trl.trainer.utils as trl_utils
 from safetensors.torch import load_file
 from transformers import GenerationConfig
 
+from circuitdrift.models.prefix import common_prefix_length, prefix_first
 from circuitdrift.train import run as run_module
 from circuitdrift.train import train, training_log
 from circuitdrift.train.grpo import grpo_trainer
 from circuitdrift.train.prompt_pass import PromptPassHolder, completion_logps, fits, reused_prompt_pass
 from circuitdrift.train.sft import sft_trainer
-from circuitdrift.train.shared_prefix import (
-    common_prefix_length,
-    compact_lm_head,
-    prefix_first,
-    shared_prefix_backbone,
-    supports_shared_prefix,
-)
+from circuitdrift.train.shared_prefix import compact_lm_head, shared_prefix_backbone, supports_shared_prefix
 from tests.conftest import make_model
 from tests.helpers.toy import toy_model, toy_task, toy_tokenizer
 

@@ -15,7 +15,9 @@ the rendered conversation and every stage sees the answer at the same position.
 Templates that do not take the variable ignore it.
 
 Every parameter of a generation comes from one :class:`Sampling` (re-exported
-here); none from the model folder's ``generation_config.json``.
+here); none from the model folder's ``generation_config.json``. The prompts' shared
+start (a chat template's system turn) is run once per batch
+(:func:`~circuitdrift.models.prefix.generate_sharing_prefix`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from circuitdrift.errors import InputError
+from circuitdrift.models.prefix import generate_sharing_prefix
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 
 __all__ = [
@@ -119,8 +122,9 @@ def _generate(model, tokenizer, rows, sampling: Sampling, *, first_logits: bool)
     eos = eos_ids(model, tokenizer)
     config = sampling.generation_config(eos, tokenizer.pad_token_id)
     with folder_defaults_ignored(model):
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                             **({"output_logits": True, "return_dict_in_generate": True} if first_logits else {}))
+        out = generate_sharing_prefix(model, input_ids=ids, attention_mask=mask, generation_config=config,
+                                      **({"output_logits": True, "return_dict_in_generate": True} if first_logits
+                                         else {}))
     sequences = out.sequences if first_logits else out
     completions = sequences[:, ids.shape[1] :]
     return ids, mask, completions, completion_mask(completions, eos), out.logits[0] if first_logits else None

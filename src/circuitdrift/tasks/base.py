@@ -24,6 +24,7 @@ any member of ``answers``; RL is rewarded for any right one.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -183,7 +184,26 @@ class TaskBatch:
 
 
 def encode(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[EncodedExample]:
-    """Tokenise every example, checking equal clean/counterfactual lengths and non-empty answers."""
+    """Tokenise every example, checking equal clean/counterfactual lengths and non-empty answers.
+
+    A measurement worker encodes the same probes for every checkpoint it measures (0.3 s each time on the
+    demo), so the last few results are kept, keyed by the tokenizer object and the task's examples; each
+    caller gets its own copy."""
+    key = (task.name, task.templated, tuple(task.examples))
+    for tok, cached_key, encoded in _ENCODED:
+        if tok is tokenizer and cached_key == key:
+            return copy.deepcopy(encoded)
+    encoded = _encode(task, tokenizer)
+    _ENCODED.append((tokenizer, key, encoded))
+    del _ENCODED[:-_ENCODED_KEPT]
+    return copy.deepcopy(encoded)
+
+
+_ENCODED: list[tuple[PreTrainedTokenizerBase, tuple, list[EncodedExample]]] = []
+_ENCODED_KEPT = 16
+
+
+def _encode(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[EncodedExample]:
     add_special = not task.templated
     out = []
     for i, ex in enumerate(task.examples):

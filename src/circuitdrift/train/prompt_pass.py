@@ -21,10 +21,12 @@ from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache
 from trl.kernels import ChunkedLogProbFunction
 
-from circuitdrift.train.shared_prefix import (
+from circuitdrift.models.prefix import (
     cache_kwarg,
+    distinct_rows,
     forward_with_shared_prefix,
     gathered_cache,
+    generate_from_cache,
     prefix_first,
 )
 
@@ -42,14 +44,8 @@ class PromptPass:
     weights_version: tuple[int, ...]  # the parameters' in-place versions when it ran: any update invalidates it
 
 
-def distinct_prompts(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(distinct, copy_of)``: each distinct row of tokens and mask, and which one every row is."""
-    return torch.unique(torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1), dim=0,
-                        return_inverse=True)
-
-
 def run_prompt_pass(model: PreTrainedModel, prompts: torch.Tensor) -> PromptPass:
-    """The backbone over ``prompts`` (rows of :func:`distinct_prompts`), with or without a graph as the
+    """The backbone over ``prompts`` (rows of :func:`distinct_rows`), with or without a graph as the
     caller's grad mode says."""
     width = prompts.size(1) // 2
     ids, mask, positions = prefix_first(prompts[:, :width], prompts[:, width:])
@@ -90,7 +86,7 @@ def completion_logps(
     prompt_len = input_ids.size(1) - completion_length
     if prompt_len < 1 or completion_length < 1:
         raise ValueError(f"need a prompt and a completion, got {prompt_len} and {completion_length} tokens")
-    distinct, copy_of = distinct_prompts(input_ids[:, :prompt_len], attention_mask[:, :prompt_len])
+    distinct, copy_of = distinct_rows(input_ids[:, :prompt_len], attention_mask[:, :prompt_len])
     reused = fits(prompt_pass, model, distinct)
     if not reused:
         prompt_pass = run_prompt_pass(model, distinct)
@@ -152,14 +148,14 @@ def reused_prompt_pass(model: PreTrainedModel, holder: PromptPassHolder, *, keep
         if args or input_ids is None or attention_mask is None or input_ids.size(1) < 2 or "cache" in kwargs \
                 or "past_key_values" in kwargs:
             return original(*args, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        distinct, copy_of = distinct_prompts(input_ids, attention_mask)
+        distinct, copy_of = distinct_rows(input_ids, attention_mask)
         with torch.set_grad_enabled(keep_graph):
             holder.last = prompt_pass = run_prompt_pass(model, distinct)
         width = input_ids.size(1)
         cache = gathered_cache(prompt_pass.cache, copy_of, config=model.config, detach=True, columns=width - 1)
-        sampled = original(input_ids=prompt_pass.input_ids[copy_of], attention_mask=prompt_pass.attention_mask[copy_of],
-                           **cache_kwarg(model, cache), **kwargs)
-        return torch.cat([input_ids, sampled[:, width:]], dim=1)
+        return generate_from_cache(original, model=model, prompt_ids=input_ids,
+                                   input_ids=prompt_pass.input_ids[copy_of],
+                                   attention_mask=prompt_pass.attention_mask[copy_of], cache=cache, **kwargs)
 
     model.generate = generate
     try:
