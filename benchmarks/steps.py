@@ -187,9 +187,9 @@ def sft_floor(root: Path, repeats: int = 5) -> dict:
     backbone, forward and backward, over the first batch's tokens with its shared start counted once (what
     the fast path runs). No attention, norms, loss, optimizer or TRL: a lower bound on the step."""
     from circuitdrift.models.load import load_model
+    from circuitdrift.models.prefix import common_prefix_length
     from circuitdrift.tasks.registry import resolve_task
     from circuitdrift.train.sft import sft_trainer
-    from circuitdrift.train.shared_prefix import common_prefix_length
 
     model, tokenizer = load_model("organism", device="cpu")
     task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
