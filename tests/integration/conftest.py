@@ -20,13 +20,18 @@ def organism():
     return model, tokenizer, read_card(organism_dir())
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory):
-    """The tiny experiment's config and its reference run, made once per test file."""
+def tiny_reference(tmp_path_factory, jobs: int | None = None) -> tuple[Path, Path, Path]:
+    """The tiny experiment's config and its reference run with ``jobs`` workers (default: the device's rule)."""
     root = tmp_path_factory.mktemp("exp")
     config = write_tiny_experiment(root)
-    reference = run_experiment(config, root / "reference", quiet=True)
+    reference = run_experiment(config, root / "reference", quiet=True, jobs=jobs)
     return root, config, reference
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """The tiny experiment's config and its reference run (one worker per core), made once per test file."""
+    return tiny_reference(tmp_path_factory)
 
 
 def results_bytes(run_dir: Path) -> bytes:

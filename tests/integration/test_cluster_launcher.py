@@ -34,19 +34,22 @@ def test_submitit_sweep_equals_the_local_pool_and_each_resumes_the_other(tmp_pat
     weights = "train/*/*/*/checkpoint-*/model.safetensors"
 
     cluster = variant(config, "cluster", launcher={"kind": "submitit", "submitit": {"cluster": "local"}})
-    whole = run_experiment(cluster, tmp_path / "cluster", quiet=True)
+    # jobs=1: the training runs go through submitit's jobs whatever ``jobs`` says; the measurements then run in this
+    # process instead of starting a pool of worker processes (the results do not depend on the worker count)
+    whole = run_experiment(cluster, tmp_path / "cluster", quiet=True, jobs=1)
     assert (whole / "results.json").read_bytes() == (local / "results.json").read_bytes()
     assert files(whole, weights) == files(local, weights) and files(local, weights)
     assert list((whole / "submitit").glob("*_result.pkl"))  # the runs did go through submitit's jobs
 
-    # half the sweep (the SFT runs) through submitit; the rest by the local pool, in the same folder.
+    # half the sweep (the SFT runs) through submitit; the rest by the local launcher, in the same folder (jobs=1:
+    # the resume is decided by the run folder's records, not by the worker count, and starts no worker processes).
     # (submitit's debug executor leaves its log files open: a ResourceWarning, an error under this suite's filters)
     half = variant(config, "half", methods=["sft"],
                    launcher={"kind": "submitit", "submitit": {"cluster": "local"}})
-    mixed = run_experiment(half, tmp_path / "mixed", quiet=True)
+    mixed = run_experiment(half, tmp_path / "mixed", quiet=True, jobs=1)
     sft = files(mixed, "train/sft/*/*/checkpoint-*/model.safetensors")
     stamps = {p: p.stat().st_mtime_ns for p in mixed.glob("train/sft/*/*/checkpoint-*/model.safetensors")}
-    run_experiment(config, tmp_path / "mixed", quiet=True, jobs=2)
+    run_experiment(config, tmp_path / "mixed", quiet=True, jobs=1)  # the local launcher, its items in this process
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # the SFT runs were not trained again
     assert files(mixed, "train/sft/*/*/checkpoint-*/model.safetensors") == sft
     assert (mixed / "results.json").read_bytes() == (local / "results.json").read_bytes()

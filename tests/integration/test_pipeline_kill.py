@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import results_bytes
+from tests.integration.conftest import results_bytes, tiny_reference
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +31,13 @@ KILL_POINTS = {
     "report": "figures",
 }
 FINISHED = "timings.json"  # written last, once the report is done
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """The reference run in this process (jobs=1): no worker processes to start, and the results do not depend on
+    the worker count (test_pipeline_resume.py). The killed chain runs with one worker per core, as a user's would."""
+    return tiny_reference(tmp_path_factory, jobs=1)
 
 
 def kill_at(cmd: list[str], env: dict, marker) -> None:

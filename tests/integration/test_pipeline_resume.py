@@ -1,8 +1,10 @@
 """The whole experiment on a tiny model: reproducible, cached, invalidated precisely, and kill-safe.
 
-A reference run is made once per file; every other run must end with a byte-identical
-results.json. The kills (SIGKILL on a real `circuitdrift run` process at each stage)
-are in test_pipeline_kill.py, so that pytest-xdist runs the two files side by side.
+A reference run is made once per file, with one worker process per core; every other run must end with a
+byte-identical results.json. The runs after it use one worker (jobs=1: every item in this process), which starts no
+worker processes (each imports torch, transformers and TRL: seconds of CPU apiece); those compared with the reference
+so also check that the results do not depend on the worker count. The kills (SIGKILL on a real `circuitdrift run`
+process at each stage) are in test_pipeline_kill.py, so that pytest-xdist runs the two files side by side.
 """
 
 from __future__ import annotations
@@ -78,12 +80,12 @@ def test_changed_setting_recomputes_only_what_depends_on_it(experiment, tmp_path
     data["analysis"]["tau"] = 0.0  # only the comparison depends on tau
     tau_config = tmp_path / "tau.yaml"
     tau_config.write_text(yaml.safe_dump(data))
-    run_experiment(tau_config, run_dir, quiet=True)
+    run_experiment(tau_config, run_dir, quiet=True, jobs=1)
     assert mtimes(run_dir, "measure/**/*.json") == measured and mtimes(run_dir, "circuits/**/*.json") == circuits
     data["analysis"]["top_k"] = 2  # circuits and measurements depend on top_k; training does not
     topk_config = tmp_path / "topk.yaml"
     topk_config.write_text(yaml.safe_dump(data))
-    run_experiment(topk_config, run_dir, quiet=True)
+    run_experiment(topk_config, run_dir, quiet=True, jobs=1)
     assert mtimes(run_dir, "train/**/*.safetensors") == trained
     new_measured = mtimes(run_dir, "measure/**/*.json")
     assert all(new_measured[k] != measured[k] for k in measured)
@@ -105,7 +107,7 @@ def test_edited_or_truncated_artifacts_are_recomputed(experiment, tmp_path):
 def test_sweep_trains_and_compares_every_learning_rate(tmp_path):
     config = write_tiny_experiment(tmp_path, seeds=(0,), extra={
         "sweep": {"learning_rates": {"sft": [3e-2, 1e-2], "rl": [1e-2]}, "levels": 3, "allow_unequal_grids": True}})
-    run_dir = run_experiment(config, tmp_path / "sweep", quiet=True)
+    run_dir = run_experiment(config, tmp_path / "sweep", quiet=True, jobs=1)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["learning_rates"] == {"sft": [0.01, 0.03], "rl": [0.01]}
     assert results["sweep"]["grids"]["equal"] is False  # allowed explicitly, and the report says so
@@ -137,7 +139,7 @@ def test_several_target_tasks_run_one_experiment_each(experiment, tmp_path, caps
     data["target_task"] = [data["target_task"], str(second)]
     both = tmp_path / "both.yaml"
     both.write_text(yaml.safe_dump(data))
-    run_dir = run_experiment(both, tmp_path / "both", quiet=True)
+    run_dir = run_experiment(both, tmp_path / "both", quiet=True, jobs=1)
     first = json.loads((run_dir / "target" / "results.json").read_text())
     ref = json.loads(results_bytes(reference))
     assert first["name"] == "tiny-target" and first["target_task"] == data["target_task"][0]

@@ -48,7 +48,9 @@ def test_the_qwen_config_in_bf16_trains_float32_weights_and_follows_the_device_r
     for dtype in ("bfloat16", "float32"):
         path = tmp_path / f"{dtype}.yaml"
         path.write_text(yaml.safe_dump({**raw, "dtype": dtype, "name": f"rehearsal-{dtype}"}))
-        runs[dtype] = run_experiment(path, tmp_path / dtype, quiet=True)  # jobs: the device's rule
+        # bf16: jobs by the device's rule (checked below); float32, the yardstick, in this process (jobs=1): its
+        # one training run is in this process either way, and it starts no measurement workers
+        runs[dtype] = run_experiment(path, tmp_path / dtype, quiet=True, jobs=None if dtype == "bfloat16" else 1)
     environment = json.loads((runs["bfloat16"] / "environment.json").read_text())
     assert environment["dtype"] == "bfloat16"
     assert environment["jobs"] == {"jobs": default_jobs(), "gpus": [], "reason": "device cpu: one worker per core"}
