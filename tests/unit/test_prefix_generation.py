@@ -74,3 +74,28 @@ def test_encode_is_kept_per_tokenizer_and_examples_and_handed_out_as_copies(word
     assert encode(task, word_tokenizer)[1].clean_ids != again[1].clean_ids
     other = build_word_tokenizer(list(reversed(WORDS)))  # another tokenizer: its own ids
     assert [e.clean_ids for e in encode(task, other)] != [e.clean_ids for e in encode(task, word_tokenizer)]
+
+
+def test_a_hooked_model_takes_the_plain_path(monkeypatch):
+    """Steering that spares each row's first token reads the model's attention mask in a forward pre-hook; a
+    shared-prefix pass would call the backbone twice, in other shapes, past that hook. Hooks mean plain."""
+    from circuitdrift.models import prefix
+    from circuitdrift.steer.steering import steering
+
+    model = make_model("qwen2", n_layers=2, hidden=32, n_heads=4, n_kv_heads=2, device="cpu").eval()
+    ids, mask = _prompts()
+    config = GenerationConfig(do_sample=False, max_new_tokens=3, eos_token_id=2, pad_token_id=0)
+    vector = torch.randn(32, generator=torch.Generator().manual_seed(2))
+
+    def first_logits(generate):
+        with steering(model, vector, [0, 1], alpha=4.0, skip_first=True):
+            return generate(input_ids=ids, attention_mask=mask, generation_config=config, output_logits=True,
+                            return_dict_in_generate=True).logits[0]
+
+    plain = first_logits(model.generate)
+    with steering(model, vector, [0], alpha=4.0, skip_first=True):
+        assert not prefix.shares_prefix(model)
+    assert prefix.shares_prefix(model)  # the hooks are gone again
+    assert torch.equal(first_logits(lambda **kw: generate_sharing_prefix(model, **kw)), plain)
+    monkeypatch.setattr(prefix, "unhooked", lambda m: True)  # what the check prevents: another computation
+    assert not torch.allclose(first_logits(lambda **kw: generate_sharing_prefix(model, **kw)), plain, atol=1e-3)

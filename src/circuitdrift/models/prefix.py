@@ -9,7 +9,8 @@ sits in the same columns of every row. :func:`generate_sharing_prefix` is ``gene
 pass. Same mathematics: padding is masked and positions are the ones ``generate`` uses, so each real token sees
 the keys and values it sees in a plain forward; results agree up to float rounding of reordered sums
 (tests/unit/test_shared_prefix.py). Models whose layers keep anything but a full key/value cache (a sliding
-window), or whose backbone takes no position ids, are left to the plain path (:func:`shares_prefix`).
+window), whose backbone takes no position ids, or that carry hooks (steering, head patching) are left to the
+plain path (:func:`shares_prefix`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,30 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 def shares_prefix(model: PreTrainedModel) -> bool:
     """Whether :func:`forward_with_shared_prefix` computes exactly what the model's own forward does: a decoder
-    with a backbone that takes position ids and a full key/value cache in every layer."""
+    with a backbone that takes position ids and a full key/value cache in every layer, and no hooks now
+    (:func:`unhooked`)."""
     config = model.config
     backbone = getattr(model, model.base_model_prefix, None)
     return (
-        not getattr(config, "is_encoder_decoder", False)
+        unhooked(model)
+        and not getattr(config, "is_encoder_decoder", False)
         and config.get_text_config() is config
         and isinstance(backbone, torch.nn.Module)
         and "position_ids" in inspect.signature(backbone.forward).parameters
         and all(type(layer) is DynamicLayer for layer in DynamicCache(config=config).layers)
     )
+
+
+def unhooked(model: torch.nn.Module) -> bool:
+    """No forward hooks on the model or any module in it, none global, no Accelerate hook: a hook sees each
+    forward call, and a shared-prefix pass makes two calls of other shapes (and skips the model's own
+    forward) where the hook expects one (steering that spares each row's first token reads the model's
+    attention mask, for one)."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "_hf_hook") for m in model.modules())
 
 
 def common_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor,

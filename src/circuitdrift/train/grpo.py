@@ -34,6 +34,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from circuitdrift.errors import InputError
 from circuitdrift.models.generate import CHAT_TEMPLATE_KWARGS
+from circuitdrift.models.prefix import unhooked
 from circuitdrift.models.sampling import Sampling, folder_defaults_ignored
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.checkpoints import save_model_folder
@@ -121,13 +122,14 @@ class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
         model = self.accelerator.unwrap_model(self.model)
         self.prompt_passes.take()  # a pass the loss did not use is dropped before the next one is made
         passes = reused_prompt_pass(model, self.prompt_passes, keep_graph=self.model.training) \
-            if self.shared_prefix else contextlib.nullcontext()
+            if self.shared_prefix and unhooked(model) else contextlib.nullcontext()
         with folder_defaults_ignored(model), passes:
             return super()._generate(prompts)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **multimodal):
-        if self.shared_prefix and not compute_aux_loss and all(v is None for v in multimodal.values()):
+        if self.shared_prefix and unhooked(model) and not compute_aux_loss \
+                and all(v is None for v in multimodal.values()):
             size = batch_size or input_ids.size(0)
             prompt_pass = self.prompt_passes.take() if size >= input_ids.size(0) else None  # one call, every prompt
             with self.accelerator.autocast():

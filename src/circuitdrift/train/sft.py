@@ -17,6 +17,7 @@ from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from circuitdrift.models.prefix import unhooked
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
@@ -48,8 +49,8 @@ class SharedPrefixSFTTrainer(SFTTrainer):
                               and not checkpointing and supports_shared_prefix(self.model))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        prefix = shared_prefix_backbone(self.accelerator.unwrap_model(model)) if self.shared_prefix \
-            else contextlib.nullcontext()
+        plain = self.accelerator.unwrap_model(model)
+        prefix = shared_prefix_backbone(plain) if self.shared_prefix and unhooked(plain) else contextlib.nullcontext()
         with compact_lm_head(), prefix:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
