@@ -15,6 +15,7 @@ plain path (:func:`shares_prefix`).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import torch
@@ -163,3 +164,19 @@ def gathered_cache(cache: DynamicCache, rows: torch.Tensor, *, config, detach: b
             keys, values = keys.detach(), values.detach()
         fresh.update(keys, values, layer_idx)
     return fresh
+
+
+@contextlib.contextmanager
+def replaced_method(obj, name: str, replacement):
+    """Within: ``obj.<name>`` is ``replacement``, an instance attribute over the class's method (or over an
+    earlier patch, which is put back); removed in ``finally`` so the class's method shows through again."""
+    patched_before = name in vars(obj)
+    original = getattr(obj, name)
+    setattr(obj, name, replacement)
+    try:
+        yield
+    finally:
+        if patched_before:
+            setattr(obj, name, original)
+        else:
+            delattr(obj, name)

@@ -28,6 +28,7 @@ from circuitdrift.models.prefix import (
     gathered_cache,
     generate_from_cache,
     prefix_first,
+    replaced_method,
 )
 
 
@@ -142,7 +143,6 @@ def reused_prompt_pass(model: PreTrainedModel, holder: PromptPassHolder, *, keep
     prompt tokens in front of what it sampled. Restored in ``finally``.
     """
     original = model.generate
-    patched_before = "generate" in vars(model)
 
     def generate(*args, input_ids=None, attention_mask=None, **kwargs):
         if args or input_ids is None or attention_mask is None or input_ids.size(1) < 2 or "cache" in kwargs \
@@ -157,11 +157,5 @@ def reused_prompt_pass(model: PreTrainedModel, holder: PromptPassHolder, *, keep
                                    input_ids=prompt_pass.input_ids[copy_of],
                                    attention_mask=prompt_pass.attention_mask[copy_of], cache=cache, **kwargs)
 
-    model.generate = generate
-    try:
+    with replaced_method(model, "generate", generate):
         yield
-    finally:
-        if patched_before:
-            model.generate = original
-        else:
-            del model.generate  # the class's method shows through again

@@ -19,7 +19,7 @@ import trl.trainer.utils as trl_utils
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from circuitdrift.models.prefix import forward_with_shared_prefix, shares_prefix
+from circuitdrift.models.prefix import forward_with_shared_prefix, replaced_method, shares_prefix
 
 # TRL's fused forward scales the logits by these config fields when a model has them; the shared-prefix path
 # covers only models without them and leaves the rest to TRL's own forward.
@@ -56,7 +56,6 @@ def shared_prefix_backbone(model: PreTrainedModel):
     right-padded rows that all start with the chat template's system turn). Restored in ``finally``."""
     backbone = getattr(model, model.base_model_prefix)
     original = backbone.forward
-    patched_before = "forward" in vars(backbone)
 
     def forward(*args, input_ids=None, attention_mask=None, position_ids=None, use_cache=None, **kwargs):
         if args or kwargs or input_ids is None or attention_mask is None or not torch.is_grad_enabled():
@@ -68,14 +67,8 @@ def shared_prefix_backbone(model: PreTrainedModel):
                                                position_ids=position_ids)
         return BaseModelOutputWithPast(last_hidden_state=hidden)
 
-    backbone.forward = forward
-    try:
+    with replaced_method(backbone, "forward", forward):
         yield
-    finally:
-        if patched_before:
-            backbone.forward = original
-        else:
-            del backbone.forward  # the class's method shows through again
 
 
 @contextlib.contextmanager
