@@ -24,14 +24,18 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 def shares_prefix(model: PreTrainedModel) -> bool:
-    """Whether :func:`forward_with_shared_prefix` computes exactly what the model's own forward does: a decoder
-    with a backbone that takes position ids and a full key/value cache in every layer, and no hooks now
-    (:func:`unhooked`)."""
+    """Whether :func:`forward_with_shared_prefix` computes exactly what the model's own forward does now: a
+    model of a kind it runs (:func:`prefix_shareable`) that carries no hooks at the moment (:func:`unhooked`)."""
+    return unhooked(model) and prefix_shareable(model)
+
+
+def prefix_shareable(model: PreTrainedModel) -> bool:
+    """The model's kind, fixed for its life: a decoder with a backbone that takes position ids and a full
+    key/value cache in every layer (hooks come and go, so they are :func:`unhooked`'s, checked per call)."""
     config = model.config
     backbone = getattr(model, model.base_model_prefix, None)
     return (
-        unhooked(model)
-        and not getattr(config, "is_encoder_decoder", False)
+        not getattr(config, "is_encoder_decoder", False)
         and config.get_text_config() is config
         and isinstance(backbone, torch.nn.Module)
         and "position_ids" in inspect.signature(backbone.forward).parameters

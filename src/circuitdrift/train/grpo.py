@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -42,7 +41,7 @@ from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import rl_dataset
 from circuitdrift.train.monitor import RolloutMonitor
 from circuitdrift.train.prompt_pass import PromptPassHolder, completion_logps, reused_prompt_pass
-from circuitdrift.train.shared_prefix import compact_lm_head, supports_shared_prefix
+from circuitdrift.train.shared_prefix import compact_lm_head, trainer_takes_shared_prefix
 from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
@@ -111,9 +110,7 @@ class FolderDefaultsIgnoredGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, shared_prefix: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        checkpointing = getattr(self.args, "activation_checkpointing", False)  # no key/value cache in training
-        self.shared_prefix = (shared_prefix and self.accelerator.num_processes == 1 and not is_peft_model(self.model)
-                              and not checkpointing and supports_shared_prefix(self.model))
+        self.shared_prefix = shared_prefix and trainer_takes_shared_prefix(self)
         self.compact_head = shared_prefix
         self.prompt_passes = PromptPassHolder()
         self.prompt_passes_reused = 0

@@ -63,7 +63,7 @@ def weights_version(model: PreTrainedModel) -> tuple[int, ...]:
 def fits(prompt_pass: PromptPass | None, model: PreTrainedModel, prompts: torch.Tensor) -> bool:
     """Whether ``prompt_pass`` is these distinct prompts, on the graph, at the model's current weights."""
     return (prompt_pass is not None and torch.is_grad_enabled() and prompt_pass.last_hidden.requires_grad
-            and prompt_pass.prompts.shape == prompts.shape and torch.equal(prompt_pass.prompts, prompts)
+            and torch.equal(prompt_pass.prompts, prompts)  # False where the shapes differ
             and prompt_pass.weights_version == weights_version(model))
 
 

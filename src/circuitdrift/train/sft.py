@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
@@ -21,7 +20,7 @@ from circuitdrift.models.prefix import unhooked
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
-from circuitdrift.train.shared_prefix import compact_lm_head, shared_prefix_backbone, supports_shared_prefix
+from circuitdrift.train.shared_prefix import compact_lm_head, shared_prefix_backbone, trainer_takes_shared_prefix
 from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
@@ -44,9 +43,7 @@ class SharedPrefixSFTTrainer(SFTTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        checkpointing = getattr(self.args, "activation_checkpointing", False)
-        self.shared_prefix = (self.accelerator.num_processes == 1 and not is_peft_model(self.model)
-                              and not checkpointing and supports_shared_prefix(self.model))
+        self.shared_prefix = trainer_takes_shared_prefix(self)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         plain = self.accelerator.unwrap_model(model)

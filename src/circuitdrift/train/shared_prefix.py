@@ -16,10 +16,11 @@ import contextlib
 
 import torch
 import trl.trainer.utils as trl_utils
+from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from circuitdrift.models.prefix import forward_with_shared_prefix, replaced_method, shares_prefix
+from circuitdrift.models.prefix import forward_with_shared_prefix, prefix_shareable, replaced_method
 
 # TRL's fused forward scales the logits by these config fields when a model has them; the shared-prefix path
 # covers only models without them and leaves the rest to TRL's own forward.
@@ -28,20 +29,26 @@ _LOGIT_FIELDS = ("final_logit_softcapping", "logit_scale", "output_multiplier", 
 
 
 def supports_shared_prefix(model: PreTrainedModel) -> bool:
-    """True for a decoder the shared prefix runs exactly (:func:`~circuitdrift.models.prefix.shares_prefix`),
+    """True for a decoder the shared prefix runs exactly (:func:`~circuitdrift.models.prefix.prefix_shareable`),
     whose logits are ``hidden @ lm_head.T`` (no scaling, soft-capping or bias), without dropout."""
     config = model.config.get_text_config()
     head = model.get_output_embeddings()
     return (
-        config is model.config
-        and not getattr(config, "is_encoder_decoder", False)
+        prefix_shareable(model)
         and head is not None
         and getattr(head, "bias", None) is None
         and all(getattr(config, field, None) is None for field in _LOGIT_FIELDS)
-        and hasattr(model, model.base_model_prefix)
         and not _has_dropout(model)  # with dropout, rows sharing a prefix would share one dropout mask
-        and shares_prefix(model)
     )
+
+
+def trainer_takes_shared_prefix(trainer) -> bool:
+    """Whether a TRL trainer's run can take the shared-prefix path at all: one process, a model without LoRA
+    or activation checkpointing (no key/value cache in training) that :func:`supports_shared_prefix`. Hooks
+    are checked per call (:func:`~circuitdrift.models.prefix.unhooked`)."""
+    return (trainer.accelerator.num_processes == 1 and not is_peft_model(trainer.model)
+            and not getattr(trainer.args, "activation_checkpointing", False)
+            and supports_shared_prefix(trainer.model))
 
 
 def _has_dropout(model: PreTrainedModel) -> bool:
