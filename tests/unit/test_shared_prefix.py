@@ -283,3 +283,14 @@ def test_the_trainer_takes_the_shared_path_only_where_it_is_exact(tmp_path, sett
     assert grpo_trainer(toy_model(tokenizer), tokenizer, toy_task(tokenizer, n=4), config=config,
                         output_dir=tmp_path / "stock",
                         shared_prefix=False).shared_prefix is False
+
+
+def test_scored_positions_are_those_before_a_label():
+    """By hand: TRL's compact head scores the hidden state before each label (or at each shift label)."""
+    from circuitdrift.train.shared_prefix import scored_positions
+
+    labels = torch.tensor([[-100, -100, 7, 8, -100], [-100, -100, -100, 9, -100]])
+    assert scored_positions({"labels": labels}).tolist() == [[False, True, True, False, False],
+                                                             [False, False, True, False, False]]
+    assert scored_positions({"shift_labels": labels}).tolist() == (labels != -100).tolist()
+    assert scored_positions({"input_ids": labels}) is None

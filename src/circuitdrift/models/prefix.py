@@ -15,12 +15,13 @@ plain path (:func:`shares_prefix`).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 import torch
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from circuitdrift.models.unread import reading_only
 
 
 def shares_prefix(model: PreTrainedModel) -> bool:
@@ -89,21 +90,32 @@ def prefix_first(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple
     return input_ids.gather(1, source), moved_mask, (moved_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def forward_with_shared_prefix(backbone, *, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                               position_ids: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:
+def forward_with_shared_prefix(backbone: torch.nn.Module, *, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                               position_ids: torch.Tensor, read: torch.Tensor | None = None,
+                               forward=None) -> tuple[torch.Tensor, DynamicCache]:
     """The backbone's last hidden states ``[rows, columns, hidden]`` and its key/value cache, with the leading
-    columns every row shares (:func:`common_prefix_length`) run once, as one row, and gathered to every row."""
+    columns every row shares (:func:`common_prefix_length`) run once, as one row, and gathered to every row.
+
+    ``read`` (``[rows, columns]`` bool): the positions whose hidden state the caller reads; the last layer's MLP
+    runs only there (:func:`~circuitdrift.models.unread.reading_only`), so the others are not the model's.
+    None: every position is read. ``forward``: the backbone's forward to call (default: the module's own).
+    """
+    module, backbone = backbone, forward or backbone
     rows, width = input_ids.shape
     k = min(common_prefix_length(input_ids, attention_mask, position_ids), width - 1)
     if k < 1 or rows == 1:
-        out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+        with reading_only(module, module.config, read):
+            out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                           use_cache=True)
         return out.last_hidden_state, output_cache(out)
-    prefix = backbone(input_ids=input_ids[:1, :k], attention_mask=attention_mask[:1, :k],
-                      position_ids=position_ids[:1, :k], use_cache=True)
+    with reading_only(module, module.config, None if read is None else read[:, :k].any(0, keepdim=True)):
+        prefix = backbone(input_ids=input_ids[:1, :k], attention_mask=attention_mask[:1, :k],
+                          position_ids=position_ids[:1, :k], use_cache=True)
     cache = output_cache(prefix)
     cache.reorder_cache(torch.zeros(rows, dtype=torch.long, device=input_ids.device))  # on the graph
-    rest = backbone(input_ids=input_ids[:, k:], attention_mask=attention_mask, position_ids=position_ids[:, k:],
-                    use_cache=True, **cache_kwarg(backbone, cache))
+    with reading_only(module, module.config, None if read is None else read[:, k:]):
+        rest = backbone(input_ids=input_ids[:, k:], attention_mask=attention_mask, position_ids=position_ids[:, k:],
+                        use_cache=True, **cache_kwarg(backbone, cache))
     hidden = torch.cat([prefix.last_hidden_state.expand(rows, -1, -1), rest.last_hidden_state], dim=1)
     return hidden, output_cache(rest)
 
@@ -119,7 +131,8 @@ def generate_sharing_prefix(model: PreTrainedModel, *, input_ids: torch.Tensor, 
     distinct, copy_of = distinct_rows(input_ids, attention_mask)
     ids, mask, positions = prefix_first(distinct[:, :input_ids.size(1)], distinct[:, input_ids.size(1):])
     _, cache = forward_with_shared_prefix(getattr(model, model.base_model_prefix), input_ids=ids[:, :-1],
-                                          attention_mask=mask[:, :-1], position_ids=positions[:, :-1])
+                                          attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                                          read=torch.zeros_like(mask[:, :-1], dtype=torch.bool))  # the cache only
     cache = gathered_cache(cache, copy_of, config=model.config)
     return generate_from_cache(model.generate, model=model, prompt_ids=input_ids, input_ids=ids[copy_of],
                                attention_mask=mask[copy_of], cache=cache, **kwargs)
@@ -168,19 +181,3 @@ def gathered_cache(cache: DynamicCache, rows: torch.Tensor, *, config, detach: b
             keys, values = keys.detach(), values.detach()
         fresh.update(keys, values, layer_idx)
     return fresh
-
-
-@contextlib.contextmanager
-def replaced_method(obj, name: str, replacement):
-    """Within: ``obj.<name>`` is ``replacement``, an instance attribute over the class's method (or over an
-    earlier patch, which is put back); removed in ``finally`` so the class's method shows through again."""
-    patched_before = name in vars(obj)
-    original = getattr(obj, name)
-    setattr(obj, name, replacement)
-    try:
-        yield
-    finally:
-        if patched_before:
-            setattr(obj, name, original)
-        else:
-            delattr(obj, name)

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache
 from trl.kernels import ChunkedLogProbFunction
 
+from circuitdrift.models.methods import replaced_method
 from circuitdrift.models.prefix import (
     cache_kwarg,
     distinct_rows,
@@ -28,7 +29,6 @@ from circuitdrift.models.prefix import (
     gathered_cache,
     generate_from_cache,
     prefix_first,
-    replaced_method,
 )
 
 
@@ -50,8 +50,10 @@ def run_prompt_pass(model: PreTrainedModel, prompts: torch.Tensor) -> PromptPass
     caller's grad mode says."""
     width = prompts.size(1) // 2
     ids, mask, positions = prefix_first(prompts[:, :width], prompts[:, width:])
+    last_only = torch.zeros_like(ids, dtype=torch.bool)
+    last_only[:, -1] = True  # the prompt's last token scores the first completion token; the rest fill the cache
     hidden, cache = forward_with_shared_prefix(getattr(model, model.base_model_prefix), input_ids=ids,
-                                               attention_mask=mask, position_ids=positions)
+                                               attention_mask=mask, position_ids=positions, read=last_only)
     return PromptPass(prompts=prompts, input_ids=ids, attention_mask=mask, lengths=mask.long().sum(1),
                       last_hidden=hidden[:, -1], cache=cache, weights_version=weights_version(model))
 

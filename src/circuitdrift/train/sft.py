@@ -20,7 +20,12 @@ from circuitdrift.models.prefix import unhooked
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
-from circuitdrift.train.shared_prefix import compact_lm_head, shared_prefix_backbone, trainer_takes_shared_prefix
+from circuitdrift.train.shared_prefix import (
+    compact_lm_head,
+    scored_positions,
+    shared_prefix_backbone,
+    trainer_takes_shared_prefix,
+)
 from circuitdrift.train.trainer_args import common_args, trainer_inputs
 
 
@@ -47,7 +52,8 @@ class SharedPrefixSFTTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         plain = self.accelerator.unwrap_model(model)
-        prefix = shared_prefix_backbone(plain) if self.shared_prefix and unhooked(plain) else contextlib.nullcontext()
+        prefix = shared_prefix_backbone(plain, read=scored_positions(inputs)) \
+            if self.shared_prefix and unhooked(plain) else contextlib.nullcontext()
         with compact_lm_head(), prefix:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)

@@ -20,7 +20,8 @@ from accelerate.utils import is_peft_model
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from circuitdrift.models.prefix import forward_with_shared_prefix, prefix_shareable, replaced_method
+from circuitdrift.models.methods import replaced_method
+from circuitdrift.models.prefix import forward_with_shared_prefix, prefix_shareable
 
 # TRL's fused forward scales the logits by these config fields when a model has them; the shared-prefix path
 # covers only models without them and leaves the rest to TRL's own forward.
@@ -58,9 +59,11 @@ def _has_dropout(model: PreTrainedModel) -> bool:
 
 
 @contextlib.contextmanager
-def shared_prefix_backbone(model: PreTrainedModel):
+def shared_prefix_backbone(model: PreTrainedModel, read: torch.Tensor | None = None):
     """Within: the model's backbone runs the prefix its rows share once (TRL's SFT forward calls it with
-    right-padded rows that all start with the chat template's system turn). Restored in ``finally``."""
+    right-padded rows that all start with the chat template's system turn), and with ``read`` (``[rows,
+    columns]``: the positions scored, :func:`scored_positions`) the last layer's MLP only there. Restored in
+    ``finally``."""
     backbone = getattr(model, model.base_model_prefix)
     original = backbone.forward
 
@@ -70,12 +73,26 @@ def shared_prefix_backbone(model: PreTrainedModel):
                             use_cache=use_cache, **kwargs)
         if position_ids is None:
             position_ids = torch.arange(input_ids.size(1), device=input_ids.device).expand_as(input_ids)
-        hidden, _ = forward_with_shared_prefix(original, input_ids=input_ids, attention_mask=attention_mask,
-                                               position_ids=position_ids)
+        hidden, _ = forward_with_shared_prefix(
+            backbone, forward=original, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            read=read if read is not None and read.shape == input_ids.shape else None)
         return BaseModelOutputWithPast(last_hidden_state=hidden)
 
     with replaced_method(backbone, "forward", forward):
         yield
+
+
+def scored_positions(inputs: dict) -> torch.Tensor | None:
+    """The positions TRL's compact LM head scores in a batch of ``inputs``: those before a label, the label
+    being the next token (``labels``) or the position's own (``shift_labels``). None without labels."""
+    if inputs.get("shift_labels") is not None:
+        return inputs["shift_labels"] != -100
+    labels = inputs.get("labels")
+    if labels is None:
+        return None
+    read = torch.zeros_like(labels, dtype=torch.bool)
+    read[:, :-1] = labels[:, 1:] != -100
+    return read
 
 
 @contextlib.contextmanager
