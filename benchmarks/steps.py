@@ -28,9 +28,11 @@ paths' weights after the run (0 where the fast path is bit-identical),
 ``same_reward_every_step`` says whether every step's mean reward (so, in
 practice, its rollouts) came out the same. ``sft_floor`` times the matrix
 products of one SFT step alone (:func:`sft_floor`): the least any SFT step
-at this recipe can cost on this core. Prints JSON.
+at this recipe can cost on this core. ``unread_cut`` switches the last layer's MLP at unread positions
+(models/unread.py) on and off in turn in one process, over one SFT batch and one GRPO loss: an A/B that the
+machine's drift between separate runs cannot blur. Prints JSON.
 
-    .venv/bin/python benchmarks/steps.py [--steps 8] [--only rl]
+    .venv/bin/python benchmarks/steps.py [--steps 8] [--only sft|rl|unread]
 """
 
 from __future__ import annotations
@@ -214,10 +216,75 @@ def sft_floor(root: Path, repeats: int = 5) -> dict:
             "cpu_seconds": round(best, 4), "gflop_per_second": round(gflop / best, 1)}
 
 
+def unread_cut(root: Path, repeats: int = 16) -> dict:
+    """The last layer's MLP only where read (models/unread.py), switched on and off in turn in one process, so
+    that the machine's drift over minutes cancels: the forward and backward of one SFT batch (TRL's fused
+    forward, as the fast SFT trainer calls it) and of GRPO's loss on 32 prompts x G sampled completions
+    (the prompt pass and the completion tokens). Median CPU seconds of each, and the largest difference of the
+    loss and of any gradient between the two."""
+    from circuitdrift.models import unread
+    from circuitdrift.models.generate import left_pad
+    from circuitdrift.models.load import load_model
+    from circuitdrift.tasks.registry import resolve_task
+    from circuitdrift.train.prompt_pass import completion_logps
+    from circuitdrift.train.sft import sft_trainer
+    from circuitdrift.train.shared_prefix import compact_lm_head, scored_positions, shared_prefix_backbone
+
+    model, tokenizer = load_model("organism", device="cpu")
+    task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
+    config = demo_config(12)
+    trainer = sft_trainer(model, tokenizer, task, config=config, output_dir=root / "unread")
+    model = trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    rows = [tokenizer(e.clean).input_ids for e in task.examples[:config.prompts_per_step]]
+    prompts, prompt_mask = left_pad(rows, tokenizer.pad_token_id, torch.device("cpu"))
+    group = config.rl.num_generations
+    prompts, prompt_mask = prompts.repeat_interleave(group, 0), prompt_mask.repeat_interleave(group, 0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sampled = model.generate(input_ids=prompts, attention_mask=prompt_mask, do_sample=True, top_k=0,
+                                 max_new_tokens=config.rl.max_completion_length,
+                                 min_new_tokens=config.rl.max_completion_length, pad_token_id=tokenizer.pad_token_id)
+    rl_mask = torch.cat([prompt_mask, torch.ones_like(sampled[:, prompts.size(1):])], dim=1)
+
+    def sft() -> torch.Tensor:
+        with compact_lm_head(), shared_prefix_backbone(model, read=scored_positions(batch)):
+            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         labels=batch["labels"], fused_lm_head=True).loss
+
+    def rl() -> torch.Tensor:
+        logps, _, _ = completion_logps(model, sampled, rl_mask, completion_length=config.rl.max_completion_length,
+                                       temperature=config.rl.temperature)
+        return -logps.sum() / logps.numel()
+
+    original = unread.last_layer_mlp
+    out = {}
+    for name, loss_of in (("sft", sft), ("rl_loss", rl)):
+        seconds, results = {"read_only": [], "everywhere": []}, {}
+        for _ in range(repeats + 1):
+            for mode in seconds:
+                unread.last_layer_mlp = original if mode == "read_only" else (lambda *a, **k: None)
+                try:
+                    model.zero_grad()
+                    started = time.process_time()
+                    loss = loss_of()
+                    loss.backward()
+                    seconds[mode].append(time.process_time() - started)
+                finally:
+                    unread.last_layer_mlp = original
+                results[mode] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+        (loss_a, grads_a), (loss_b, grads_b) = results["read_only"], results["everywhere"]
+        out[name] = {mode: round(_median(values[1:]), 4) for mode, values in seconds.items()} | {
+            "max_loss_difference": abs(loss_a - loss_b),
+            "max_gradient_difference": max((grads_a[n] - grads_b[n]).abs().max().item() for n in grads_a)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--only", choices=("sft", "rl"), default=None)
+    parser.add_argument("--only", choices=("sft", "rl", "unread"), default=None,
+                        help="one method, or only the last-layer-MLP switch (unread_cut)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = demo_config(args.steps)
@@ -226,10 +293,12 @@ def main() -> None:
               "num_generations": config.rl.num_generations,
               "max_completion_length": config.rl.max_completion_length}
     with tempfile.TemporaryDirectory() as tmp:
-        for method in (args.only,) if args.only else ("sft", "rl"):
+        for method in {None: ("sft", "rl"), "unread": ()}.get(args.only, (args.only,)):
             result[method] = compare(method, args.steps, Path(tmp))
         if args.only in (None, "sft"):
             result["sft_floor"] = sft_floor(Path(tmp))
+        if args.only in (None, "unread"):
+            result["unread_cut"] = unread_cut(Path(tmp))
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
