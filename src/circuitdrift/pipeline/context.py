@@ -8,7 +8,7 @@ from circuitdrift.engine.context import EngineContext
 from circuitdrift.pipeline.config import ExperimentConfig, probe_label
 from circuitdrift.tasks.base import Task
 from circuitdrift.tasks.registry import resolve_task_up_to
-from circuitdrift.train.preserve import Preservation
+from circuitdrift.train.preservation import Preservation
 
 
 @dataclass

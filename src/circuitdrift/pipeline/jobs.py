@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from circuitdrift.compare.schema import BaseCircuit
 from circuitdrift.pipeline.config import ExperimentConfig
-from circuitdrift.train.preserve import Preservation
+from circuitdrift.train.preservation import Preservation
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from circuitdrift.pipeline.measure import measure_job
 from circuitdrift.tasks.registry import resolve_task
 from circuitdrift.train.checkpoints import checkpoint_step, list_checkpoints
 from circuitdrift.train.label_nll import label_nll
-from circuitdrift.train.preserve import Preservation
+from circuitdrift.train.preservation import Preservation
 from circuitdrift.train.run import WORD_SFT, train, word_labelled
 
 # analysis settings a checkpoint's measurement depends on (tau and target_goal only enter the comparison)

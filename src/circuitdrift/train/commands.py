@@ -18,7 +18,7 @@ import typer
 from circuitdrift.circuits.cli_options import MODEL_HELP, TASK_HELP
 from circuitdrift.io import read_json
 from circuitdrift.train.config import load_train_config
-from circuitdrift.train.preserve import DEFAULT_LAMBDA, Preservation, heads_from_json
+from circuitdrift.train.preservation import DEFAULT_LAMBDA, Preservation, heads_from_json
 from circuitdrift.train.run import train
 
 

@@ -24,7 +24,6 @@ import copy
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,51 +31,17 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTTrainer
 
-from circuitdrift.circuits.scores import Head, circuit_from_json, head_name, parse_head
+from circuitdrift.circuits.scores import Head, head_name
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout, head_hooks, unwrap
 from circuitdrift.tasks.base import Task
 from circuitdrift.train.config import TrainConfig
 from circuitdrift.train.data import sft_dataset
+from circuitdrift.train.preservation import DEFAULT_LAMBDA, Preservation, heads_from_json  # noqa: F401 (re-exported)
 from circuitdrift.train.sft import sft_args
 from circuitdrift.train.trainer_args import trainer_inputs
 
-DEFAULT_LAMBDA = 0.01
 FORWARD_KEYS = ("input_ids", "attention_mask", "position_ids")  # what both forward passes read from the batch
-
-
-@dataclass(frozen=True)
-class Preservation:
-    """Which heads the penalty keeps, and its weight: what a circuit-preserving run adds to an SFT run."""
-
-    heads: tuple[str, ...]  # "L{l}.H{h}"
-    lam: float = DEFAULT_LAMBDA
-    source: dict = field(default_factory=dict, compare=False)  # where the heads came from (recorded, not keyed)
-
-    def __post_init__(self) -> None:
-        if self.lam < 0:
-            raise InputError(f"preserve: lambda {self.lam} must be >= 0")
-        if not self.heads:
-            raise InputError("preserve: no heads to preserve (give at least one head, e.g. L3.H7)")
-        for name in self.heads:
-            parse_head(name)  # one-line error for a malformed name
-        if len(set(self.heads)) != len(self.heads):
-            raise InputError("preserve: heads must be distinct")
-
-    def parsed(self) -> list[Head]:
-        return [parse_head(n) for n in self.heads]
-
-    def record(self) -> dict:
-        return {"heads": list(self.heads), "lambda": self.lam, **({"source": self.source} if self.source else {})}
-
-
-def heads_from_json(data, source: str) -> list[str]:
-    """Head names from a ``heads``/``dcm`` circuit file, a ``dcv`` result (its vulnerable heads) or a list."""
-    if isinstance(data, dict) and "vulnerable" in data and "circuit" not in data:
-        if not data["vulnerable"]:
-            raise InputError(f"{source}: no vulnerable heads (none passed tau); give a circuit file or a list of heads")
-        data = {"circuit": data["vulnerable"]}
-    return [head_name(*h) for h in circuit_from_json(data, source)]
 
 
 def heads_by_layer(heads: Sequence[Head], layout: HeadLayout) -> dict[int, list[int]]:
