@@ -8,6 +8,7 @@ and attribution against exact (Spearman).
 
     python benchmarks/heads.py                      # 8 layers, hidden 512, 16 heads, 4 KV heads
     python benchmarks/heads.py --shape qwen2.5-3b --device cuda --dtype bfloat16
+    python benchmarks/heads.py --shape small --vocab 151643 --skip-naive    # a Qwen-sized vocabulary
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from circuitdrift.tasks.base import Example, Task, encode
 
 SHAPES = {
     "default": dict(n_layers=8, hidden=512, n_heads=16, n_kv_heads=4),
+    "small": dict(n_layers=4, hidden=128, n_heads=8, n_kv_heads=2),
     "qwen2.5-3b": dict(n_layers=36, hidden=2048, n_heads=16, n_kv_heads=2),
 }
 
@@ -74,10 +76,12 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive loops (large shapes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab", type=int, default=1000,
+                        help="words in the vocabulary (151643: Qwen's size, where the LM head outweighs the layers)")
     args = parser.parse_args()
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    words = [f"w{i}" for i in range(1000)]
+    words = [f"w{i}" for i in range(args.vocab)]
     tokenizer = build_word_tokenizer(words)
     shape = SHAPES[args.shape]
     model = tiny_model("qwen2", vocab_size=len(tokenizer), seed=args.seed, **shape).to(device, dtype)
@@ -101,7 +105,8 @@ def main() -> None:
     cmap_atp, cmap_atp_s = timed(lambda: cross_model_patch(model, tuned, tokenizer, task, method="attribution",
                                                            batch_size=bs))
     result = {
-        "shape": args.shape, **shape, "head_dim": layout.head_dim, "n_examples": args.n, "seq_len": args.seq_len,
+        "shape": args.shape, **shape, "vocab_size": len(tokenizer), "head_dim": layout.head_dim,
+        "n_examples": args.n, "seq_len": args.seq_len,
         "batch_size": bs, "ig_steps": args.ig_steps, "device": str(device), "dtype": args.dtype,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
         "seconds": {"forward": forward_s, "attribution": atp_s, "eap_ig": ig_s, "exact_batched": exact_s,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import frozen_params, input_embeddings, moved_like, run_logits_from_embeds
+from circuitdrift.circuits.forward import frozen_params, input_embeddings, moved_like, scored_logits
 from circuitdrift.circuits.metrics import MetricFn
 from circuitdrift.models.heads import HeadLayout, head_hooks
 from circuitdrift.tasks.base import TaskBatch
@@ -37,7 +37,7 @@ def head_gradients(
     with frozen_params(model), torch.enable_grad():
         embeds = embeds.detach().requires_grad_(True)
         with head_hooks(model, keep):
-            values = metric(run_logits_from_embeds(model, embeds, batch), batch)
+            values = metric(*scored_logits(model, batch, embeds=embeds))
         zs = [outputs[layer] for layer in range(layout.n_layers)]
         grads = torch.autograd.grad(values.sum(), zs)
     return values.detach(), torch.stack([z.detach() for z in zs]), torch.stack(grads)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from circuitdrift.circuits.attribution import attribution_effects, first_order_effects, head_gradients
-from circuitdrift.circuits.forward import input_embeddings, model_device, run_logits, synchronize
+from circuitdrift.circuits.forward import input_embeddings, model_device, run_heads_only, synchronize
 from circuitdrift.circuits.metrics import check_differentiable, metric_fn
 from circuitdrift.circuits.patching import all_heads, effect, patched_values
 from circuitdrift.circuits.scores import HeadScores
@@ -113,7 +113,7 @@ def cross_model_patch(
     for index, batch in enumerate(iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id)):
         batch, donor_batch = batch.to(device), batch.to(donor_device)
         with torch.no_grad(), record_heads(donor) as donor_heads:
-            run_logits(donor, donor_batch.clean, donor_batch)
+            run_heads_only(donor, donor_batch.clean, donor_batch)
         if method == "exact":
             clean, patched = patched_values(receiver, batch, donor_heads, measure, all_heads(layout))
             total += effect(clean, patched, relative=False).sum(-1).view(layout.shape).cpu()

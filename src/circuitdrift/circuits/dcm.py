@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import frozen_params, model_device, run_logits
+from circuitdrift.circuits.forward import frozen_params, model_device, run_heads_only, scored_logits
 from circuitdrift.circuits.scores import Head, HeadScores
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout, head_hooks, record_heads
@@ -57,7 +57,7 @@ def dcm_masks(model: nn.Module, tokenizer, task: Task, *, targets: list[str] | N
     goal = _target_ids(task, tokenizer, targets).to(batch.clean.device)  # [B]
     layout = HeadLayout.of(model)
     with torch.no_grad(), record_heads(model) as corrupt:
-        run_logits(model, batch.corrupt, batch)
+        run_heads_only(model, batch.corrupt, batch)
     generator = torch.Generator().manual_seed(seed)
     logits = (0.01 * torch.randn(layout.shape, generator=generator)).to(batch.clean.device).requires_grad_(True)
     optimizer = torch.optim.Adam([logits], lr=lr)
@@ -73,8 +73,8 @@ def dcm_masks(model: nn.Module, tokenizer, task: Task, *, targets: list[str] | N
             return (1 - m) * z + m * corrupt[layer]
 
         with head_hooks(model, mix):
-            out = run_logits(model, batch.clean, batch)  # [B, T, V]
-        return out[rows, batch.last_prompt_pos].float().log_softmax(-1)[rows, goal]  # [B]
+            out, view = scored_logits(model, batch, ids=batch.clean)  # [B, A+1, V]
+        return out[rows, view.last_prompt_pos].float().log_softmax(-1)[rows, goal]  # [B]
 
     losses = []
     try:

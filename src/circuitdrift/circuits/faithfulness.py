@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, scored_logits
 from circuitdrift.circuits.metrics import exact_match
 from circuitdrift.circuits.patching import ablation_sources, check_ablation, mean_head_outputs
 from circuitdrift.circuits.scores import Head
@@ -58,7 +58,7 @@ def circuit_accuracies(
         sources = ablation_sources(model, batch, ablation, means)
         for i, circuit in enumerate(circuits):
             if circuit is None:
-                logits = run_logits(model, batch.clean, batch)
+                scored = scored_logits(model, batch, ids=batch.clean)
             else:
                 keep = torch.zeros(layout.shape, dtype=torch.bool, device=device)
                 for layer, head in circuit:
@@ -68,8 +68,8 @@ def circuit_accuracies(
                     return torch.where(keep[layer][:, None], z, sources[layer].to(z.dtype))
 
                 with head_hooks(model, ablate):
-                    logits = run_logits(model, batch.clean, batch)
-            hits[i] += exact_match(logits, batch).sum().item()
+                    scored = scored_logits(model, batch, ids=batch.clean)
+            hits[i] += exact_match(*scored).sum().item()
     return (hits / len(task)).tolist()
 
 

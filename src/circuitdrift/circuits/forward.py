@@ -9,8 +9,10 @@ mask only when they contain padding.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -44,9 +46,49 @@ def run_logits(model: nn.Module, ids: Tensor, batch: TaskBatch, repeat: int = 1)
     return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
 
 
-def run_logits_from_embeds(model: nn.Module, embeds: Tensor, batch: TaskBatch) -> Tensor:
+def scored_logits(model: nn.Module, batch: TaskBatch, *, ids: Tensor | None = None, embeds: Tensor | None = None,
+                  repeat: int = 1) -> tuple[Tensor, TaskBatch]:
+    """The logits a metric reads, and the batch renumbered to them: ``(logits [R*B, A+1, V], view)``.
+
+    Every metric reads each row's answer positions (``target_pos``) and the last prompt position, never the
+    rest, so only those are projected onto the vocabulary (``logits_to_keep``): on a 151,643-token vocabulary
+    the LM head over every position costs more than the layers, and its [B, T, V] output is what fills
+    memory. ``view`` is ``batch`` with ``target_pos`` = 0..A-1 and ``last_prompt_pos`` = A, the columns of the
+    returned logits; any metric gives on ``(logits, view)`` what it gives on the full logits and ``batch``
+    (tests/unit/test_scored_logits.py). ``ids`` (repeated ``repeat`` times) or ``embeds`` is the input.
+    """
+    positions = torch.cat([batch.target_pos, batch.last_prompt_pos[:, None]], dim=1).repeat(repeat, 1)
     mask = None if bool(batch.attention_mask.all()) else batch.attention_mask
-    return model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+    if ids is not None and repeat > 1:
+        ids = ids.repeat(repeat, 1)
+        mask = None if mask is None else mask.repeat(repeat, 1)
+    inputs = {"input_ids": ids} if embeds is None else {"inputs_embeds": embeds}
+    logits = model(**inputs, attention_mask=mask, use_cache=False, **_keeping(model, positions)).logits
+    if logits.shape[:2] != positions.shape:  # a model that projected every position: pick the scored ones here
+        logits = logits[torch.arange(logits.shape[0], device=logits.device)[:, None], positions]
+    return logits, scored_view(batch)
+
+
+def scored_view(batch: TaskBatch) -> TaskBatch:
+    """``batch`` with its positions renumbered to :func:`scored_logits`' columns."""
+    answers = batch.target_pos.shape[1]
+    columns = torch.arange(answers, device=batch.target_pos.device).expand_as(batch.target_pos)
+    return replace(batch, target_pos=columns, last_prompt_pos=torch.full_like(batch.last_prompt_pos, answers))
+
+
+def run_heads_only(model: nn.Module, ids: Tensor, batch: TaskBatch) -> None:
+    """A forward pass for its hooks (head outputs, layer outputs): no position is projected onto the vocabulary."""
+    mask = None if bool(batch.attention_mask.all()) else batch.attention_mask
+    model(input_ids=ids, attention_mask=mask, use_cache=False,
+          **_keeping(model, torch.zeros(ids.shape[0], 0, dtype=torch.long, device=ids.device)))
+
+
+def _keeping(model: nn.Module, positions: Tensor) -> dict:
+    """``{"logits_to_keep": positions}`` for a model whose forward takes it (every Hugging Face causal LM, and
+    wrappers that pass keywords on), else nothing: such a model projects every position."""
+    parameters = inspect.signature(model.forward).parameters.values()
+    takes = any(p.name == "logits_to_keep" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    return {"logits_to_keep": positions} if takes else {}
 
 
 def input_embeddings(model: nn.Module, ids: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, scored_logits
 from circuitdrift.circuits.vocabulary import METRICS
 from circuitdrift.errors import InputError
 from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
@@ -125,9 +125,9 @@ def answer_scores(model: nn.Module, tokenizer, task: Task, batch_size: int = 32)
     hits, logprobs = [], []
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
-        logits = run_logits(model, batch.clean, batch)
-        hits.append(exact_match(logits, batch).cpu())
-        logprobs.append(answer_logprob(logits, batch).double().cpu())
+        logits, view = scored_logits(model, batch, ids=batch.clean)
+        hits.append(exact_match(logits, view).cpu())
+        logprobs.append(answer_logprob(logits, view).double().cpu())
     return torch.cat(hits), torch.cat(logprobs)
 
 

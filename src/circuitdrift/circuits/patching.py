@@ -20,7 +20,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import model_device, moved_like, prefix_replay, record_layer_outputs, run_logits
+from circuitdrift.circuits.forward import (
+    model_device,
+    moved_like,
+    prefix_replay,
+    record_layer_outputs,
+    run_heads_only,
+    run_logits,
+    scored_logits,
+)
 from circuitdrift.circuits.metrics import MetricFn
 from circuitdrift.circuits.scores import Head
 from circuitdrift.circuits.vocabulary import ABLATIONS
@@ -46,7 +54,7 @@ def mean_head_outputs(model: nn.Module, encoded: Sequence[EncodedExample], batch
         batch = batch.to(device)
         mask = batch.attention_mask.bool()  # [B, T]
         with record_heads(model) as heads:
-            run_logits(model, batch.clean, batch)
+            run_heads_only(model, batch.clean, batch)
         for layer, z in heads.items():
             total = z[mask].double().sum(0)  # [H, d]
             sums[layer] = sums[layer] + total if layer in sums else total
@@ -61,7 +69,7 @@ def ablation_sources(model: nn.Module, batch: TaskBatch, ablation: str, means: S
     layout = HeadLayout.of(model)
     if ablation == "corrupt":
         with record_heads(model) as heads:
-            run_logits(model, batch.corrupt, batch)
+            run_heads_only(model, batch.corrupt, batch)
         return dict(heads)
     if ablation == "zero":
         p = next(model.parameters())
@@ -91,7 +99,7 @@ def patched_values(
     layout = HeadLayout.of(model)
     per_pass = heads_per_pass or layout.n_heads
     with record_layer_outputs(model) as layer_outputs:
-        clean = metric(run_logits(model, batch.clean, batch), batch)
+        clean = metric(*scored_logits(model, batch, ids=batch.clean))
     by_layer: dict[int, list[int]] = defaultdict(list)
     for index, (layer, _) in enumerate(heads):
         by_layer[layer].append(index)
@@ -105,8 +113,8 @@ def patched_values(
             patch = _replica_patch(which, sources[layer], batch.size)
             with head_hooks(model, lambda _layer, z, patch=patch: patch(z), layers=[layer]):
                 with prefix_replay(model, layer_outputs, layer, repeat=len(chunk)):
-                    logits = run_logits(model, batch.clean, batch, repeat=len(chunk))
-            patched[chunk] = metric(logits, batch).view(len(chunk), batch.size)
+                    scored = scored_logits(model, batch, ids=batch.clean, repeat=len(chunk))
+            patched[chunk] = metric(*scored).view(len(chunk), batch.size)
     return clean, patched
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import model_device, prefix_replay, record_layer_outputs, run_logits
+from circuitdrift.circuits.forward import model_device, prefix_replay, record_layer_outputs, scored_logits
 from circuitdrift.circuits.metrics import MetricFn, metric_fn
 from circuitdrift.circuits.patching import ablation_sources, check_ablation, mean_head_outputs
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
@@ -78,7 +78,7 @@ def removal_metrics(
     """
     with record_layer_outputs(model) as outputs:
         with head_hooks(model, _ablate_outside(kept[None], sources, batch.size)):
-            context = measure(run_logits(model, batch.clean, batch), batch)
+            context = measure(*scored_logits(model, batch, ids=batch.clean))
     removed = torch.empty(len(candidates), batch.size, dtype=context.dtype, device=context.device)
     by_layer: dict[int, list[int]] = defaultdict(list)
     for index, (layer, _) in enumerate(candidates):
@@ -91,8 +91,8 @@ def removal_metrics(
                 keeps[r][candidates[index]] = False
             with head_hooks(model, _ablate_outside(keeps, sources, batch.size), layers=range(layer, kept.shape[0])):
                 with prefix_replay(model, outputs, layer, repeat=len(chunk)):
-                    logits = run_logits(model, batch.clean, batch, repeat=len(chunk))
-            removed[chunk] = measure(logits, batch).view(len(chunk), batch.size)
+                    scored = scored_logits(model, batch, ids=batch.clean, repeat=len(chunk))
+            removed[chunk] = measure(*scored).view(len(chunk), batch.size)
     return context, removed
 
 

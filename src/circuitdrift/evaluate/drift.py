@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, scored_logits
 from circuitdrift.circuits.metrics import answer_scores
 from circuitdrift.errors import IncompatibleModelsError
 from circuitdrift.tasks.base import Task, encode, iter_batches
@@ -74,7 +74,8 @@ def answer_distribution(model: nn.Module, tokenizer, task: Task, batch_size: int
     for batch in iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
         rows = torch.arange(batch.size, device=device)
-        out.append(run_logits(model, batch.clean, batch)[rows, batch.last_prompt_pos].double().log_softmax(-1).cpu())
+        logits, view = scored_logits(model, batch, ids=batch.clean)
+        out.append(logits[rows, view.last_prompt_pos].double().log_softmax(-1).cpu())
     return torch.cat(out)
 
 

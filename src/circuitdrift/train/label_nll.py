@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from circuitdrift.circuits.forward import model_device, run_logits
+from circuitdrift.circuits.forward import model_device, scored_logits
 from circuitdrift.circuits.metrics import answer_logprob
 from circuitdrift.tasks.base import Example, Task, encode, iter_batches
 
@@ -47,7 +47,7 @@ def label_nll(model: nn.Module, tokenizer, task: Task, batch_size: int = 32) -> 
     sums, per_token = [], []
     for batch in iter_batches(encode(scored, tokenizer), batch_size, tokenizer.pad_token_id):
         batch = batch.to(device)
-        mean_logprob = answer_logprob(run_logits(model, batch.clean, batch), batch).double().cpu()
+        mean_logprob = answer_logprob(*scored_logits(model, batch, ids=batch.clean)).double().cpu()
         lengths = batch.target_mask.sum(-1).double().cpu()
         sums.append(-mean_logprob * lengths)
         per_token.append(-mean_logprob)
