@@ -39,11 +39,17 @@ def synchronize(device: torch.device) -> None:
 
 def run_logits(model: nn.Module, ids: Tensor, batch: TaskBatch, repeat: int = 1) -> Tensor:
     """Logits [repeat * B, T, V] for ``ids`` [B, T] (repeated ``repeat`` times along the batch)."""
+    ids, mask = _repeated(ids, batch, repeat)
+    return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+
+
+def _repeated(ids: Tensor | None, batch: TaskBatch, repeat: int) -> tuple[Tensor | None, Tensor | None]:
+    """``ids`` and the attention mask repeated ``repeat`` times along the batch; no mask without padding."""
     mask = None if bool(batch.attention_mask.all()) else batch.attention_mask
     if repeat > 1:
-        ids = ids.repeat(repeat, 1)
+        ids = None if ids is None else ids.repeat(repeat, 1)
         mask = None if mask is None else mask.repeat(repeat, 1)
-    return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    return ids, mask
 
 
 def scored_logits(model: nn.Module, batch: TaskBatch, *, ids: Tensor | None = None, embeds: Tensor | None = None,
@@ -58,10 +64,7 @@ def scored_logits(model: nn.Module, batch: TaskBatch, *, ids: Tensor | None = No
     (tests/unit/test_scored_logits.py). ``ids`` (repeated ``repeat`` times) or ``embeds`` is the input.
     """
     positions = torch.cat([batch.target_pos, batch.last_prompt_pos[:, None]], dim=1).repeat(repeat, 1)
-    mask = None if bool(batch.attention_mask.all()) else batch.attention_mask
-    if ids is not None and repeat > 1:
-        ids = ids.repeat(repeat, 1)
-        mask = None if mask is None else mask.repeat(repeat, 1)
+    ids, mask = _repeated(ids, batch, repeat if embeds is None else 1)
     inputs = {"input_ids": ids} if embeds is None else {"inputs_embeds": embeds}
     logits = model(**inputs, attention_mask=mask, use_cache=False, **_keeping(model, positions)).logits
     if logits.shape[:2] != positions.shape:  # a model that projected every position: pick the scored ones here
@@ -78,7 +81,7 @@ def scored_view(batch: TaskBatch) -> TaskBatch:
 
 def run_heads_only(model: nn.Module, ids: Tensor, batch: TaskBatch) -> None:
     """A forward pass for its hooks (head outputs, layer outputs): no position is projected onto the vocabulary."""
-    mask = None if bool(batch.attention_mask.all()) else batch.attention_mask
+    ids, mask = _repeated(ids, batch, 1)
     model(input_ids=ids, attention_mask=mask, use_cache=False,
           **_keeping(model, torch.zeros(ids.shape[0], 0, dtype=torch.long, device=ids.device)))
 
