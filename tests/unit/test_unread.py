@@ -39,12 +39,12 @@ def test_read_positions_keys_values_and_gradients_are_the_plain_forwards(family)
     ids, mask, read = _batch()
     plain = backbone(input_ids=ids, attention_mask=mask, use_cache=True)
     reference_grads = _grads(model, plain.last_hidden_state[read])
-    mlp = last_layer_mlp(backbone, model.config)
+    mlp = last_layer_mlp(backbone)
     assert mlp is not None
     rows_seen = []
     handle = mlp.register_forward_pre_hook(lambda m, args: rows_seen.append(args[0].shape[:-1]))
     try:
-        with reading_only(backbone, model.config, read):
+        with reading_only(backbone, read):
             out = backbone(input_ids=ids, attention_mask=mask, use_cache=True)
     finally:
         handle.remove()
@@ -68,11 +68,11 @@ def test_the_mlps_arithmetic_runs_on_the_read_rows_only():
     seen = []
     handle = backbone.layers[-1].mlp.down_proj.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape))
     try:
-        with torch.no_grad(), reading_only(backbone, model.config, read):
+        with torch.no_grad(), reading_only(backbone, read):
             backbone(input_ids=ids, attention_mask=mask)
-        with torch.no_grad(), reading_only(backbone, model.config, torch.zeros_like(read)):
+        with torch.no_grad(), reading_only(backbone, torch.zeros_like(read)):
             backbone(input_ids=ids, attention_mask=mask)
-        with torch.no_grad(), reading_only(backbone, model.config, read[:, :4]):  # another call's shape: plain
+        with torch.no_grad(), reading_only(backbone, read[:, :4]):  # another call's shape: plain
             backbone(input_ids=ids, attention_mask=mask)
     finally:
         handle.remove()
@@ -95,9 +95,9 @@ def test_shared_prefix_forward_reads_only_what_it_is_told():
 
 def test_models_that_route_tokens_to_experts_keep_their_mlp():
     model = make_model("qwen2", n_layers=2, device="cpu")
-    assert last_layer_mlp(model.model, model.config) is model.model.layers[-1].mlp
+    assert last_layer_mlp(model.model) is model.model.layers[-1].mlp
     model.config.num_experts = 4
-    assert last_layer_mlp(model.model, model.config) is None
+    assert last_layer_mlp(model.model) is None
 
 
 def test_under_autocast_the_read_positions_are_the_plain_forwards():
@@ -105,7 +105,7 @@ def test_under_autocast_the_read_positions_are_the_plain_forwards():
     ids, mask, read = _batch()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         plain = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        with reading_only(model.model, model.config, read):
+        with reading_only(model.model, read):
             out = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
     assert out.dtype == plain.dtype
     torch.testing.assert_close(out[read], plain[read])

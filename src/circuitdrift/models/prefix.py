@@ -104,16 +104,16 @@ def forward_with_shared_prefix(backbone: torch.nn.Module, *, input_ids: torch.Te
     rows, width = input_ids.shape
     k = min(common_prefix_length(input_ids, attention_mask, position_ids), width - 1)
     if k < 1 or rows == 1:
-        with reading_only(module, module.config, read):
+        with reading_only(module, read):
             out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                            use_cache=True)
         return out.last_hidden_state, output_cache(out)
-    with reading_only(module, module.config, None if read is None else read[:, :k].any(0, keepdim=True)):
+    with reading_only(module, None if read is None else read[:, :k].any(0, keepdim=True)):
         prefix = backbone(input_ids=input_ids[:1, :k], attention_mask=attention_mask[:1, :k],
                           position_ids=position_ids[:1, :k], use_cache=True)
     cache = output_cache(prefix)
     cache.reorder_cache(torch.zeros(rows, dtype=torch.long, device=input_ids.device))  # on the graph
-    with reading_only(module, module.config, None if read is None else read[:, k:]):
+    with reading_only(module, None if read is None else read[:, k:]):
         rest = backbone(input_ids=input_ids[:, k:], attention_mask=attention_mask, position_ids=position_ids[:, k:],
                         use_cache=True, **cache_kwarg(backbone, cache))
     hidden = torch.cat([prefix.last_hidden_state.expand(rows, -1, -1), rest.last_hidden_state], dim=1)

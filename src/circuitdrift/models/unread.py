@@ -20,10 +20,10 @@ from circuitdrift.models.methods import replaced_method
 _MIXTURE_FIELDS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 
 
-def last_layer_mlp(backbone: torch.nn.Module, config) -> torch.nn.Module | None:
+def last_layer_mlp(backbone: torch.nn.Module) -> torch.nn.Module | None:
     """The last decoder layer's position-wise MLP (``layers[-1].mlp``, ``h[-1].mlp``), or None where the
     backbone has no single list of its layers or the model routes tokens to experts."""
-    text = config.get_text_config()
+    text = backbone.config.get_text_config()
     if any(getattr(text, field, None) for field in _MIXTURE_FIELDS):
         return None
     n_layers = getattr(text, "num_hidden_layers", None)
@@ -35,12 +35,12 @@ def last_layer_mlp(backbone: torch.nn.Module, config) -> torch.nn.Module | None:
 
 
 @contextlib.contextmanager
-def reading_only(backbone: torch.nn.Module, config, read: torch.Tensor | None):
+def reading_only(backbone: torch.nn.Module, read: torch.Tensor | None):
     """Within: a backbone call over ``read``'s shape (``[rows, columns]``, True where the caller reads the final
     hidden state) runs the last layer's MLP at the read positions only. ``read`` None (everything read), a
     backbone without a plain last MLP, or a call of another shape: the model's own forward. Restored in
     ``finally``."""
-    mlp = None if read is None or bool(read.all()) else last_layer_mlp(backbone, config)
+    mlp = None if read is None or bool(read.all()) else last_layer_mlp(backbone)
     if mlp is None:
         yield
         return
