@@ -10,6 +10,8 @@ are frozen during the backward pass: only activation gradients are computed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -44,16 +46,20 @@ def head_gradients(
 
 
 def attribution_effects(
-    model: nn.Module, batch: TaskBatch, metric: MetricFn, source: Tensor, relative: bool, steps: int = 1
+    model: nn.Module, batch: TaskBatch, metric: MetricFn, source: Tensor, relative: bool, steps: int = 1,
+    *, keep_clean: Callable[[Tensor], None] | None = None,
 ) -> Tensor:
     """Estimated per-example effect of patching each head from ``source``: [B, L, H].
 
     ``source`` is [L, B, T, H, d] or broadcastable ([L, 1, 1, H, d] for mean or zero
     ablation). With ``steps > 1`` the gradient is EAP-IG's average along the
-    counterfactual-to-clean path of input embeddings.
+    counterfactual-to-clean path of input embeddings. ``keep_clean`` is given the clean run's head
+    outputs [L, B, T, H, d] (detached), which the pass computes anyway (circuits/crossmodel.py DonorHeads).
     """
     clean_embeds = input_embeddings(model, batch.clean)
     values, z_clean, grad = head_gradients(model, batch, metric, clean_embeds)
+    if keep_clean is not None:
+        keep_clean(z_clean)
     if steps > 1:
         corrupt_embeds = input_embeddings(model, batch.corrupt)
         total = grad.clone()

@@ -80,6 +80,39 @@ class ReceiverCache:
         return found
 
 
+class DonorHeads:
+    """One donor's clean-run head outputs ``[L, B, T, H, d]`` per batch of one task, computed once.
+
+    Why: a checkpoint's CMAP on two metrics patches the same donor outputs into the base twice, and
+    re-finding the checkpoint's circuit by attribution runs that clean pass already (:meth:`keep` takes its
+    outputs: ``head_scores(..., keep_clean=donor.keep)``). The outputs are those of the same deterministic
+    pass (the attribution pass's, with gradients on, equal the heads-only pass's bit for bit), so the CMAP is
+    unchanged. A batch whose token ids differ from the kept one's is computed afresh.
+    """
+
+    def __init__(self, donor: nn.Module):
+        self.donor = donor
+        self._kept: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.passes = 0  # clean passes this object ran itself (the rest were kept or reused)
+
+    def keep(self, index: int, batch, heads: torch.Tensor) -> None:
+        """Keep ``heads`` [L, B, T, H, d], the donor's clean head outputs on ``batch`` (the ``index``-th)."""
+        self._kept[index] = (batch.clean, heads.detach())
+
+    def heads(self, index: int, batch) -> torch.Tensor:
+        """The donor's clean head outputs on ``batch`` (on the donor's device): kept, or run now and kept."""
+        kept = self._kept.get(index)
+        if kept is not None and kept[0].shape == batch.clean.shape and torch.equal(
+                kept[0].to(batch.clean.device), batch.clean):
+            return kept[1]
+        with torch.no_grad(), record_heads(self.donor) as recorded:
+            run_heads_only(self.donor, batch.clean, batch)
+        self.passes += 1
+        heads = torch.stack([recorded[layer] for layer in range(len(recorded))])
+        self.keep(index, batch, heads)
+        return heads
+
+
 def cross_model_patch(
     base: nn.Module,
     finetuned: nn.Module,
@@ -92,13 +125,15 @@ def cross_model_patch(
     reverse: bool = False,
     finetuned_tokenizer=None,
     cache: ReceiverCache | None = None,
+    donor_heads: DonorHeads | None = None,
 ) -> HeadScores:
     """dF_X(h) for every head (``delta``), see the module docstring.
 
     Each model runs on its own device and dtype (a donor spread with ``auto-map`` against a plain load of
     the receiver, or bf16 against float32): the donor's head outputs are moved to the receiver's device
     and dtype where they are patched in (:func:`~circuitdrift.circuits.forward.moved_like`). ``cache``
-    (attribution only, used when it holds this call's receiver) reuses the receiver's gradients.
+    (attribution only, used when it holds this call's receiver) reuses the receiver's gradients;
+    ``donor_heads`` (used when it holds this call's donor) the donor's clean head outputs.
     """
     check_method(method, CMAP_METHODS)
     check_differentiable(metric, method)
@@ -110,15 +145,14 @@ def cross_model_patch(
     total = torch.zeros(layout.shape, dtype=torch.float64)
     started = time.perf_counter()
     cached = cache if cache is not None and cache.receiver is receiver and method == "attribution" else None
+    donor_side = donor_heads if donor_heads is not None and donor_heads.donor is donor else DonorHeads(donor)
     for index, batch in enumerate(iter_batches(encode(task, tokenizer), batch_size, tokenizer.pad_token_id)):
         batch, donor_batch = batch.to(device), batch.to(donor_device)
-        with torch.no_grad(), record_heads(donor) as donor_heads:
-            run_heads_only(donor, donor_batch.clean, donor_batch)
+        source = donor_side.heads(index, donor_batch).to(device)  # [L, B, T, H, d]
         if method == "exact":
-            clean, patched = patched_values(receiver, batch, donor_heads, measure, all_heads(layout))
+            clean, patched = patched_values(receiver, batch, dict(enumerate(source)), measure, all_heads(layout))
             total += effect(clean, patched, relative=False).sum(-1).view(layout.shape).cpu()
             continue
-        source = torch.stack([donor_heads[layer].to(device) for layer in range(layout.n_layers)])
         if cached is None:
             total += attribution_effects(receiver, batch, measure, source, relative=False).sum(0).cpu()
         else:

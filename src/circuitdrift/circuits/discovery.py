@@ -36,14 +36,17 @@ class CircuitSettings:
     ig_steps: int = 5
     threshold: float | None = None
 
-    def find(self, model: nn.Module, tokenizer, task: Task) -> tuple[HeadScores, list[Head]]:
+    def find(self, model: nn.Module, tokenizer, task: Task, *, keep_clean=None) -> tuple[HeadScores, list[Head]]:
         """:func:`find_circuit` with these settings."""
-        return find_circuit(model, tokenizer, task, self)
+        return find_circuit(model, tokenizer, task, self, keep_clean=keep_clean)
 
 
-def find_circuit(model: nn.Module, tokenizer, task: Task,
-                 settings: CircuitSettings | None = None) -> tuple[HeadScores, list[Head]]:
-    """Scores of every head and the circuit (``top_k`` heads, or those at or below ``threshold``)."""
+def find_circuit(model: nn.Module, tokenizer, task: Task, settings: CircuitSettings | None = None, *,
+                 keep_clean=None) -> tuple[HeadScores, list[Head]]:
+    """Scores of every head and the circuit (``top_k`` heads, or those at or below ``threshold``).
+
+    ``keep_clean``: :func:`~circuitdrift.circuits.scoring.head_scores`' (the clean runs' head outputs of the
+    attribution methods); the other methods never call it."""
     s = settings or CircuitSettings()
     method, metric, ablation, top_k, threshold = s.method, s.metric, s.ablation, s.top_k, s.threshold
     if method == "prune":
@@ -65,7 +68,7 @@ def find_circuit(model: nn.Module, tokenizer, task: Task,
                              f"{float(masks.masks.scores.max()):.3f}); the counterfactuals may not change the answer")
         return ranking, chosen[:top_k]
     scores = head_scores(model, tokenizer, task, method=method, metric=metric, ablation=ablation,
-                         batch_size=s.batch_size, ig_steps=s.ig_steps)
+                         batch_size=s.batch_size, ig_steps=s.ig_steps, keep_clean=keep_clean)
     return scores, select_circuit(scores, top_k, threshold)
 
 

@@ -9,9 +9,11 @@ The most negative scores mark the most important heads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from circuitdrift.circuits.attribution import attribution_effects
 from circuitdrift.circuits.forward import model_device, run_logits, synchronize
@@ -28,7 +30,7 @@ from circuitdrift.circuits.scores import HeadScores
 from circuitdrift.circuits.vocabulary import SCORING_METHODS
 from circuitdrift.errors import InputError
 from circuitdrift.models.heads import HeadLayout
-from circuitdrift.tasks.base import Task, encode, iter_batches
+from circuitdrift.tasks.base import Task, TaskBatch, encode, iter_batches
 
 
 def check_method(method: str, allowed: tuple[str, ...] = SCORING_METHODS) -> None:
@@ -47,8 +49,13 @@ def head_scores(
     batch_size: int = 16,
     ig_steps: int = 5,
     heads_per_pass: int | None = None,
+    keep_clean: Callable[[int, TaskBatch, Tensor], None] | None = None,
 ) -> HeadScores:
-    """Score every attention head of ``model`` on ``task``; see the module docstring for the formula."""
+    """Score every attention head of ``model`` on ``task``; see the module docstring for the formula.
+
+    ``keep_clean`` (attribution and EAP-IG): given each batch's index, the batch and its clean run's head
+    outputs, which those methods compute anyway (circuits/crossmodel.py DonorHeads reuses them for CMAP).
+    """
     check_method(method)
     check_differentiable(metric, method)
     check_ablation(ablation)
@@ -66,7 +73,7 @@ def head_scores(
     heads = all_heads(layout)
     total = torch.zeros(layout.shape, dtype=torch.float64)
     started = time.perf_counter()
-    for batch in iter_batches(encoded, batch_size, pad):
+    for index, batch in enumerate(iter_batches(encoded, batch_size, pad)):
         batch = batch.to(device)
         sources = ablation_sources(model, batch, ablation, means)
         if method == "exact":
@@ -76,7 +83,9 @@ def head_scores(
             shape = (*batch.clean.shape, layout.n_heads, layout.head_dim)  # [B, T, H, d]
             source = torch.stack([sources[layer].expand(shape) for layer in range(layout.n_layers)])
             steps = ig_steps if method == "eap-ig" else 1
-            total += attribution_effects(model, batch, measure, source, relative, steps).sum(0).cpu()
+            keep = None if keep_clean is None else partial(keep_clean, index, batch)
+            total += attribution_effects(model, batch, measure, source, relative, steps,
+                                         keep_clean=keep).sum(0).cpu()
     synchronize(device)
     elapsed = time.perf_counter() - started
     meta = {"task": task.name, "method": method, "metric": metric, "ablation": ablation,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from circuitdrift.circuits.crossmodel import ReceiverCache, cross_model_patch
+from circuitdrift.circuits.crossmodel import DonorHeads, ReceiverCache, cross_model_patch
 from circuitdrift.circuits.discovery import CircuitSettings
 from circuitdrift.circuits.scores import Head, HeadScores, head_name
 from circuitdrift.circuits.vulnerability import circuit_preservation
@@ -55,12 +55,16 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
     direction (the base's head into ``model``, Prakash et al. 2024): positive
     where the base's version of a head would raise ``model``'s answer probability. ``cache``: the base's
     gradients on ``task`` kept across checkpoints (forward attribution CMAP; bit-identical results).
+
+    ``model``'s clean head outputs on ``task`` are computed once (:class:`DonorHeads`): re-finding its circuit
+    by attribution keeps them, and both CMAP metrics patch them into the base.
     """
-    delta = cross_model_patch(base, model, tokenizer, task, method=cmap_method, metric=rediscovery.metric,
-                              batch_size=rediscovery.batch_size, cache=cache)
-    damage = float(torch.stack([delta.scores[h] for h in base_circuit]).mean())
+    donor = DonorHeads(model)
     if circuit is None:
-        circuit = rediscovery.find(model, tokenizer, task)[1]
+        circuit = rediscovery.find(model, tokenizer, task, keep_clean=donor.keep)[1]  # CMAP's batches: the same
+    delta = cross_model_patch(base, model, tokenizer, task, method=cmap_method, metric=rediscovery.metric,
+                              batch_size=rediscovery.batch_size, cache=cache, donor_heads=donor)
+    damage = float(torch.stack([delta.scores[h] for h in base_circuit]).mean())
     out = CircuitDrift(cmap=delta, cmap_method=cmap_method, damage=damage, circuit=circuit,
                        preservation=circuit_preservation(base_rediscovered, circuit))
     if reverse:
@@ -72,6 +76,6 @@ def circuit_drift(base, model, tokenizer, *, task: Task, base_circuit: list[Head
         return out
     delta_lp = delta if rediscovery.metric == "logprob" else cross_model_patch(
         base, model, tokenizer, task, method=cmap_method, metric="logprob", batch_size=rediscovery.batch_size,
-        cache=cache)
+        cache=cache, donor_heads=donor)
     damage_lp = float(torch.stack([delta_lp.scores[h] for h in base_circuit]).mean())
     return replace(out, cmap_logprob=delta_lp, damage_logprob=damage_lp)
