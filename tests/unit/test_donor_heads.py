@@ -101,3 +101,19 @@ def test_circuit_drift_reuses_the_rediscovery_pass(word_tokenizer, toy_task, mon
         alone = cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", metric=metric,
                                   batch_size=3)
         assert torch.equal(scores.scores, alone.scores)
+
+
+def test_past_its_budget_nothing_is_kept_and_the_scores_are_the_same(word_tokenizer, toy_task):
+    base = make_model("qwen2", word_tokenizer, n_layers=2, n_heads=4, n_kv_heads=2, device="cpu")
+    donor = _donors(base, 1)[0]
+    full = DonorHeads(donor)
+    bounded = DonorHeads(donor, max_bytes=0)
+    for metric in ("prob", "logprob"):
+        a = cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", metric=metric,
+                              batch_size=3, donor_heads=full)
+        b = cross_model_patch(base, donor, word_tokenizer, toy_task, method="attribution", metric=metric,
+                              batch_size=3, donor_heads=bounded)
+        assert torch.equal(a.scores, b.scores)
+    batches = len(_batches(toy_task, word_tokenizer, 3))
+    assert bounded.kept_bytes == 0 and bounded.passes == 2 * batches  # each metric ran its own passes
+    assert full.passes == batches and full.kept_bytes > 0

@@ -87,17 +87,27 @@ class DonorHeads:
     re-finding the checkpoint's circuit by attribution runs that clean pass already (:meth:`keep` takes its
     outputs: ``head_scores(..., keep_clean=donor.keep)``). The outputs are those of the same deterministic
     pass (the attribution pass's, with gradients on, equal the heads-only pass's bit for bit), so the CMAP is
-    unchanged. A batch whose token ids differ from the kept one's is computed afresh.
+    unchanged. A batch whose token ids differ from the kept one's is computed afresh, and so is every batch
+    past ``max_bytes`` (a large model's head outputs over many batches stay on its device otherwise).
     """
 
-    def __init__(self, donor: nn.Module):
+    def __init__(self, donor: nn.Module, *, max_bytes: int = 1 << 30):
         self.donor = donor
+        self.max_bytes = max_bytes
+        self.kept_bytes = 0
         self._kept: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.passes = 0  # clean passes this object ran itself (the rest were kept or reused)
 
     def keep(self, index: int, batch, heads: torch.Tensor) -> None:
-        """Keep ``heads`` [L, B, T, H, d], the donor's clean head outputs on ``batch`` (the ``index``-th)."""
-        self._kept[index] = (batch.clean, heads.detach())
+        """Keep ``heads`` [L, B, T, H, d], the donor's clean head outputs on ``batch`` (the ``index``-th), within
+        the byte budget."""
+        size = heads.numel() * heads.element_size()
+        old = self._kept.pop(index, None)
+        if old is not None:
+            self.kept_bytes -= old[1].numel() * old[1].element_size()
+        if self.kept_bytes + size <= self.max_bytes:
+            self._kept[index] = (batch.clean, heads.detach())
+            self.kept_bytes += size
 
     def heads(self, index: int, batch) -> torch.Tensor:
         """The donor's clean head outputs on ``batch`` (on the donor's device): kept, or run now and kept."""
