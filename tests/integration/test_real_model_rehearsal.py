@@ -53,7 +53,8 @@ def test_the_qwen_config_in_bf16_trains_float32_weights_and_follows_the_device_r
         runs[dtype] = run_experiment(path, tmp_path / dtype, quiet=True, jobs=None if dtype == "bfloat16" else 1)
     environment = json.loads((runs["bfloat16"] / "environment.json").read_text())
     assert environment["dtype"] == "bfloat16"
-    assert environment["jobs"] == {"jobs": default_jobs(), "gpus": [], "reason": "device cpu: one worker per core"}
+    assert environment["jobs"] == {"jobs": default_jobs(), "gpus": [], "reason": "device cpu: one worker per core",
+                                   "start": "forkserver"}
     half, half_dtype = movement(runs["bfloat16"])
     full, _ = movement(runs["float32"])
     assert half_dtype == "torch.float32"  # the trained weights are float32 master weights

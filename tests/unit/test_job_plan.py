@@ -32,19 +32,22 @@ def test_cuda_workers_use_the_gpus_the_parent_was_given(four_gpus, monkeypatch):
 
 def test_one_chosen_gpu_or_a_spread_model_gets_one_worker(four_gpus):
     assert job_plan("cuda:2") == JobPlan(1, (), job_plan("cuda:2").reason)
+    assert job_plan("cuda:2", 2).start == job_plan("cuda", 2).start == "spawn"
     assert job_plan("auto-map").jobs == 1
 
 
 def test_cpu_gets_one_worker_per_core(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert job_plan("cpu") == JobPlan(default_jobs(), (), "device cpu: one worker per core")
+    assert job_plan("cpu") == JobPlan(default_jobs(), (), "device cpu: one worker per core", start="forkserver")
     assert job_plan("auto").jobs == default_jobs()
+    assert job_plan("cpu", 3).start == "forkserver"  # --jobs keeps how CPU workers start
 
 
 def test_jobs_overrides_the_count_and_keeps_the_gpus(four_gpus):
     plan = job_plan("cuda", 2)
     assert (plan.jobs, plan.gpus) == (2, ("0", "1", "2", "3"))
     assert plan.reason.startswith("--jobs 2")
+    assert plan.start == "spawn"  # never forked where CUDA may have been initialised
     assert job_plan("cpu", 3).jobs == 3
 
 
@@ -70,4 +73,4 @@ def test_environment_json_records_the_plan():
     config = parse_config({"base_model": "organism", "target_task": "science-qa", "probes": ["ioi"]})
     plan = JobPlan(4, ("0", "1", "2", "3"), "device cuda: one worker per GPU (4)")
     assert environment(config, plan)["jobs"] == {"jobs": 4, "gpus": ["0", "1", "2", "3"],
-                                                 "reason": "device cuda: one worker per GPU (4)"}
+                                                 "reason": "device cuda: one worker per GPU (4)", "start": "spawn"}

@@ -8,11 +8,13 @@ threads. Results do not depend on ``jobs``: every item runs alone in a process
 with the same thread count, so its floating-point sums are reduced in the same
 order whatever runs beside it.
 
-Workers are started with ``spawn`` (no state copied from the parent, safe with
-torch; a script that calls an experiment needs the usual ``if __name__ ==
-"__main__":`` guard) and return plain picklable values; the parent alone writes
-the run folder's manifest. A worker dies with its parent (Linux), so a killed
-run leaves no process writing into its folder.
+Workers are started fresh, never forked from the parent (no state copied from it, safe with torch; a
+script that calls an experiment needs the usual ``if __name__ == "__main__":`` guard), and return plain
+picklable values; the parent alone writes the run folder's manifest. On CPU (Linux) they are forked from
+a ``forkserver``, a clean process started once per run that imports torch, transformers and the worker's
+module once (:func:`worker_context`): a spawned worker spends ~5 s importing them, and a run starts a pool
+per stage. Elsewhere (CUDA: a process must not fork after CUDA may have been initialised) they are
+spawned. A worker dies with the run (Linux), so a killed run leaves no process writing into its folder.
 
 The device decides how many workers (:func:`job_plan`): one per core on CPU, one per GPU
 on CUDA (each worker sees only its own GPU through ``CUDA_VISIBLE_DEVICES``), one for a
@@ -33,6 +35,7 @@ from multiprocessing import get_context
 from typing import Any, Protocol
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
+WORKER_IMPORTS = ("datasets.utils.logging", "transformers.utils.logging")  # what prepare_worker imports
 
 
 class Job(Protocol):
@@ -58,6 +61,7 @@ class JobPlan:
     jobs: int
     gpus: tuple[str, ...] = ()
     reason: str = ""
+    start: str = "spawn"  # how workers start: "forkserver" (CPU, preloaded) or "spawn" (:func:`worker_context`)
 
     def record(self) -> dict:
         """What environment.json says about it."""
@@ -90,10 +94,31 @@ def job_plan(device: str, jobs: int | None = None) -> JobPlan:
         gpus = visible_gpus()
         plan = JobPlan(max(1, len(gpus)), gpus, f"device {name}: one worker per GPU ({len(gpus)})")
     else:
-        plan = JobPlan(default_jobs(), (), f"device {name}: one worker per core")
+        plan = JobPlan(default_jobs(), (), f"device {name}: one worker per core", start=cpu_start_method())
     if jobs is None:
         return plan
-    return JobPlan(jobs, plan.gpus, f"--jobs {jobs} ({plan.reason.split(':')[0]})")
+    return JobPlan(jobs, plan.gpus, f"--jobs {jobs} ({plan.reason.split(':')[0]})", start=plan.start)
+
+
+def cpu_start_method() -> str:
+    """``forkserver`` where the platform has it (Linux, macOS), else ``spawn``: CPU workers only."""
+    from multiprocessing import get_all_start_methods
+
+    return "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
+
+
+def worker_context(plan: JobPlan, fn: Callable):
+    """The multiprocessing context that starts ``plan``'s workers.
+
+    ``forkserver``: the fork server is started once per process, at its first pool, and imports ``fn``'s
+    module (torch and transformers with it) before forking any worker; later pools, of any stage, fork
+    from it again. Its environment is the parent's at that moment, which is why each worker is handed
+    the parent's current environment (:func:`_init_worker`). ``spawn`` otherwise.
+    """
+    context = get_context(plan.start)
+    if plan.start == "forkserver":
+        context.set_forkserver_preload([*WORKER_IMPORTS, fn.__module__])  # no effect once the server runs
+    return context
 
 
 def set_threads(threads: int) -> None:
@@ -107,19 +132,59 @@ def set_threads(threads: int) -> None:
         pass
 
 
-def _die_with_parent(parent: int) -> None:
-    """On Linux, have the kernel kill this worker when the parent dies (a SIGKILLed run leaves no writer behind)."""
+def _die_with_parent(run: int) -> None:
+    """On Linux, have the kernel kill this worker when the process that started it dies (a SIGKILLed run leaves
+    no writer behind): the run itself for a spawned worker; a forked one's is the fork server, so it also
+    watches the run (:func:`_exit_with`)."""
+    starter = os.getppid()
     if sys.platform.startswith("linux"):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above took effect
+    if os.getppid() != starter or not _alive(run):  # it died before the line above took effect
         os._exit(1)
 
 
-def _init_worker(threads: int, parent: int, gpus=None) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exit_with(run: int) -> None:
+    """End this process the moment ``run`` ends: a worker forked by the fork server is the server's child, and
+    the server outlives a SIGKILLed run while any worker holds its end of their pipe. A daemon thread waits
+    on the run's pidfd (Linux 5.3+; elsewhere it polls every 0.1 s)."""
+    import select
+    import threading
+
+    try:
+        handle = os.pidfd_open(run)
+    except (AttributeError, OSError):
+        handle = None
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the run has exited
+        else:
+            while _alive(run):
+                time.sleep(0.1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="circuitdrift-exit-with-run", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int, gpus=None, environment: dict | None = None) -> None:
     _die_with_parent(parent)
+    if environment is not None:  # a forked worker: the run's environment now, not the fork server's at its start
+        _exit_with(parent)
+        os.environ.clear()
+        os.environ.update(environment)
     if gpus is not None:  # one GPU per worker, before torch initialises CUDA in this process
         os.environ[VISIBLE] = gpus.get()
     prepare_worker(threads)
@@ -168,14 +233,15 @@ def run_all(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int | JobPlan,
             yield item, result, seconds
         return
     workers = min(jobs, len(items))
-    context = get_context("spawn")
+    context = worker_context(plan, fn)
     gpus = None
     if plan.gpus:
         gpus = context.Queue()
         for slot in range(workers):
             gpus.put(plan.gpus[slot % len(plan.gpus)])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_init_worker, initargs=(threads, os.getpid(), gpus)) as pool:
+    environment = dict(os.environ) if plan.start == "forkserver" else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(threads, os.getpid(), gpus, environment)) as pool:
         pending = {pool.submit(_timed, fn, item): item for item in items}
         try:
             while pending:
