@@ -3,6 +3,7 @@ run's environment at each pool, one torch thread, and no worker left behind when
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,3 +93,43 @@ def _running(pid: int) -> bool:
             return f.read().split()[2] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_start_early_starts_the_server_the_first_pool_then_uses(tmp_path):
+    """start_early: the fork server runs before any pool (so it imports while the run works), and the first pool
+    forks from it; a spawned or single-worker plan starts nothing."""
+    script = tmp_path / "early.py"
+    script.write_text(textwrap.dedent("""
+        import json, os
+        from circuitdrift.engine.pool import JobPlan, run_all, start_early
+        from tests.unit.test_forkserver_workers import parent_of_worker
+
+        def servers():
+            out = []
+            for child in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{child}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    with open(f"/proc/{child}/cmdline", "rb") as f:
+                        cmdline = f.read()
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == os.getpid() and b"forkserver" in cmdline:
+                    out.append(int(child))
+            return out
+
+        if __name__ == "__main__":
+            start_early(JobPlan(2), parent_of_worker)  # spawn: nothing
+            start_early(JobPlan(1, start="forkserver"), parent_of_worker)  # no workers: nothing
+            before = servers()
+            start_early(JobPlan(2, start="forkserver"), parent_of_worker)
+            started = servers()
+            pool = [r for _, r, _ in run_all(parent_of_worker, [0, 1], JobPlan(2, start="forkserver"))]
+            print(json.dumps({"before": before, "started": started, "parents": sorted({p for _, p in pool})}))
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["before"] == []
+    assert len(found["started"]) == 1 and found["parents"] == found["started"]

@@ -132,6 +132,18 @@ def set_threads(threads: int) -> None:
         pass
 
 
+def start_early(plan: JobPlan, fn: Callable) -> None:
+    """Start ``plan``'s fork server now, so that it imports ``fn``'s module (the run's first pool's) while this
+    process works on something else, instead of while the first pool waits for it. Nothing for spawned workers
+    or a plan without workers."""
+    if plan.start != "forkserver" or plan.jobs <= 1:
+        return
+    worker_context(plan, fn)  # sets the preload
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()  # returns once the server is started; it imports on its own
+
+
 def _die_with_parent(run: int) -> None:
     """On Linux, have the kernel kill this worker when the process that started it dies (a SIGKILLed run leaves
     no writer behind): the run itself for a spawned worker; a forked one's is the fork server, so it also

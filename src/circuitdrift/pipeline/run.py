@@ -22,7 +22,7 @@ from circuitdrift.compare.sweep import primary_learning_rates, selection_split, 
 from circuitdrift.compare.tables import results_csv
 from circuitdrift.engine.context import parent_plan
 from circuitdrift.engine.environment import environment_record
-from circuitdrift.engine.pool import JobPlan
+from circuitdrift.engine.pool import JobPlan, start_early
 from circuitdrift.engine.progress import Reporter
 from circuitdrift.errors import InputError
 from circuitdrift.evaluate.kl import kl_sampling
@@ -75,6 +75,7 @@ def run_single(ctx: RunContext, source: str, folder: Path) -> Path:
     """One target task's experiment into ``folder``: circuits, training, measurements, comparison, report."""
     config, reporter = ctx.config, ctx.reporter
     store = ctx.open_folder(folder, source=source, environment=environment(config, ctx.jobs))
+    start_early(ctx.jobs, stages.train_job)  # the workers' imports on the other core, beside the base circuits
     circuits = stages.base_circuits(ctx)
     first = [m for m in config.methods if m != stages.PRESERVE]
     checkpoints = stages.training(ctx, first) if first else {}

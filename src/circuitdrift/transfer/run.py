@@ -11,7 +11,7 @@ from pathlib import Path
 
 from circuitdrift.engine.context import parent_plan
 from circuitdrift.engine.environment import environment_record
-from circuitdrift.engine.pool import JobPlan
+from circuitdrift.engine.pool import JobPlan, start_early
 from circuitdrift.engine.progress import Reporter
 from circuitdrift.errors import InputError
 from circuitdrift.io import write_json, write_text
@@ -34,6 +34,7 @@ def run_transfer(config_path: str | Path | None = None, out: str | Path | None =
     check_inputs(ctx)  # before the run folder exists: bad input leaves nothing behind
     store = ctx.open_folder(out if out is not None else Path("runs") / config.name, source=source,
                             environment=environment(config, plan))
+    start_early(plan, stages.teacher_job)  # the workers' imports on the other core, beside the steering vector
     vectors = stages.steering_vector(ctx)
     ctx.release_base()  # a 7B model held here besides each job's own copies would double the GPU memory
     teacher = stages.teachers(ctx)
