@@ -10,8 +10,8 @@ order whatever runs beside it.
 
 Workers are started fresh, never forked from the parent (no state copied from it, safe with torch; a
 script that calls an experiment needs the usual ``if __name__ == "__main__":`` guard), and return plain
-picklable values; the parent alone writes the run folder's manifest. On CPU (Linux) they are forked from
-a ``forkserver``, a clean process started once per run that imports torch, transformers and the worker's
+picklable values; the parent alone writes the run folder's manifest. On CPU (Linux, macOS) they are forked
+from a ``forkserver``, a clean process started once per run that imports torch, transformers and the worker's
 module once (:func:`worker_context`): a spawned worker spends ~5 s importing them, and a run starts a pool
 per stage. Elsewhere (CUDA: a process must not fork after CUDA may have been initialised) they are
 spawned. A worker dies with the run (Linux), so a killed run leaves no process writing into its folder.
