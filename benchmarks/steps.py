@@ -186,19 +186,58 @@ def compare(method: str, steps: int, root: Path) -> dict:
     return out
 
 
-def sft_floor(root: Path, repeats: int = 5) -> dict:
-    """The matrix products an SFT step cannot avoid, timed alone on this core: every linear layer of the
-    backbone, forward and backward, over the first batch's tokens with its shared start counted once (what
-    the fast path runs). No attention, norms, loss, optimizer or TRL: a lower bound on the step."""
+def first_sft_batch(root: Path, folder: str):
+    """The organism under the demo's SFT trainer (in training mode) and the trainer's first batch; with the
+    tokenizer, the science-qa train task and the config the trainer was given."""
     from circuitdrift.models.load import load_model
-    from circuitdrift.models.prefix import common_prefix_length
     from circuitdrift.tasks.registry import resolve_task
     from circuitdrift.train.sft import sft_trainer
 
     model, tokenizer = load_model("organism", device="cpu")
     task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
-    trainer = sft_trainer(model, tokenizer, task, config=demo_config(12), output_dir=root / "floor")
-    batch = next(iter(trainer.get_train_dataloader()))
+    config = demo_config(12)
+    trainer = sft_trainer(model, tokenizer, task, config=config, output_dir=root / folder)
+    return trainer.model.train(), next(iter(trainer.get_train_dataloader())), tokenizer, task, config
+
+
+def fused_sft_loss(model, batch) -> torch.Tensor:
+    """One SFT batch's loss as the fast SFT trainer computes it: TRL's fused forward on the shared-prefix
+    backbone, the LM head at the scored positions only."""
+    from circuitdrift.train.shared_prefix import compact_lm_head, scored_positions, shared_prefix_backbone
+
+    with compact_lm_head(), shared_prefix_backbone(model, read=scored_positions(batch)):
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                     fused_lm_head=True).loss
+
+
+def in_turn(model, loss_of, modes: dict, repeats: int) -> tuple[dict[str, float], dict[str, tuple]]:
+    """``loss_of()``'s forward and backward under each of ``modes`` (name -> context manager factory) in turn,
+    ``repeats`` rounds after a warm-up one, in one process: the machine's drift over minutes cancels. Each
+    mode's median CPU seconds, and its last round's ``(loss, {parameter: gradient})``."""
+    seconds, results = {name: [] for name in modes}, {}
+    for _ in range(repeats + 1):
+        for name, mode in modes.items():
+            model.zero_grad()
+            started = time.process_time()
+            with mode():
+                loss = loss_of()
+            loss.backward()
+            seconds[name].append(time.process_time() - started)
+            results[name] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    return {name: _median(values[1:]) for name, values in seconds.items()}, results
+
+
+def largest_gradient_difference(a: dict, b: dict) -> float:
+    return max((a[n] - b[n]).abs().max().item() for n in a)
+
+
+def sft_floor(root: Path, repeats: int = 5) -> dict:
+    """The matrix products an SFT step cannot avoid, timed alone on this core: every linear layer of the
+    backbone, forward and backward, over the first batch's tokens with its shared start counted once (what
+    the fast path runs). No attention, norms, loss, optimizer or TRL: a lower bound on the step."""
+    from circuitdrift.models.prefix import common_prefix_length
+
+    model, batch, *_ = first_sft_batch(root, "floor")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     shared = common_prefix_length(ids, mask)
     tokens = shared + ids.size(0) * (ids.size(1) - shared)
@@ -224,20 +263,14 @@ def unread_cut(root: Path, repeats: int = 16) -> dict:
     forward, as the fast SFT trainer calls it) and of GRPO's loss on 32 prompts x G sampled completions
     (the prompt pass and the completion tokens). Median CPU seconds of each, and the largest difference of the
     loss and of any gradient between the two."""
+    import contextlib
+
     from circuitdrift.models import unread
     from circuitdrift.models.generate import left_pad
-    from circuitdrift.models.load import load_model
-    from circuitdrift.tasks.registry import resolve_task
+    from circuitdrift.models.methods import replaced_method
     from circuitdrift.train.prompt_pass import completion_logps
-    from circuitdrift.train.sft import sft_trainer
-    from circuitdrift.train.shared_prefix import compact_lm_head, scored_positions, shared_prefix_backbone
 
-    model, tokenizer = load_model("organism", device="cpu")
-    task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
-    config = demo_config(12)
-    trainer = sft_trainer(model, tokenizer, task, config=config, output_dir=root / "unread")
-    model = trainer.model.train()
-    batch = next(iter(trainer.get_train_dataloader()))
+    model, batch, tokenizer, task, config = first_sft_batch(root, "unread")
     rows = [tokenizer(e.clean).input_ids for e in task.examples[:config.prompts_per_step]]
     prompts, prompt_mask = left_pad(rows, tokenizer.pad_token_id, torch.device("cpu"))
     group = config.rl.num_generations
@@ -249,36 +282,20 @@ def unread_cut(root: Path, repeats: int = 16) -> dict:
                                  min_new_tokens=config.rl.max_completion_length, pad_token_id=tokenizer.pad_token_id)
     rl_mask = torch.cat([prompt_mask, torch.ones_like(sampled[:, prompts.size(1):])], dim=1)
 
-    def sft() -> torch.Tensor:
-        with compact_lm_head(), shared_prefix_backbone(model, read=scored_positions(batch)):
-            return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         labels=batch["labels"], fused_lm_head=True).loss
-
     def rl() -> torch.Tensor:
         logps, _, _ = completion_logps(model, sampled, rl_mask, completion_length=config.rl.max_completion_length,
                                        temperature=config.rl.temperature)
         return -logps.sum() / logps.numel()
 
-    original = unread.last_layer_mlp
+    modes = {"read_only": contextlib.nullcontext,
+             "everywhere": lambda: replaced_method(unread, "last_layer_mlp", lambda *args, **kwargs: None)}
     out = {}
-    for name, loss_of in (("sft", sft), ("rl_loss", rl)):
-        seconds, results = {"read_only": [], "everywhere": []}, {}
-        for _ in range(repeats + 1):
-            for mode in seconds:
-                unread.last_layer_mlp = original if mode == "read_only" else (lambda *a, **k: None)
-                try:
-                    model.zero_grad()
-                    started = time.process_time()
-                    loss = loss_of()
-                    loss.backward()
-                    seconds[mode].append(time.process_time() - started)
-                finally:
-                    unread.last_layer_mlp = original
-                results[mode] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, loss_of in (("sft", lambda: fused_sft_loss(model, batch)), ("rl_loss", rl)):
+        seconds, results = in_turn(model, loss_of, modes, repeats)
         (loss_a, grads_a), (loss_b, grads_b) = results["read_only"], results["everywhere"]
-        out[name] = {mode: round(_median(values[1:]), 4) for mode, values in seconds.items()} | {
+        out[name] = {mode: round(value, 4) for mode, value in seconds.items()} | {
             "max_loss_difference": abs(loss_a - loss_b),
-            "max_gradient_difference": max((grads_a[n] - grads_b[n]).abs().max().item() for n in grads_a)}
+            "max_gradient_difference": largest_gradient_difference(grads_a, grads_b)}
     return out
 
 
@@ -292,16 +309,9 @@ def precision_cut(root: Path, repeats: int = 12) -> dict:
 
     import torch.nn.functional as F
 
-    from circuitdrift.models.load import load_model
-    from circuitdrift.tasks.registry import resolve_task
-    from circuitdrift.train.sft import sft_trainer
-    from circuitdrift.train.shared_prefix import compact_lm_head, scored_positions, shared_prefix_backbone
+    from circuitdrift.models.methods import replaced_method
 
-    model, tokenizer = load_model("organism", device="cpu")
-    task = resolve_task("science-qa", split="train", tokenizer=tokenizer)
-    trainer = sft_trainer(model, tokenizer, task, config=demo_config(12), output_dir=root / "precision")
-    model = trainer.model.train()
-    batch = next(iter(trainer.get_train_dataloader()))
+    model, batch, *_ = first_sft_batch(root, "precision")
     sdpa = F.scaled_dot_product_attention
 
     def float32_attention(q, k, v, *args, **kwargs):
@@ -309,38 +319,19 @@ def precision_cut(root: Path, repeats: int = 12) -> dict:
             return sdpa(q.float(), k.float(), v.float(), *args, **kwargs).to(q.dtype)
 
     @contextlib.contextmanager
-    def mode(name: str):
-        if name == "float32":
+    def bf16_float32_attention():
+        with replaced_method(F, "scaled_dot_product_attention", float32_attention), \
+                torch.autocast("cpu", dtype=torch.bfloat16):
             yield
-            return
-        if name == "bf16_autocast_float32_attention":
-            F.scaled_dot_product_attention = float32_attention
-        try:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                yield
-        finally:
-            F.scaled_dot_product_attention = sdpa
 
-    names = ("float32", "bf16_autocast", "bf16_autocast_float32_attention")
-    seconds, results = {name: [] for name in names}, {}
-    for _ in range(repeats + 1):
-        for name in names:
-            model.zero_grad()
-            started = time.process_time()
-            with mode(name), compact_lm_head(), shared_prefix_backbone(model, read=scored_positions(batch)):
-                loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             labels=batch["labels"], fused_lm_head=True).loss
-            loss.backward()
-            seconds[name].append(time.process_time() - started)
-            results[name] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    modes = {"float32": contextlib.nullcontext,
+             "bf16_autocast": lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+             "bf16_autocast_float32_attention": bf16_float32_attention}
+    seconds, results = in_turn(model, lambda: fused_sft_loss(model, batch), modes, repeats)
     loss32, grads32 = results["float32"]
-    out = {}
-    for name in names:
-        loss, grads = results[name]
-        out[name] = {"cpu_seconds": round(_median(seconds[name][1:]), 4),
-                     "loss_difference": abs(loss - loss32),
-                     "max_gradient_difference": max((grads[n] - grads32[n]).abs().max().item() for n in grads)}
-    return out
+    return {name: {"cpu_seconds": round(seconds[name], 4), "loss_difference": abs(loss - loss32),
+                   "max_gradient_difference": largest_gradient_difference(grads, grads32)}
+            for name, (loss, grads) in results.items()}
 
 
 def main() -> None:
