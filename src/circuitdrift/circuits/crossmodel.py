@@ -73,7 +73,7 @@ class ReceiverCache:
             return found
         found = head_gradients(self.receiver, batch, metric_fn(metric),
                                input_embeddings(self.receiver, batch.clean))
-        size = sum(t.numel() * t.element_size() for t in found)
+        size = sum(t.nbytes for t in found)
         if self.kept_bytes + size <= self.max_bytes:
             self._entries[key] = (batch.clean, found)
             self.kept_bytes += size
@@ -101,19 +101,17 @@ class DonorHeads:
     def keep(self, index: int, batch, heads: torch.Tensor) -> None:
         """Keep ``heads`` [L, B, T, H, d], the donor's clean head outputs on ``batch`` (the ``index``-th), within
         the byte budget."""
-        size = heads.numel() * heads.element_size()
         old = self._kept.pop(index, None)
         if old is not None:
-            self.kept_bytes -= old[1].numel() * old[1].element_size()
-        if self.kept_bytes + size <= self.max_bytes:
+            self.kept_bytes -= old[1].nbytes
+        if self.kept_bytes + heads.nbytes <= self.max_bytes:
             self._kept[index] = (batch.clean, heads.detach())
-            self.kept_bytes += size
+            self.kept_bytes += heads.nbytes
 
     def heads(self, index: int, batch) -> torch.Tensor:
         """The donor's clean head outputs on ``batch`` (on the donor's device): kept, or run now and kept."""
         kept = self._kept.get(index)
-        if kept is not None and kept[0].shape == batch.clean.shape and torch.equal(
-                kept[0].to(batch.clean.device), batch.clean):
+        if kept is not None and torch.equal(kept[0].to(batch.clean.device), batch.clean):  # False for other shapes
             return kept[1]
         with torch.no_grad(), record_heads(self.donor) as recorded:
             run_heads_only(self.donor, batch.clean, batch)
